@@ -13,6 +13,7 @@ import bisect
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from dovecote.storage.batch import (
     scan_prefix,
     stamp_log_append_time,
 )
+from dovecote.storage.fsutil import atomic_write
 from dovecote.storage.segment import FileSlice, Segment, close_segment, delete_segment
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class Log:
         self.unsynced: list[Segment] = []  # rolled segments still to be fsynced
         self.dir_dirty = False  # a segment file was created since the last flush
         self.closed = False
+        # Called whenever the high watermark moves (wakes long-polling readers).
+        self.on_high_watermark: Callable[[], None] | None = None
 
     # --- opening and recovery -----------------------------------------------
 
@@ -127,7 +131,11 @@ class Log:
                     report.bytes_cut += cut
                     report.reason = reason
                     log.warning(
-                        "%s: cut %d bytes from %s (%s)", directory, cut, segment.log_path.name, reason
+                        "%s: cut %d bytes from %s (%s)",
+                        directory,
+                        cut,
+                        segment.log_path.name,
+                        reason,
                     )
             self.segments.append(segment)
         if not self.segments:
@@ -163,7 +171,10 @@ class Log:
     # --- writing ------------------------------------------------------------
 
     def append(
-        self, data: bytes | bytearray | memoryview, infos: list[BatchInfo], now_ms: int | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        infos: list[BatchInfo],
+        now_ms: int | None = None,
     ) -> AppendResult:
         """Append validated batches (``infos`` from scanning ``data`` from 0).
 
@@ -197,7 +208,9 @@ class Log:
         if segment.size == 0:
             return segment
         too_big = segment.size + size > self.config.segment_bytes
-        too_old = segment.created_ms is not None and now_ms - segment.created_ms >= self.config.segment_ms
+        too_old = (
+            segment.created_ms is not None and now_ms - segment.created_ms >= self.config.segment_ms
+        )
         if too_big or too_old:
             return self.roll()
         return segment
@@ -225,6 +238,8 @@ class Log:
         self.high_watermark = offset
         self._hw_segment = segment
         self._hw_position = position
+        if self.on_high_watermark is not None:
+            self.on_high_watermark()
 
     def flush_point(self) -> tuple[list[Segment], Segment, int, int]:
         """What an fsync started now would make durable: the rolled segments
@@ -264,7 +279,9 @@ class Log:
         found = segment.find(offset)
         return end if found is None else min(found[0], end)
 
-    def read_records(self, offset: int, max_bytes: int, max_offset: int | None = None) -> list[Record]:
+    def read_records(
+        self, offset: int, max_bytes: int, max_offset: int | None = None
+    ) -> list[Record]:
         """Decode the records of the batches :meth:`read` returns, from ``offset`` on."""
         chunk = self.read(offset, max_bytes, max_offset)
         if chunk is None:
@@ -317,13 +334,7 @@ class Log:
         return self.log_start_offset
 
     def _write_log_start(self) -> None:
-        path = self.directory / LOG_START_FILE
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(str(self.log_start_offset))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(self.directory / LOG_START_FILE, str(self.log_start_offset).encode())
 
     def _delete_segments_below(self, offset: int) -> int:
         deleted = 0

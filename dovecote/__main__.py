@@ -1,0 +1,5 @@
+import sys
+
+from dovecote.cli import main
+
+sys.exit(main())

@@ -1,0 +1,283 @@
+"""Broker settings and per-topic configs.
+
+Topic configs use Kafka's names (``retention.ms``, ``segment.bytes``, ...) so
+that Kafka admin tools can describe and alter them; a topic's value falls back
+to the broker-wide default. ``flush.policy`` is Dovecote's own.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dovecote.core.errors import InvalidConfig
+from dovecote.storage.log import LogConfig
+
+DAY_MS = 24 * 3600 * 1000
+
+FLUSH_ACK = "ack"  # an acknowledged append is fsynced first (group commit)
+FLUSH_INTERVAL = "interval"  # fsync every flush.ms; acks do not wait
+FLUSH_NEVER = "never"  # the OS writes back when it likes
+FLUSH_POLICIES = (FLUSH_ACK, FLUSH_INTERVAL, FLUSH_NEVER)
+
+LISTENERS = {
+    "kafka": 9092,
+    "amqp": 5672,
+    "http": 8080,
+    "aws": 9324,
+    "pubsub": 8085,
+    "registry": 8081,
+}
+
+
+def _int(lo: int | None = None) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise InvalidConfig(f"{value!r} is not an integer") from None
+        if lo is not None and number < lo:
+            raise InvalidConfig(f"{number} is below the minimum {lo}")
+        return number
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise InvalidConfig(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _cleanup_policy(value: str) -> str:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not parts or any(p not in ("delete", "compact") for p in parts):
+        raise InvalidConfig(f"{value!r} is not a valid cleanup.policy (delete, compact)")
+    return ",".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfigDef:
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    doc: str
+
+
+TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
+    d.name: d
+    for d in [
+        TopicConfigDef("cleanup.policy", _cleanup_policy, "delete", "delete and/or compact"),
+        TopicConfigDef(
+            "retention.ms",
+            _int(-1),
+            str(7 * DAY_MS),
+            "delete segments older than this; -1 keeps forever",
+        ),
+        TopicConfigDef(
+            "retention.bytes",
+            _int(-1),
+            "-1",
+            "delete oldest segments beyond this size per partition",
+        ),
+        TopicConfigDef("segment.bytes", _int(1024), str(1 << 30), "roll a segment at this size"),
+        TopicConfigDef("segment.ms", _int(1), str(7 * DAY_MS), "roll a segment at this age"),
+        TopicConfigDef("max.message.bytes", _int(0), "1048588", "largest record batch accepted"),
+        TopicConfigDef(
+            "message.timestamp.type",
+            _choice("CreateTime", "LogAppendTime"),
+            "CreateTime",
+            "keep the producer's timestamps or stamp the append time",
+        ),
+        TopicConfigDef(
+            "index.interval.bytes", _int(0), "4096", "bytes between offset index entries"
+        ),
+        TopicConfigDef(
+            "flush.policy",
+            _choice(*FLUSH_POLICIES),
+            FLUSH_ACK,
+            "ack: fsync (group commit) before acknowledging; interval: every flush.ms; never: leave it to the OS",
+        ),
+        TopicConfigDef("flush.ms", _int(1), "1000", "fsync period for flush.policy=interval"),
+        TopicConfigDef(
+            "compression.type",
+            _choice("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+            "producer",
+            "batches are stored as produced whatever this says",
+        ),
+        TopicConfigDef(
+            "min.insync.replicas",
+            _int(1),
+            "1",
+            "replicas that must have an append (single node: 1)",
+        ),
+        TopicConfigDef(
+            "delete.retention.ms", _int(0), str(DAY_MS), "how long compaction keeps tombstones"
+        ),
+        TopicConfigDef(
+            "min.compaction.lag.ms", _int(0), "0", "records younger than this are not compacted"
+        ),
+        TopicConfigDef(
+            "unclean.leader.election.enable",
+            _choice("true", "false"),
+            "false",
+            "accepted for compatibility",
+        ),
+    ]
+}
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+    """Check names and values; returns the configs with values as strings."""
+    out: dict[str, str] = {}
+    for name, value in configs.items():
+        definition = TOPIC_CONFIGS.get(name)
+        if definition is None:
+            raise InvalidConfig(f"unknown topic config {name!r}")
+        if value is None:
+            raise InvalidConfig(f"config {name!r} needs a value")
+        try:
+            definition.parse(str(value))
+        except InvalidConfig as err:
+            raise InvalidConfig(f"invalid value for {name}: {err}") from None
+        out[name] = str(value)
+    return out
+
+
+@dataclass
+class BrokerConfig:
+    """Everything ``dovecote serve`` can be told. CLI flags, ``DOVECOTE_*``
+    environment variables and a TOML file set it, in that order of precedence."""
+
+    data_dir: Path = Path("data")
+    listeners: dict[str, str | None] = field(
+        default_factory=lambda: {name: f"127.0.0.1:{port}" for name, port in LISTENERS.items()}
+    )
+    advertised_host: str | None = None  # host told to Kafka clients; default: the listener's
+    node_id: int = 0
+    auto_create_topics: bool = True
+    num_partitions: int = 1
+    message_max_bytes: int = 1048588
+    retention_check_interval_ms: int = 300_000
+    max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
+    topic_defaults: dict[str, str] = field(default_factory=dict)
+
+    def topic_default(self, name: str) -> str:
+        if name == "max.message.bytes" and name not in self.topic_defaults:
+            return str(self.message_max_bytes)
+        return self.topic_defaults.get(name, TOPIC_CONFIGS[name].default)
+
+    def effective(self, topic_configs: Mapping[str, str], name: str) -> Any:
+        """A topic config's parsed value, falling back to the broker default."""
+        raw = topic_configs.get(name)
+        if raw is None:
+            raw = self.topic_default(name)
+        return TOPIC_CONFIGS[name].parse(raw)
+
+    def log_config(self, topic_configs: Mapping[str, str]) -> LogConfig:
+        get = lambda name: self.effective(topic_configs, name)  # noqa: E731
+        return LogConfig(
+            segment_bytes=get("segment.bytes"),
+            segment_ms=get("segment.ms"),
+            retention_ms=get("retention.ms"),
+            retention_bytes=get("retention.bytes"),
+            index_interval_bytes=get("index.interval.bytes"),
+            log_append_time=get("message.timestamp.type") == "LogAppendTime",
+        )
+
+    # --- loading ------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> BrokerConfig:
+        """Build a config from a TOML file, then ``DOVECOTE_*`` variables, then
+        explicit overrides (CLI flags)."""
+        config = cls()
+        if file is not None:
+            with open(file, "rb") as f:
+                config._apply(tomllib.load(f), source=str(file))
+        env = os.environ if env is None else env
+        from_env: dict[str, Any] = {}
+        for name in LISTENERS:
+            value = env.get(f"DOVECOTE_{name.upper()}")
+            if value is not None:
+                from_env.setdefault("listeners", {})[name] = value
+        scalar_names = [
+            f.name for f in fields(cls) if f.name not in ("listeners", "topic_defaults")
+        ]
+        for name in scalar_names:
+            value = env.get(f"DOVECOTE_{name.upper()}")
+            if value is not None:
+                from_env[name] = value
+        config._apply(from_env, source="environment")
+        if overrides:
+            config._apply(dict(overrides), source="command line")
+        return config
+
+    def _apply(self, values: Mapping[str, Any], source: str) -> None:
+        known = {f.name: f for f in fields(self)}
+        for key, value in values.items():
+            key = key.replace("-", "_")
+            if key == "listeners":
+                for name, addr in dict(value).items():
+                    if name not in LISTENERS:
+                        raise InvalidConfig(f"{source}: unknown listener {name!r}")
+                    self.listeners[name] = parse_listener(str(addr), LISTENERS[name])
+            elif key == "topic_defaults":
+                self.topic_defaults.update(
+                    validate_topic_configs({k: str(v) for k, v in value.items()})
+                )
+            elif key == "flush":
+                # Shorthand for the broker-wide flush.policy default.
+                self.topic_defaults.update(validate_topic_configs({"flush.policy": str(value)}))
+            elif key in known:
+                setattr(self, key, _coerce(getattr(self, key), value, f"{source}: {key}"))
+            else:
+                raise InvalidConfig(f"{source}: unknown setting {key!r}")
+
+
+def _coerce(current: Any, value: Any, what: str) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise InvalidConfig(f"{what}: {value!r} is not a boolean")
+            return value.lower() in ("true", "1", "yes")
+        return bool(value)
+    if isinstance(current, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise InvalidConfig(f"{what}: {value!r} is not an integer") from None
+    if isinstance(current, Path):
+        return Path(value)
+    return None if value in (None, "") else str(value)
+
+
+def parse_listener(value: str, default_port: int) -> str | None:
+    """``HOST:PORT``, ``:PORT``, ``PORT`` or ``off`` -> ``HOST:PORT`` or None."""
+    value = value.strip()
+    if value.lower() in ("off", "none", "false", "no", ""):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = ("127.0.0.1", value) if value.isdigit() else (value, str(default_port))
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidConfig(f"invalid listener address {value!r}")
+    return f"{host}:{int(port)}"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)

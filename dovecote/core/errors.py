@@ -1,0 +1,67 @@
+"""Errors the core raises. Adapters translate them into their protocol's codes
+(Kafka error codes, AMQP reply codes, SQS/Pub/Sub error names)."""
+
+from __future__ import annotations
+
+from dovecote.storage.flush import StorageError
+from dovecote.storage.log import OffsetOutOfRange
+
+__all__ = [
+    "BrokerError",
+    "CorruptMessage",
+    "InvalidConfig",
+    "InvalidPartitions",
+    "InvalidRecord",
+    "InvalidTopicName",
+    "MessageTooLarge",
+    "OffsetOutOfRange",
+    "PolicyViolation",
+    "StorageError",
+    "TopicExists",
+    "UnknownPartition",
+    "UnknownTopic",
+]
+
+
+class BrokerError(Exception):
+    """Base of the core's own errors."""
+
+
+class UnknownTopic(BrokerError, LookupError):
+    pass
+
+
+class UnknownPartition(BrokerError, LookupError):
+    pass
+
+
+class TopicExists(BrokerError):
+    pass
+
+
+class InvalidTopicName(BrokerError, ValueError):
+    pass
+
+
+class InvalidPartitions(BrokerError, ValueError):
+    pass
+
+
+class InvalidConfig(BrokerError, ValueError):
+    pass
+
+
+class PolicyViolation(BrokerError):
+    pass
+
+
+class CorruptMessage(BrokerError, ValueError):
+    """A batch failed validation (CRC, magic, framing)."""
+
+
+class InvalidRecord(BrokerError, ValueError):
+    """A batch is well formed but not acceptable (e.g. an empty batch)."""
+
+
+class MessageTooLarge(BrokerError, ValueError):
+    pass

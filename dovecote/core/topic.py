@@ -1,0 +1,172 @@
+"""Topics and partitions: the core's view of the logs.
+
+A partition validates what is appended, writes it to its log and, per the
+topic's flush policy, waits for the group commit before reporting success.
+Readers long-poll on partitions without busy loops: a waiter registers one
+future with every partition it cares about and is woken when any high
+watermark moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from dovecote.core.config import FLUSH_ACK, BrokerConfig
+from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge
+from dovecote.storage.batch import BatchInfo, CorruptBatch, Record, build_batch, scan_batches
+from dovecote.storage.flush import Flusher
+from dovecote.storage.log import AppendResult, Log
+from dovecote.storage.segment import FileSlice
+
+if TYPE_CHECKING:
+    from dovecote.core.producers import ProducerStates
+
+
+def validate_batches(data: bytes | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
+    """Check what a producer sent: framing, magic, CRC, size, record counts."""
+    if not len(data):
+        raise InvalidRecord("no record batches")
+    try:
+        infos = scan_batches(data, check_crc=True)
+    except CorruptBatch as err:
+        raise CorruptMessage(str(err)) from None
+    for info in infos:
+        if info.size > max_batch_bytes:
+            raise MessageTooLarge(
+                f"record batch of {info.size} bytes exceeds max.message.bytes {max_batch_bytes}"
+            )
+        if info.count <= 0 or info.last_offset_delta != info.count - 1:
+            raise InvalidRecord("record count disagrees with the last offset delta")
+        if info.is_control:
+            raise InvalidRecord("clients may not write control batches")
+    return infos
+
+
+class Partition:
+    def __init__(self, topic: Topic, index: int, log: Log) -> None:
+        self.topic = topic
+        self.index = index
+        self.log = log
+        self._watchers: set[asyncio.Future[None]] = set()
+        self.producers: ProducerStates | None = None  # idempotent producer state, if any
+        log.on_high_watermark = self._wake
+
+    def __repr__(self) -> str:
+        return f"<Partition {self.topic.name}-{self.index}>"
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    # --- appends ------------------------------------------------------------
+
+    async def append(self, data: bytes | memoryview, *, durable: bool = True) -> AppendResult:
+        """Validate and append producer batches.
+
+        With flush.policy=ack the log is always flushed by the next group
+        commit (readers only see durable data); ``durable`` says whether to
+        wait for it before returning.
+        """
+        infos = validate_batches(data, self.topic.max_message_bytes)
+        return await self._append(data, infos, durable)
+
+    async def append_records(self, records: list[Record], *, durable: bool = True) -> AppendResult:
+        """Append records from a non-Kafka producer as one batch."""
+        data = build_batch(records)
+        infos = scan_batches(data, check_crc=False)
+        if infos[0].size > self.topic.max_message_bytes:
+            raise MessageTooLarge(
+                f"message of {infos[0].size} bytes exceeds max.message.bytes {self.topic.max_message_bytes}"
+            )
+        return await self._append(data, infos, durable)
+
+    async def _append(
+        self, data: bytes | memoryview, infos: list[BatchInfo], durable: bool
+    ) -> AppendResult:
+        result = self.log.append(data, infos, int(time.time() * 1000))
+        if self.topic.flush_policy == FLUSH_ACK:
+            if durable:
+                await self.topic.flusher.flush(self.log)
+            else:
+                self.topic.flusher.schedule(self.log)
+        else:
+            self.log.mark_written()
+        return result
+
+    # --- reads --------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int) -> FileSlice | None:
+        return self.log.read(offset, max_bytes)
+
+    def read_records(self, offset: int, max_bytes: int = 1 << 20) -> list[Record]:
+        return self.log.read_records(offset, max_bytes)
+
+    def _wake(self) -> None:
+        if self._watchers:
+            for future in self._watchers:
+                if not future.done():
+                    future.set_result(None)
+            self._watchers.clear()
+
+
+async def wait_for_appends(partitions: Iterable[Partition], timeout: float) -> bool:
+    """Sleep until any of ``partitions`` gets new visible data or ``timeout``
+    seconds pass. Returns True when woken by data."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    watched = list(partitions)
+    for partition in watched:
+        partition._watchers.add(future)
+    try:
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        return bool(done)
+    finally:
+        if not future.done():
+            future.cancel()
+        for partition in watched:
+            partition._watchers.discard(future)
+
+
+class Topic:
+    def __init__(
+        self,
+        name: str,
+        topic_id: str,
+        configs: dict[str, str],
+        broker_config: BrokerConfig,
+        flusher: Flusher,
+        internal: bool = False,
+    ) -> None:
+        self.name = name
+        self.id = topic_id
+        self.configs = configs  # only what was set explicitly
+        self.broker_config = broker_config
+        self.flusher = flusher
+        self.internal = internal
+        self.partitions: list[Partition] = []
+        self.refresh_configs()
+
+    def __repr__(self) -> str:
+        return f"<Topic {self.name} x{len(self.partitions)}>"
+
+    def config(self, name: str):
+        return self.broker_config.effective(self.configs, name)
+
+    def refresh_configs(self) -> None:
+        """Re-read the settings used on every append (after an alter)."""
+        self.flush_policy: str = self.config("flush.policy")
+        self.flush_ms: int = self.config("flush.ms")
+        self.max_message_bytes: int = self.config("max.message.bytes")
+        log_config = self.broker_config.log_config(self.configs)
+        for partition in self.partitions:
+            partition.log.config = log_config
