@@ -128,54 +128,29 @@ def scan_prefix(
     infos: list[BatchInfo] = []
     pos = start
     unpack_header = HEADER.unpack_from
+    new_info = tuple.__new__  # skips NamedTuple.__new__'s argument handling
     while pos < end:
         if end - pos < HEADER_SIZE:
             return infos, TruncatedBatch("incomplete batch header", pos)
-        (
-            base_offset,
-            batch_length,
-            _epoch,
-            magic,
-            crc,
-            attributes,
-            last_offset_delta,
-            base_timestamp,
-            max_timestamp,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            count,
-        ) = unpack_header(view, pos)
-        size = batch_length + LOG_OVERHEAD
-        if batch_length < HEADER_SIZE - LOG_OVERHEAD:
-            return infos, CorruptBatch(f"batch length {batch_length} too small", pos)
-        if magic != 2:
-            return infos, CorruptBatch(f"unsupported magic {magic}", pos)
+        h = unpack_header(view, pos)
+        # h: base_offset, length, epoch, magic, crc, attributes, last_offset_delta,
+        #    base_timestamp, max_timestamp, producer_id, producer_epoch, base_sequence, count
+        size = h[1] + LOG_OVERHEAD
+        if h[1] < HEADER_SIZE - LOG_OVERHEAD:
+            return infos, CorruptBatch(f"batch length {h[1]} too small", pos)
+        if h[3] != 2:
+            return infos, CorruptBatch(f"unsupported magic {h[3]}", pos)
         if max_batch_size is not None and size > max_batch_size:
             return infos, CorruptBatch(
                 f"batch of {size} bytes exceeds the limit {max_batch_size}", pos
             )
         if pos + size > end:
             return infos, TruncatedBatch("batch extends past the end of the data", pos)
-        if count < 0 or last_offset_delta < 0:
+        if h[12] < 0 or h[6] < 0:
             return infos, CorruptBatch("negative record count or offset delta", pos)
-        if check_crc and crc32c(view[pos + CRC_START : pos + size]) != crc:
+        if check_crc and crc32c(view[pos + CRC_START : pos + size]) != h[4]:
             return infos, CorruptBatch("CRC mismatch", pos)
-        infos.append(
-            BatchInfo(
-                pos,
-                size,
-                base_offset,
-                attributes,
-                last_offset_delta,
-                base_timestamp,
-                max_timestamp,
-                producer_id,
-                producer_epoch,
-                base_sequence,
-                count,
-            )
-        )
+        infos.append(new_info(BatchInfo, (pos, size, h[0], *h[5:])))
         pos += size
     return infos, None
 

@@ -54,7 +54,6 @@ class AppendResult:
     base_offset: int
     last_offset: int
     log_append_time: int  # -1 unless the log stamps LogAppendTime
-    infos: list[BatchInfo]  # headers with final offsets
 
 
 @dataclass(slots=True)
@@ -189,19 +188,22 @@ class Log:
             append_time = now_ms
             for info in infos:
                 stamp_log_append_time(data, info, now_ms)
-            infos = [i._replace(max_timestamp=now_ms) for i in infos]
+            infos = [info._replace(max_timestamp=now_ms) for info in infos]
         view = memoryview(data)
-        segment = self._segment_for_append(len(view), now_ms)
+        size = len(view)
+        segment = self._segment_for_append(size, now_ms)
         base = next_offset = self.log_end_offset
         pieces: list[bytes | memoryview] = []
-        final: list[BatchInfo] = []
+        offsets: list[int] = []
+        pack = INT64.pack
         for info in infos:
-            pieces.append(INT64.pack(next_offset))
-            pieces.append(view[info.position + 8 : info.position + info.size])
-            final.append(info._replace(base_offset=next_offset))
+            position = info.position
+            pieces.append(pack(next_offset))
+            pieces.append(view[position + 8 : position + info.size])
+            offsets.append(next_offset)
             next_offset += info.last_offset_delta + 1
-        segment.append(pieces, final, now_ms)
-        return AppendResult(base, next_offset - 1, append_time, final)
+        segment.append(pieces, size, infos, offsets, now_ms)
+        return AppendResult(base, next_offset - 1, append_time)
 
     def _segment_for_append(self, size: int, now_ms: int) -> Segment:
         segment = self.segments[-1]

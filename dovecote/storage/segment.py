@@ -73,11 +73,18 @@ class Segment:
 
     # --- writing ------------------------------------------------------------
 
-    def append(self, pieces: list[bytes | memoryview], infos: list[BatchInfo], now_ms: int) -> int:
-        """Write pre-assembled batch bytes; ``infos`` carry final offsets and
-        positions relative to the start of ``pieces``. Returns the end position."""
+    def append(
+        self,
+        pieces: list[bytes | memoryview],
+        total: int,
+        infos: list[BatchInfo],
+        offsets: list[int],
+        now_ms: int,
+    ) -> int:
+        """Write ``total`` bytes of pre-assembled batches. ``infos`` give each
+        batch's position relative to the start of ``pieces`` and ``offsets``
+        its assigned base offset. Returns the end position."""
         start = self.size
-        total = sum(len(p) for p in pieces)
         written = 0
         try:
             for i in range(0, len(pieces), IOV_MAX):
@@ -90,27 +97,27 @@ class Segment:
             raise
         if self.created_ms is None:
             self.created_ms = now_ms
-        for info in infos:
-            self._note_batch(info, start + info.position)
+        for info, base_offset in zip(infos, offsets, strict=True):
+            self._note_batch(info, start + info.position, base_offset)
         self.size = start + total
         return self.size
 
-    def _note_batch(self, info: BatchInfo, position: int) -> None:
+    def _note_batch(self, info: BatchInfo, position: int, base_offset: int) -> None:
         """Update indexes and bookkeeping for a batch now stored at ``position``.
 
         Every ``index_interval`` bytes the batch gets an offset-index entry and
         the time index records the largest timestamp seen so far (Kafka's scheme:
         time index entries only ever grow)."""
-        if not self._idx_offsets or self._bytes_since_index >= self.index_interval:
-            self._idx_offsets.append(info.base_offset)
+        if self._bytes_since_index >= self.index_interval or not self._idx_offsets:
+            self._idx_offsets.append(base_offset)
             self._idx_positions.append(position)
             self._bytes_since_index = 0
             self._index_max_timestamp()
         self._bytes_since_index += info.size
         if info.max_timestamp > self.max_timestamp:
             self.max_timestamp = info.max_timestamp
-            self._max_timestamp_offset = info.base_offset
-        self.next_offset = info.base_offset + info.last_offset_delta + 1
+            self._max_timestamp_offset = base_offset
+        self.next_offset = base_offset + info.last_offset_delta + 1
 
     def _index_max_timestamp(self) -> None:
         last = self._time_stamps[-1] if self._time_stamps else -1
@@ -277,7 +284,7 @@ class Segment:
             chunk = os.pread(self.fd, min(chunk_size, self.size - position), position)
             infos, error = scan_prefix(chunk, check_crc=check_crc)
             for info in infos:
-                self._note_batch(info, position + info.position)
+                self._note_batch(info, position + info.position, info.base_offset)
             if error is None:
                 position += len(chunk)
                 continue
