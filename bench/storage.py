@@ -133,13 +133,19 @@ def run(total: int, repeats: int, base: Path) -> list[dict]:
         for _ in range(repeats):
             work = Path(tempfile.mkdtemp(dir=base))
             try:
-                samples["raw"].append(timed(lambda w=work: raw_write(w / "raw.log", batches, False)))
-                samples["append"].append(asyncio.run(dovecote_append(work / "a", batches, "never", 1)))
+                samples["raw"].append(
+                    timed(lambda w=work, b=batches: raw_write(w / "raw.log", b, False))
+                )
+                samples["append"].append(
+                    asyncio.run(dovecote_append(work / "a", batches, "never", 1))
+                )
                 samples["raw_read"].append(timed(lambda w=work: raw_read(w / "raw.log")))
                 samples["read"].append(asyncio.run(dovecote_read(work / "a")))
                 # Durable runs use fewer bytes: fsync-bound, and the point is the ratio.
                 durable = batches[: max(CONCURRENCY * 2, len(batches) // 4)]
-                samples["raw_sync"].append(timed(lambda w=work, d=durable: raw_write(w / "s.log", d, True)))
+                samples["raw_sync"].append(
+                    timed(lambda w=work, d=durable: raw_write(w / "s.log", d, True))
+                )
                 samples["append_durable"].append(
                     asyncio.run(dovecote_append(work / "d", durable, "ack", CONCURRENCY))
                 )
@@ -159,7 +165,7 @@ def report(results: list[dict], repeats: int) -> str:
 
     def fmt(triple) -> str:
         med, lo, hi = triple
-        return f"{med:,.0f} ({lo:,.0f}–{hi:,.0f})"
+        return f"{med:,.0f} ({lo:,.0f}-{hi:,.0f})"
 
     for row in results:
         raw, app = row["raw"][0], row["append"][0]
@@ -170,15 +176,19 @@ def report(results: list[dict], repeats: int) -> str:
             f"| {fmt(row['raw_read'])} | {fmt(row['read'])} | {row['read'][0] / row['raw_read'][0]:.2f} |"
         )
     lines.append("")
-    lines.append(f"MiB/s, median of {repeats} runs (min–max).")
+    lines.append(f"MiB/s, median of {repeats} runs (min-max).")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--total-mib", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/storage.json"))
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="dovecote-bench-"))
