@@ -46,6 +46,7 @@ CLEAN_SHUTDOWN = ".clean-shutdown"
 LOCK_FILE = ".lock"
 MAX_PARTITIONS = 10_000
 MAX_NAME_BYTES = 255
+PRODUCER_ID_BLOCK = 1000
 
 
 def topic_dir_name(name: str) -> str:
@@ -69,6 +70,8 @@ class BrokerCore:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock_fd: int | None = None
         self.loading = True
+        self._next_producer_id = 0
+        self._producer_id_limit = 0  # end of the block reserved in the catalog
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -287,6 +290,24 @@ class BrokerCore:
             await self.catalog.put("topic", name, meta)
             topic.configs = new
             topic.refresh_configs()
+
+    # --- producers ------------------------------------------------------------
+
+    async def allocate_producer_id(self) -> int:
+        """A producer id never handed out before, even across restarts: ids
+        are reserved in blocks recorded in the catalog before use."""
+        if self._next_producer_id >= self._producer_id_limit:
+            async with self._admin_lock:
+                if self._next_producer_id >= self._producer_id_limit:
+                    reserved = (self.catalog.get("counter", "producer_id") or {}).get("next", 0)
+                    await self.catalog.put(
+                        "counter", "producer_id", {"next": reserved + PRODUCER_ID_BLOCK}
+                    )
+                    self._next_producer_id = reserved
+                    self._producer_id_limit = reserved + PRODUCER_ID_BLOCK
+        pid = self._next_producer_id
+        self._next_producer_id += 1
+        return pid
 
     # --- background work -----------------------------------------------------
 

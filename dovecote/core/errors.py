@@ -11,10 +11,12 @@ __all__ = [
     "CorruptMessage",
     "InvalidConfig",
     "InvalidPartitions",
+    "InvalidProducerEpoch",
     "InvalidRecord",
     "InvalidTopicName",
     "MessageTooLarge",
     "OffsetOutOfRange",
+    "OutOfOrderSequence",
     "PolicyViolation",
     "StorageError",
     "TopicExists",
@@ -65,3 +67,11 @@ class InvalidRecord(BrokerError, ValueError):
 
 class MessageTooLarge(BrokerError, ValueError):
     pass
+
+
+class OutOfOrderSequence(BrokerError):
+    """An idempotent producer's batch does not follow its last sequence."""
+
+
+class InvalidProducerEpoch(BrokerError):
+    """A batch from a fenced (older) producer epoch."""

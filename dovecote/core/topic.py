@@ -10,19 +10,17 @@ watermark moves.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from dovecote.core.config import FLUSH_ACK, BrokerConfig
-from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge
+from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge, OutOfOrderSequence
+from dovecote.core.producers import ProducerStates
 from dovecote.storage.batch import BatchInfo, CorruptBatch, Record, build_batch, scan_batches
 from dovecote.storage.flush import Flusher
 from dovecote.storage.log import AppendResult, Log
 from dovecote.storage.segment import FileSlice
-
-if TYPE_CHECKING:
-    from dovecote.core.producers import ProducerStates
 
 
 def validate_batches(data: bytes | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
@@ -79,7 +77,16 @@ class Partition:
         wait for it before returning.
         """
         infos = validate_batches(data, self.topic.max_message_bytes)
-        return await self._append(data, infos, durable)
+        if infos[0].producer_id < 0:
+            return await self._append(data, infos, durable)
+        duplicate = self._check_sequences(infos)
+        if duplicate is not None:
+            # A retry of a batch already written: answer with its offsets. If
+            # the original is still waiting for its fsync, so does the retry.
+            if durable and duplicate.last_offset >= self.log.high_watermark:
+                await self.topic.flusher.flush(self.log)
+            return duplicate
+        return await self._append(data, infos, durable, record_producers=True)
 
     async def append_records(self, records: list[Record], *, durable: bool = True) -> AppendResult:
         """Append records from a non-Kafka producer as one batch."""
@@ -91,10 +98,37 @@ class Partition:
             )
         return await self._append(data, infos, durable)
 
+    def _check_sequences(self, infos: list[BatchInfo]) -> AppendResult | None:
+        if self.producers is None:
+            self.producers = ProducerStates.rebuild(self.log)
+        duplicate_of = self.producers.check(infos[0])
+        if duplicate_of is not None:
+            if len(infos) > 1:
+                raise OutOfOrderSequence("a duplicate batch may not be sent with others")
+            return AppendResult(duplicate_of, duplicate_of + infos[0].last_offset_delta, -1)
+        for previous, info in itertools.pairwise(infos):
+            if (info.producer_id, info.producer_epoch) != (
+                previous.producer_id,
+                previous.producer_epoch,
+            ):
+                raise InvalidRecord("batches of one request must come from one producer")
+            if info.base_sequence != previous.base_sequence + previous.last_offset_delta + 1:
+                raise OutOfOrderSequence("batches of one request are not in sequence")
+        return None
+
     async def _append(
-        self, data: bytes | memoryview, infos: list[BatchInfo], durable: bool
+        self,
+        data: bytes | memoryview,
+        infos: list[BatchInfo],
+        durable: bool,
+        record_producers: bool = False,
     ) -> AppendResult:
         result = self.log.append(data, infos, int(time.time() * 1000))
+        if record_producers and self.producers is not None:
+            offset = result.base_offset
+            for info in infos:
+                self.producers.record(info, offset)
+                offset += info.last_offset_delta + 1
         if self.topic.flush_policy == FLUSH_ACK:
             if durable:
                 await self.topic.flusher.flush(self.log)
