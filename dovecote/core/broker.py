@@ -35,6 +35,8 @@ from dovecote.core.errors import (
     UnknownPartition,
     UnknownTopic,
 )
+from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
+from dovecote.core.substate import SubscriptionStore
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage.flush import Flusher
 from dovecote.storage.fsutil import fsync_dir
@@ -70,6 +72,8 @@ class BrokerCore:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock_fd: int | None = None
         self.loading = True
+        self.subscriptions: dict[str, Subscription] = {}
+        self.substate = SubscriptionStore(self)
         self._next_producer_id = 0
         self._producer_id_limit = 0  # end of the block reserved in the catalog
 
@@ -96,6 +100,7 @@ class BrokerCore:
             time.monotonic() - started,
             f"; cut damaged tails in {len(cut)} partitions" if cut else "",
         )
+        await self.substate.load()
         self.started_ms = int(time.time() * 1000)
         self.loading = False
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
@@ -109,6 +114,9 @@ class BrokerCore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for subscription in self.subscriptions.values():
+            subscription.close()
+        await self.substate.drain()
         await self.flusher.drain()
         for topic in self.topics.values():
             for partition in topic.partitions:
@@ -290,6 +298,37 @@ class BrokerCore:
             await self.catalog.put("topic", name, meta)
             topic.configs = new
             topic.refresh_configs()
+
+    # --- subscriptions ----------------------------------------------------------
+
+    def open_subscription(
+        self,
+        sub_id: str,
+        topic_name: str,
+        config: SubscriptionConfig | None = None,
+        on_dead_letter: DeadLetterHandler | None = None,
+    ) -> Subscription:
+        """Start (or resume, with its saved progress) queue-style delivery
+        from a topic. The owner (an AMQP or SQS queue, a Pub/Sub
+        subscription) keeps the definition; the core keeps the progress."""
+        existing = self.subscriptions.get(sub_id)
+        if existing is not None:
+            return existing
+        subscription = Subscription(
+            sub_id, self.get_topic(topic_name), config, self.substate, on_dead_letter
+        )
+        self.subscriptions[sub_id] = subscription
+        return subscription
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        return self.subscriptions.get(sub_id)
+
+    def drop_subscription(self, sub_id: str) -> None:
+        """Delete a subscription and its saved progress."""
+        subscription = self.subscriptions.pop(sub_id, None)
+        if subscription is not None:
+            subscription.close()
+        self.substate.forget(sub_id)
 
     # --- producers ------------------------------------------------------------
 
