@@ -1,0 +1,247 @@
+"""Exchanges and bindings: where a published record goes.
+
+Pure data and matching, no I/O. The four exchange types behave as RabbitMQ's:
+direct (routing key equals binding key), fanout (every binding), topic
+(dot-separated words; ``*`` is exactly one word, ``#`` zero or more) and
+headers (``x-match`` all/any, ``all-with-x``/``any-with-x``, over the binding's
+arguments). Bindings can point at queues or at other exchanges; an exchange
+may name an alternate exchange for records nothing else takes.
+
+Route results of direct and topic exchanges are cached per routing key and the
+cache is dropped whenever a binding changes, so steady-state publishing costs
+one dictionary lookup per exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+DIRECT, FANOUT, TOPIC, HEADERS = "direct", "fanout", "topic", "headers"
+EXCHANGE_TYPES = (DIRECT, FANOUT, TOPIC, HEADERS)
+QUEUE, EXCHANGE = "queue", "exchange"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    source: str
+    destination: str
+    kind: str  # QUEUE or EXCHANGE
+    routing_key: str
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.arguments)
+
+    def catalog_key(self) -> str:
+        return "\x00".join([self.source, self.kind, self.destination, self.routing_key, repr(self.arguments)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "kind": self.kind,
+            "routing_key": self.routing_key,
+            "arguments": [list(a) for a in self.arguments],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Binding:
+        return cls(
+            data["source"],
+            data["destination"],
+            data["kind"],
+            data["routing_key"],
+            tuple((k, _freeze(v)) for k, v in data.get("arguments", [])),
+        )
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def freeze_arguments(arguments: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """Binding arguments as a hashable, order-independent tuple."""
+    if not arguments:
+        return ()
+    return tuple(sorted((str(k), _freeze(v)) for k, v in arguments.items()))
+
+
+def _words(key: str) -> list[str]:
+    # RabbitMQ treats the empty key as zero words, so "#" matches it and "*" does not.
+    return key.split(".") if key else []
+
+
+@lru_cache(maxsize=8192)
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """RabbitMQ topic matching, as an NFA over words: ``*`` is one word, ``#``
+    zero or more."""
+    p = _words(pattern)
+    n = len(p)
+
+    def closure(states: set[int]) -> set[int]:
+        out: set[int] = set()
+        stack = list(states)
+        while stack:
+            i = stack.pop()
+            if i in out:
+                continue
+            out.add(i)
+            if i < n and p[i] == "#":
+                stack.append(i + 1)
+        return out
+
+    states = closure({0})
+    for word in _words(routing_key):
+        following: set[int] = set()
+        for i in states:
+            if i < n:
+                if p[i] == "#":
+                    following.add(i)
+                elif p[i] == "*" or p[i] == word:
+                    following.add(i + 1)
+        states = closure(following)
+        if not states:
+            return False
+    return n in states
+
+
+def headers_match(binding_args: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bool:
+    headers = headers or {}
+    mode = str(binding_args.get("x-match", "all"))
+    with_x = mode.endswith("-with-x")
+    wanted = {
+        k: v for k, v in binding_args.items() if k != "x-match" and (with_x or not k.startswith("x-"))
+    }
+    if not wanted:
+        return mode.startswith("all")
+
+    def ok(key: str, value: Any) -> bool:
+        if key not in headers:
+            return False
+        # A binding argument with no value (void) matches on presence alone.
+        return value is None or headers[key] == value
+
+    if mode.startswith("any"):
+        return any(ok(k, v) for k, v in wanted.items())
+    return all(ok(k, v) for k, v in wanted.items())
+
+
+@dataclass
+class Exchange:
+    name: str
+    type: str
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+    bindings: list[Binding] = field(default_factory=list)
+    _cache: dict[str, list[Binding]] = field(default_factory=dict, repr=False)
+
+    @property
+    def alternate(self) -> str | None:
+        value = self.arguments.get("alternate-exchange")
+        return str(value) if value else None
+
+    def add(self, binding: Binding) -> bool:
+        if binding in self.bindings:
+            return False
+        self.bindings.append(binding)
+        self._cache.clear()
+        return True
+
+    def remove(self, binding: Binding) -> bool:
+        if binding not in self.bindings:
+            return False
+        self.bindings.remove(binding)
+        self._cache.clear()
+        return True
+
+    def matching(self, routing_key: str, headers: Mapping[str, Any] | None) -> list[Binding]:
+        kind = self.type
+        if kind == FANOUT:
+            return self.bindings
+        if kind == HEADERS:
+            return [b for b in self.bindings if headers_match(b.args, headers)]
+        cached = self._cache.get(routing_key)
+        if cached is not None:
+            return cached
+        if kind == DIRECT:
+            found = [b for b in self.bindings if b.routing_key == routing_key]
+        else:
+            found = [b for b in self.bindings if topic_matches(b.routing_key, routing_key)]
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[routing_key] = found
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "durable": self.durable,
+            "auto_delete": self.auto_delete,
+            "internal": self.internal,
+            "arguments": self.arguments,
+        }
+
+
+class Router:
+    """All exchanges; ``route`` resolves a publish to the set of queue names."""
+
+    DEFAULT = ""
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, Exchange] = {}
+
+    def route(
+        self,
+        exchange: str,
+        routing_key: str,
+        headers: Mapping[str, Any] | None = None,
+        queue_exists=None,
+    ) -> set[str]:
+        """Queue names a record published to ``exchange`` reaches (following
+        exchange-to-exchange bindings and alternate exchanges, cycles safe)."""
+        if exchange == self.DEFAULT:
+            if queue_exists is None or queue_exists(routing_key):
+                return {routing_key}
+            return set()
+        queues: set[str] = set()
+        self._route(exchange, routing_key, headers, queues, set())
+        return queues
+
+    def _route(
+        self,
+        name: str,
+        routing_key: str,
+        headers: Mapping[str, Any] | None,
+        queues: set[str],
+        visited: set[str],
+    ) -> None:
+        if name in visited:
+            return
+        visited.add(name)
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return
+        matched = exchange.matching(routing_key, headers)
+        for binding in matched:
+            if binding.kind == QUEUE:
+                queues.add(binding.destination)
+            else:
+                self._route(binding.destination, routing_key, headers, queues, visited)
+        if not matched and exchange.alternate:
+            self._route(exchange.alternate, routing_key, headers, queues, visited)
+
+    def bindings_to(self, kind: str, destination: str) -> list[Binding]:
+        return [
+            b
+            for exchange in self.exchanges.values()
+            for b in exchange.bindings
+            if b.kind == kind and b.destination == destination
+        ]
