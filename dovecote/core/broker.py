@@ -35,6 +35,7 @@ from dovecote.core.errors import (
     UnknownPartition,
     UnknownTopic,
 )
+from dovecote.core.queues import QueueManager
 from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
 from dovecote.core.substate import SubscriptionStore
 from dovecote.core.topic import Partition, Topic
@@ -74,6 +75,7 @@ class BrokerCore:
         self.loading = True
         self.subscriptions: dict[str, Subscription] = {}
         self.substate = SubscriptionStore(self)
+        self.queues = QueueManager(self)
         self._next_producer_id = 0
         self._producer_id_limit = 0  # end of the block reserved in the catalog
 
@@ -101,6 +103,7 @@ class BrokerCore:
             f"; cut damaged tails in {len(cut)} partitions" if cut else "",
         )
         await self.substate.load()
+        await self.queues.load()
         self.started_ms = int(time.time() * 1000)
         self.loading = False
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
@@ -114,6 +117,7 @@ class BrokerCore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.queues.close()
         for subscription in self.subscriptions.values():
             subscription.close()
         await self.substate.drain()
@@ -359,14 +363,31 @@ class BrokerCore:
         deleted = 0
         now = int(time.time() * 1000)
         for topic in list(self.topics.values()):
+            floors = (
+                self._settled_floors(topic) if topic.config("retention.acked") == "true" else None
+            )
             for partition in topic.partitions:
                 try:
                     deleted += partition.log.apply_retention(now)
+                    if floors is not None and partition.index < len(floors):
+                        before = len(partition.log.segments)
+                        partition.log.delete_records_before(floors[partition.index])
+                        deleted += max(0, before - len(partition.log.segments))
                 except OSError as err:
                     log.error("retention on %r failed: %s", partition, err)
         if deleted:
             log.info("retention deleted %d segments", deleted)
         return deleted
+
+    def _settled_floors(self, topic: Topic) -> list[int] | None:
+        """Per partition, the offset below which every subscription of the
+        topic has settled everything (None: no subscription, keep all)."""
+        subs = [s for s in self.subscriptions.values() if s.topic is topic]
+        if not subs:
+            return None
+        for sub in subs:
+            sub.sync_partitions()
+        return [min(s.cursors[i].floor for s in subs) for i in range(len(topic.partitions))]
 
     async def _interval_flush_loop(self) -> None:
         """fsync topics whose flush.policy is ``interval`` every flush.ms."""

@@ -130,6 +130,12 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             "false",
             "accepted for compatibility",
         ),
+        TopicConfigDef(
+            "retention.acked",
+            _choice("true", "false"),
+            "false",
+            "delete segments every subscription has settled (queues: disk use follows depth)",
+        ),
     ]
 }
 

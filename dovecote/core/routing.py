@@ -37,7 +37,9 @@ class Binding:
         return dict(self.arguments)
 
     def catalog_key(self) -> str:
-        return "\x00".join([self.source, self.kind, self.destination, self.routing_key, repr(self.arguments)])
+        return "\x00".join(
+            [self.source, self.kind, self.destination, self.routing_key, repr(self.arguments)]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,7 +118,9 @@ def headers_match(binding_args: Mapping[str, Any], headers: Mapping[str, Any] | 
     mode = str(binding_args.get("x-match", "all"))
     with_x = mode.endswith("-with-x")
     wanted = {
-        k: v for k, v in binding_args.items() if k != "x-match" and (with_x or not k.startswith("x-"))
+        k: v
+        for k, v in binding_args.items()
+        if k != "x-match" and (with_x or not k.startswith("x-"))
     }
     if not wanted:
         return mode.startswith("all")

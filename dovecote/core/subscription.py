@@ -450,6 +450,30 @@ class Subscription:
                 dropped += 1
         return dropped
 
+    def expire_head(self) -> int:
+        """Dead-letter records at the head of each partition whose TTL has
+        passed, even with no consumer pulling (RabbitMQ expires at the head)."""
+        now_ms = int(time.time() * 1000)
+        expired = 0
+        for index, cursor in enumerate(self.cursors):
+            while True:
+                from_ready = bool(cursor.ready)
+                item = self._take_next(index, cursor)
+                if item is None:
+                    break
+                offset, record = item
+                if self._check(record, now_ms) == "expired":
+                    self._dead_letter(index, cursor, offset, record, "expired")
+                    expired += 1
+                    continue
+                # Not expired: put it back where it was taken from.
+                if from_ready:
+                    self._requeue(cursor, offset, record)
+                else:
+                    cursor.buffer.appendleft(record)
+                break
+        return expired
+
     def _requeue(self, cursor: Cursor, offset: int, record: Record) -> None:
         heapq.heappush(cursor.ready, offset)
         cursor.requeued[offset] = record

@@ -1,0 +1,729 @@
+"""Queues and exchanges: the routing half of the model, shared by AMQP and SQS/SNS.
+
+A queue is a topic (named like the queue, so it can also be read as a Kafka
+stream) plus one subscription. With ``x-max-priority`` the topic has one
+partition per priority level. Queue topics reclaim settled data
+(``retention.acked``), so a queue's disk use follows its depth.
+
+Exchanges, bindings and durable queues are kept in the catalog; non-durable
+queues and their data are removed on restart, exclusive ones when their
+owner goes away, auto-delete ones when their last consumer leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dovecote.core.errors import BrokerError, TopicExists
+from dovecote.core.routing import (
+    DIRECT,
+    EXCHANGE,
+    EXCHANGE_TYPES,
+    FANOUT,
+    HEADERS,
+    QUEUE,
+    TOPIC,
+    Binding,
+    Exchange,
+    Router,
+    freeze_arguments,
+)
+from dovecote.core.subscription import EXPIRES_AT, Subscription, SubscriptionConfig
+from dovecote.storage.batch import Record
+
+if TYPE_CHECKING:
+    from dovecote.core.broker import BrokerCore
+
+log = logging.getLogger(__name__)
+
+DEATHS = "dovecote.deaths"  # JSON list of dead-letter events, newest first (AMQP renders x-death)
+SWEEP_INTERVAL = 1.0
+
+# Exchanges every vhost has, as in RabbitMQ.
+STANDARD_EXCHANGES = {
+    "amq.direct": DIRECT,
+    "amq.fanout": FANOUT,
+    "amq.topic": TOPIC,
+    "amq.headers": HEADERS,
+    "amq.match": HEADERS,
+}
+
+
+class NotFound(BrokerError):
+    """AMQP 404."""
+
+
+class PreconditionFailed(BrokerError):
+    """AMQP 406: inequivalent redeclare, not empty, in use."""
+
+
+class ResourceLocked(BrokerError):
+    """AMQP 405: an exclusive queue of another connection."""
+
+
+class AccessRefused(BrokerError):
+    """AMQP 403: reserved names."""
+
+
+@dataclass
+class QueueArgs:
+    """Queue behaviour, normalised from AMQP x-arguments or SQS attributes."""
+
+    message_ttl_ms: int | None = None
+    expires_ms: int | None = None
+    max_length: int | None = None
+    max_length_bytes: int | None = None
+    overflow: str = "drop-head"  # drop-head | reject-publish | reject-publish-dlx
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    dead_letter_queue: str | None = None  # SQS redrive target
+    max_priority: int | None = None
+    delivery_limit: int | None = None
+    lease_ms: int | None = None  # SQS visibility timeout; None = until acked
+    ordered: bool = False  # FIFO message groups
+
+    @classmethod
+    def from_amqp(cls, arguments: Mapping[str, Any]) -> QueueArgs:
+        def number(name: str, minimum: int = 0) -> int | None:
+            value = arguments.get(name)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise PreconditionFailed(f"invalid arg '{name}' for queue: {value!r}")
+            return value
+
+        overflow = str(arguments.get("x-overflow", "drop-head"))
+        if overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
+            raise PreconditionFailed(f"invalid arg 'x-overflow': {overflow!r}")
+        priority = number("x-max-priority")
+        if priority is not None and priority > 255:
+            raise PreconditionFailed("invalid arg 'x-max-priority': at most 255")
+        dlx = arguments.get("x-dead-letter-exchange")
+        dlk = arguments.get("x-dead-letter-routing-key")
+        return cls(
+            message_ttl_ms=number("x-message-ttl"),
+            expires_ms=number("x-expires", 1),
+            max_length=number("x-max-length"),
+            max_length_bytes=number("x-max-length-bytes"),
+            overflow=overflow,
+            dead_letter_exchange=None if dlx is None else _text(dlx),
+            dead_letter_routing_key=None if dlk is None else _text(dlk),
+            max_priority=priority,
+            delivery_limit=number("x-delivery-limit"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class Queue:
+    name: str
+    subscription: Subscription
+    args: QueueArgs
+    durable: bool = True
+    auto_delete: bool = False
+    exclusive_owner: object | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)  # as declared, for equivalence
+    consumers: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    had_consumer: bool = False
+
+    @property
+    def topic(self):
+        return self.subscription.topic
+
+    def message_count(self) -> int:
+        return self.subscription.ready_count()
+
+    def unacked_count(self) -> int:
+        return self.subscription.unacked_count()
+
+    def ready_bytes(self) -> int:
+        """Approximate bytes of unsettled records: log bytes above each floor."""
+        total = 0
+        for index, cursor in enumerate(self.subscription.cursors):
+            log_ = self.topic.partitions[index].log
+            found = None
+            for segment in log_.segments:
+                if segment.next_offset > cursor.floor:
+                    found = segment.find(cursor.floor)
+                    if found is not None:
+                        total += segment.size - found[0]
+                        found = segment
+                        continue
+                if found is not None:
+                    total += segment.size
+        return total
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+
+@dataclass(slots=True)
+class PublishResult:
+    queues: list[str]  # where it was stored
+    rejected: list[str]  # queues full with overflow=reject-publish
+
+    @property
+    def routed(self) -> bool:
+        return bool(self.queues or self.rejected)
+
+
+HeadersOf = Callable[[Record], dict[str, Any]]
+
+
+def _default_headers(record: Record) -> dict[str, Any]:
+    return {k: v for k, v in record.headers}
+
+
+class QueueManager:
+    def __init__(self, core: BrokerCore) -> None:
+        self.core = core
+        self.router = Router()
+        self.queues: dict[str, Queue] = {}
+        # How routing sees a stored record's headers (AMQP decodes its property table).
+        self.headers_of: HeadersOf = _default_headers
+        self._sweeper: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # --- start and stop ---------------------------------------------------------
+
+    async def load(self) -> None:
+        catalog = self.core.catalog
+        for name, kind in STANDARD_EXCHANGES.items():
+            self.router.exchanges[name] = Exchange(name, kind)
+        self.router.exchanges[""] = Exchange("", DIRECT)
+        for name, meta in catalog.items("exchange").items():
+            self.router.exchanges[name] = Exchange(
+                name,
+                meta["type"],
+                durable=True,
+                auto_delete=meta.get("auto_delete", False),
+                internal=meta.get("internal", False),
+                arguments=meta.get("arguments", {}),
+            )
+        for name, meta in list(catalog.items("queue").items()):
+            if not meta.get("durable", True):
+                await self._forget_queue(name, delete_topic=True)
+                continue
+            self._open_queue(name, meta)
+        for meta in catalog.items("binding").values():
+            binding = Binding.from_json(meta)
+            exchange = self.router.exchanges.get(binding.source)
+            if exchange is not None:
+                exchange.add(binding)
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="queue-sweeper")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    def _open_queue(self, name: str, meta: Mapping[str, Any]) -> Queue:
+        args = QueueArgs(**meta.get("args", {}))
+        subscription = self.core.open_subscription(
+            f"queue:{name}",
+            name,
+            SubscriptionConfig(
+                lease_ms=args.lease_ms,
+                max_deliveries=args.delivery_limit,
+                message_ttl_ms=args.message_ttl_ms,
+                ordered=args.ordered,
+                priority=args.max_priority is not None,
+            ),
+            on_dead_letter=lambda record, reason, q=name: self._dead_letter(q, record, reason),
+        )
+        queue = Queue(
+            name,
+            subscription,
+            args,
+            durable=meta.get("durable", True),
+            auto_delete=meta.get("auto_delete", False),
+            arguments=dict(meta.get("arguments", {})),
+        )
+        self.queues[name] = queue
+        return queue
+
+    # --- exchanges ---------------------------------------------------------------
+
+    async def declare_exchange(
+        self,
+        name: str,
+        type_: str,
+        *,
+        durable: bool = True,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        passive: bool = False,
+    ) -> Exchange:
+        existing = self.router.exchanges.get(name)
+        if passive:
+            if existing is None:
+                raise NotFound(f"no exchange '{name}'")
+            return existing
+        if existing is not None:
+            if (
+                existing.type != type_
+                or existing.durable != durable
+                or existing.auto_delete != auto_delete
+            ):
+                raise PreconditionFailed(
+                    f"inequivalent arg 'type' or flags for exchange '{name}': "
+                    f"received '{type_}' but current is '{existing.type}'"
+                )
+            return existing
+        if name.startswith("amq."):
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        if type_ not in EXCHANGE_TYPES:
+            raise PreconditionFailed(
+                f"invalid exchange type '{type_}'"
+            )  # RabbitMQ: 503 command invalid
+        exchange = Exchange(name, type_, durable, auto_delete, internal, _plain(arguments))
+        if durable:
+            await self.core.catalog.put("exchange", name, exchange.to_json())
+        self.router.exchanges[name] = exchange
+        return exchange
+
+    async def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        exchange = self.router.exchanges.get(name)
+        if exchange is None:
+            return  # RabbitMQ: deleting a missing exchange is not an error
+        if name == "" or name.startswith("amq."):
+            raise AccessRefused(f"cannot delete exchange '{name}'")
+        if if_unused and (exchange.bindings or self.router.bindings_to(EXCHANGE, name)):
+            raise PreconditionFailed(f"exchange '{name}' in use")
+        for binding in list(exchange.bindings) + self.router.bindings_to(EXCHANGE, name):
+            await self._remove_binding(binding)
+        del self.router.exchanges[name]
+        if exchange.durable:
+            await self.core.catalog.delete("exchange", name)
+
+    # --- bindings -----------------------------------------------------------------
+
+    async def bind(
+        self,
+        source: str,
+        destination: str,
+        routing_key: str,
+        *,
+        kind: str = QUEUE,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        exchange = self._exchange(source)
+        if source == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        if kind == QUEUE:
+            queue = self.get_queue(destination)
+            durable = queue.durable
+        else:
+            durable = self._exchange(destination).durable
+        binding = Binding(
+            source, destination, kind, routing_key, freeze_arguments(_plain(arguments))
+        )
+        if exchange.add(binding) and durable and exchange.durable:
+            await self.core.catalog.put("binding", binding.catalog_key(), binding.to_json())
+
+    async def unbind(
+        self,
+        source: str,
+        destination: str,
+        routing_key: str,
+        *,
+        kind: str = QUEUE,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        if source == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        self._exchange(source)
+        if kind == QUEUE:
+            self.get_queue(destination)
+        else:
+            self._exchange(destination)
+        binding = Binding(
+            source, destination, kind, routing_key, freeze_arguments(_plain(arguments))
+        )
+        await self._remove_binding(binding)
+
+    async def _remove_binding(self, binding: Binding) -> None:
+        exchange = self.router.exchanges.get(binding.source)
+        if exchange is not None and exchange.remove(binding):
+            if self.core.catalog.get("binding", binding.catalog_key()) is not None:
+                await self.core.catalog.delete("binding", binding.catalog_key())
+            if exchange.auto_delete and not exchange.bindings and exchange.name:
+                await self.delete_exchange(exchange.name)
+
+    def _exchange(self, name: str) -> Exchange:
+        exchange = self.router.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no exchange '{name}'")
+        return exchange
+
+    # --- queues -------------------------------------------------------------------
+
+    def get_queue(self, name: str, owner: object | None = None) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no queue '{name}'")
+        if (
+            queue.exclusive_owner is not None
+            and owner is not None
+            and queue.exclusive_owner is not owner
+        ):
+            raise ResourceLocked(
+                f"cannot obtain exclusive access to locked queue '{name}'. It could be originally "
+                "declared on another connection or the exclusive property value does not match "
+                "that of the original declaration."
+            )
+        return queue
+
+    async def declare_queue(
+        self,
+        name: str,
+        *,
+        durable: bool = True,
+        exclusive_owner: object | None = None,
+        auto_delete: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        args: QueueArgs | None = None,
+        passive: bool = False,
+        owner: object | None = None,
+    ) -> Queue:
+        """Create a queue, or check an existing one is equivalent.
+
+        ``owner`` is the declaring connection (for exclusivity checks);
+        ``exclusive_owner`` is set when the queue is to be exclusive to it."""
+        arguments = _plain(arguments)
+        existing = self.queues.get(name)
+        if passive:
+            if existing is None:
+                raise NotFound(f"no queue '{name}'")
+            return self.get_queue(name, owner)
+        if existing is not None:
+            self.get_queue(name, owner)
+            if existing.durable != durable or existing.auto_delete != auto_delete:
+                raise PreconditionFailed(f"inequivalent arg 'durable' for queue '{name}'")
+            if (exclusive_owner is not None) != (existing.exclusive_owner is not None):
+                raise PreconditionFailed(f"inequivalent arg 'exclusive' for queue '{name}'")
+            for key in set(arguments) | set(existing.arguments):
+                if key.startswith("x-") and arguments.get(key) != existing.arguments.get(key):
+                    raise PreconditionFailed(
+                        f"inequivalent arg '{key}' for queue '{name}': received "
+                        f"{arguments.get(key)!r} but current is {existing.arguments.get(key)!r}"
+                    )
+            return existing
+        if name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        args = args or QueueArgs.from_amqp(arguments)
+        async with self._lock:
+            if name in self.queues:
+                return self.queues[name]
+            levels = 1 if args.max_priority is None else args.max_priority + 1
+            configs = {"retention.acked": "true", "retention.ms": "-1"}
+            if not durable or exclusive_owner is not None:
+                configs["flush.policy"] = "never"  # transient: gone at restart anyway
+            try:
+                await self.core.create_topic(name, levels, configs)
+            except TopicExists:
+                pass  # a Kafka topic of that name: the queue reads it
+            meta = {
+                "durable": durable and exclusive_owner is None,
+                "auto_delete": auto_delete,
+                "arguments": arguments,
+                "args": args.to_json(),
+            }
+            await self.core.catalog.put("queue", name, meta)
+            queue = self._open_queue(name, meta)
+            queue.exclusive_owner = exclusive_owner
+            queue.durable = durable
+            return queue
+
+    async def delete_queue(
+        self,
+        name: str,
+        *,
+        if_unused: bool = False,
+        if_empty: bool = False,
+        owner: object | None = None,
+    ) -> int:
+        """Delete a queue; returns the number of messages it held."""
+        queue = self.queues.get(name)
+        if queue is None:
+            return 0
+        self.get_queue(name, owner)
+        if if_unused and queue.consumers:
+            raise PreconditionFailed(f"queue '{name}' in use")
+        count = queue.message_count()
+        if if_empty and count:
+            raise PreconditionFailed(f"queue '{name}' not empty")
+        for binding in self.router.bindings_to(QUEUE, name):
+            await self._remove_binding(binding)
+        await self._forget_queue(name, delete_topic=True)
+        return count
+
+    async def _forget_queue(self, name: str, delete_topic: bool) -> None:
+        self.queues.pop(name, None)
+        self.core.drop_subscription(f"queue:{name}")
+        if self.core.catalog.get("queue", name) is not None:
+            await self.core.catalog.delete("queue", name)
+        topic = self.core.topic(name)
+        if delete_topic and topic is not None and topic.config("retention.acked") == "true":
+            await self.core.delete_topic(name)
+
+    async def purge_queue(self, name: str, owner: object | None = None) -> int:
+        return self.get_queue(name, owner).subscription.purge()
+
+    async def owner_gone(self, owner: object) -> None:
+        """A connection closed: its exclusive queues go with it."""
+        for queue in list(self.queues.values()):
+            if queue.exclusive_owner is owner:
+                await self.delete_queue(queue.name)
+
+    def consumer_added(self, queue: Queue) -> None:
+        queue.consumers += 1
+        queue.had_consumer = True
+        queue.touch()
+
+    async def consumer_removed(self, queue: Queue) -> None:
+        queue.consumers = max(0, queue.consumers - 1)
+        queue.touch()
+        unused = queue.auto_delete and queue.consumers == 0 and queue.had_consumer
+        if unused and self.queues.get(queue.name) is queue:
+            await self.delete_queue(queue.name)
+
+    # --- publishing -------------------------------------------------------------------
+
+    def route(self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> set[str]:
+        if exchange not in self.router.exchanges:
+            raise NotFound(f"no exchange '{exchange}'")
+        return self.router.route(
+            exchange, routing_key, headers, queue_exists=self.queues.__contains__
+        )
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        records: list[Record],
+        *,
+        headers: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        durable: bool = True,
+    ) -> PublishResult:
+        """Route records (sharing one routing key and headers) and store them
+        in every queue they reach. Returns where they went."""
+        names = self.route(exchange, routing_key, headers)
+        return await self.enqueue(names, records, priority=priority, durable=durable)
+
+    async def enqueue(
+        self,
+        names: set[str] | list[str],
+        records: list[Record],
+        *,
+        priority: int | None = None,
+        durable: bool = True,
+    ) -> PublishResult:
+        stored: list[str] = []
+        rejected: list[str] = []
+        appends = []
+        for name in names:
+            queue = self.queues.get(name)
+            if queue is None:
+                continue
+            if self._full(queue, len(records)) and queue.args.overflow != "drop-head":
+                rejected.append(name)
+                if queue.args.overflow == "reject-publish-dlx":
+                    for record in records:
+                        await self._dead_letter(name, record, "maxlen")
+                continue
+            level = 0
+            if queue.args.max_priority is not None and priority:
+                level = min(max(priority, 0), queue.args.max_priority)
+            appends.append(queue.topic.partitions[level].append_records(records, durable=durable))
+            stored.append(name)
+        if appends:
+            await asyncio.gather(*appends)
+        for name in stored:
+            queue = self.queues.get(name)
+            if queue is not None and queue.args.overflow == "drop-head":
+                excess = self._excess(queue)
+                if excess:
+                    queue.subscription.drop_head(excess, "maxlen")
+        return PublishResult(stored, rejected)
+
+    def _full(self, queue: Queue, incoming: int) -> bool:
+        args = queue.args
+        if args.max_length is not None and queue.message_count() + incoming > args.max_length:
+            return True
+        return args.max_length_bytes is not None and queue.ready_bytes() > args.max_length_bytes
+
+    def _excess(self, queue: Queue) -> int:
+        args = queue.args
+        excess = 0
+        if args.max_length is not None:
+            excess = max(0, queue.message_count() - args.max_length)
+        if args.max_length_bytes is not None and queue.ready_bytes() > args.max_length_bytes:
+            excess = max(excess, 1)
+        return excess
+
+    # --- dead letters ---------------------------------------------------------------
+
+    async def _dead_letter(self, queue_name: str, record: Record, reason: str) -> None:
+        queue = self.queues.get(queue_name)
+        if queue is None:
+            return
+        args = queue.args
+        routing_key = (record.key or b"").decode("utf-8", "replace")
+        exchange = _header(record, "amqp.exchange")
+        moved = Record(
+            record.value,
+            key=record.key,
+            headers=with_death(record.headers, queue_name, reason, exchange, routing_key),
+            timestamp=int(time.time() * 1000),
+        )
+        if args.dead_letter_queue is not None:
+            if args.dead_letter_queue in self.queues:
+                await self.enqueue([args.dead_letter_queue], [moved])
+            return
+        if args.dead_letter_exchange is None:
+            return
+        target_key = args.dead_letter_routing_key or routing_key
+        if args.dead_letter_exchange not in self.router.exchanges:
+            log.warning(
+                "dead-letter exchange '%s' of queue '%s' does not exist; dropped",
+                args.dead_letter_exchange,
+                queue_name,
+            )
+            return
+        names = self.route(args.dead_letter_exchange, target_key, self.headers_of(moved))
+        if queue_name in names and _cycles(record, queue_name):
+            # Dead-lettered back into this queue with no rejection in between:
+            # RabbitMQ drops it there rather than loop forever.
+            names.discard(queue_name)
+        if names:
+            await self.enqueue(names, [moved])
+
+    # --- background -------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("queue sweep failed")
+
+    async def sweep(self) -> None:
+        """Expire unused queues (x-expires), dead-letter expired heads (TTL),
+        requeue overdue leases."""
+        now = time.monotonic()
+        for queue in list(self.queues.values()):
+            expires = queue.args.expires_ms
+            if (
+                expires is not None
+                and queue.consumers == 0
+                and now - queue.last_used > expires / 1000
+            ):
+                log.info("queue %s expired after %d ms unused", queue.name, expires)
+                await self.delete_queue(queue.name)
+                continue
+            queue.subscription.expire_leases()
+            queue.subscription.expire_head()
+
+
+def _cycles(record: Record, queue: str) -> bool:
+    deaths = _deaths(record)
+    return any(d.get("queue") == queue for d in deaths) and not any(
+        d.get("reason") == "rejected" for d in deaths
+    )
+
+
+def _deaths(record: Record) -> list[dict[str, Any]]:
+    for key, value in record.headers:
+        if key == DEATHS and value is not None:
+            with contextlib.suppress(ValueError):
+                return json.loads(value)
+    return []
+
+
+def _header(record: Record, name: str) -> str:
+    for key, value in record.headers:
+        if key == name and value is not None:
+            return value.decode("utf-8", "replace")
+    return ""
+
+
+def with_death(
+    headers: list[tuple[str, bytes | None]],
+    queue: str,
+    reason: str,
+    exchange: str,
+    routing_key: str,
+) -> list[tuple[str, bytes | None]]:
+    """Headers plus one more dead-letter event, merged as RabbitMQ merges x-death:
+    one entry per (queue, reason) with a count, most recent first."""
+    deaths: list[dict[str, Any]] = []
+    rest = []
+    for key, value in headers:
+        if key == DEATHS and value is not None:
+            with contextlib.suppress(ValueError):
+                deaths = json.loads(value)
+        elif key != EXPIRES_AT:
+            rest.append((key, value))
+    now = int(time.time())
+    for entry in deaths:
+        if entry.get("queue") == queue and entry.get("reason") == reason:
+            entry["count"] = entry.get("count", 1) + 1
+            entry["time"] = now
+            deaths.remove(entry)
+            deaths.insert(0, entry)
+            break
+    else:
+        deaths.insert(
+            0,
+            {
+                "queue": queue,
+                "reason": reason,
+                "count": 1,
+                "time": now,
+                "exchange": exchange,
+                "routing-keys": [routing_key],
+            },
+        )
+    rest.append((DEATHS, json.dumps(deaths, separators=(",", ":")).encode()))
+    return rest
+
+
+def _plain(arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Arguments as JSON-storable plain values (AMQP tables may carry bytes)."""
+    if not arguments:
+        return {}
+    out = {}
+    for key, value in arguments.items():
+        out[str(key)] = _plain_value(value)
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return _plain(value)
+    if isinstance(value, list | tuple):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)

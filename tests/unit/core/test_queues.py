@@ -1,0 +1,232 @@
+"""Queues and exchanges in the core: declarations, routing, overflow, dead
+letters, exclusivity, restarts and reclaiming settled data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from dovecote.core.broker import BrokerCore
+from dovecote.core.config import BrokerConfig
+from dovecote.core.queues import DEATHS, AccessRefused, NotFound, PreconditionFailed, ResourceLocked
+from dovecote.core.routing import EXCHANGE
+from dovecote.storage.batch import Record
+
+
+def new_core(path, **kw) -> BrokerCore:
+    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path, **kw}))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def deaths(record: Record) -> list[dict]:
+    return json.loads(dict(record.headers)[DEATHS])
+
+
+def test_declare_bind_route_and_equivalence(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("logs", "topic")
+        q = await qm.declare_queue("errors")
+        await qm.bind("logs", "errors", "*.error")
+        result = await qm.publish("logs", "app.error", [Record(b"boom", key=b"app.error")])
+        assert result.queues == ["errors"] and q.message_count() == 1
+        assert not (await qm.publish("logs", "app.info", [Record(b"meh")])).routed
+        # The default exchange reaches a queue by name.
+        assert (await qm.publish("", "errors", [Record(b"direct")])).queues == ["errors"]
+        with pytest.raises(PreconditionFailed):
+            await qm.declare_queue("errors", durable=False)
+        with pytest.raises(PreconditionFailed):
+            await qm.declare_queue("errors", arguments={"x-max-length": 5})
+        with pytest.raises(PreconditionFailed):
+            await qm.declare_exchange("logs", "direct")
+        with pytest.raises(NotFound):
+            await qm.declare_queue("nope", passive=True)
+        with pytest.raises(NotFound):
+            await qm.publish("nope", "k", [Record(b"x")])
+        with pytest.raises(AccessRefused):
+            await qm.declare_exchange("amq.custom", "direct")
+        with pytest.raises(AccessRefused):
+            await qm.bind("", "errors", "k")
+        # Exchange-to-exchange.
+        await qm.declare_exchange("edge", "fanout")
+        await qm.bind("edge", "logs", "", kind=EXCHANGE)
+        assert (await qm.publish("edge", "db.error", [Record(b"via e2e")])).queues == ["errors"]
+        assert q.message_count() == 3
+        await core.stop()
+
+    run(main())
+
+
+def test_durable_declarations_survive_restart_and_transient_ones_do_not(tmp_path):
+    async def first():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("ex", "direct")
+        await qm.declare_queue("keep")
+        await qm.declare_queue("temp", durable=False)
+        await qm.bind("ex", "keep", "k")
+        await qm.publish("ex", "k", [Record(b"persisted")])
+        await core.stop()
+
+    async def second():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        assert "temp" not in qm.queues and core.topic("temp") is None
+        assert (await qm.publish("ex", "k", [Record(b"again")])).queues == ["keep"]
+        got = qm.queues["keep"].subscription.pull(10, "c")
+        assert [d.record.value for d in got] == [b"persisted", b"again"]
+        await core.stop()
+
+    run(first())
+    run(second())
+
+
+def test_exclusive_and_auto_delete(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        conn_a, conn_b = object(), object()
+        await qm.declare_queue("mine", exclusive_owner=conn_a, owner=conn_a, durable=False)
+        with pytest.raises(ResourceLocked):
+            await qm.declare_queue("mine", passive=True, owner=conn_b)
+        await qm.owner_gone(conn_a)
+        assert "mine" not in qm.queues
+        q = await qm.declare_queue("auto", auto_delete=True)
+        qm.consumer_added(q)
+        await qm.consumer_removed(q)
+        assert "auto" not in qm.queues
+        await core.stop()
+
+    run(main())
+
+
+def test_overflow_modes(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("dlx", "fanout")
+        dead = await qm.declare_queue("dead")
+        await qm.bind("dlx", "dead", "")
+        head = await qm.declare_queue(
+            "head", arguments={"x-max-length": 2, "x-dead-letter-exchange": "dlx"}
+        )
+        for i in range(4):
+            await qm.publish("", "head", [Record(b"%d" % i, key=b"head")])
+        await asyncio.sleep(0.01)
+        assert [d.record.value for d in head.subscription.pull(10, "c")] == [b"2", b"3"]
+        dropped = dead.subscription.pull(10, "c")
+        assert [d.record.value for d in dropped] == [b"0", b"1"]
+        assert deaths(dropped[0].record)[0]["reason"] == "maxlen"
+        reject = await qm.declare_queue(
+            "reject", arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+        )
+        assert (await qm.publish("", "reject", [Record(b"a")])).queues == ["reject"]
+        second = await qm.publish("", "reject", [Record(b"b")])
+        assert second.queues == [] and second.rejected == ["reject"]
+        assert reject.message_count() == 1
+        await core.stop()
+
+    run(main())
+
+
+def test_dead_letter_reasons_and_x_death_counts(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("dlx", "direct")
+        dlq = await qm.declare_queue("dlq")
+        await qm.bind("dlx", "dlq", "work")
+        work = await qm.declare_queue(
+            "work",
+            arguments={
+                "x-dead-letter-exchange": "dlx",
+                "x-message-ttl": 100_000,
+                "x-delivery-limit": 1,
+            },
+        )
+        await qm.publish("", "work", [Record(b"rejected", key=b"work")])
+        [d] = work.subscription.pull(1, "c")
+        work.subscription.nack([(d.partition, d.offset)], requeue=False)
+        old = Record(b"expired", key=b"work", timestamp=int(time.time() * 1000) - 200_000)
+        await qm.enqueue(["work"], [old])
+        await qm.sweep()
+        await qm.publish("", "work", [Record(b"limited", key=b"work")])
+        [d] = work.subscription.pull(1, "c")
+        work.subscription.nack([(d.partition, d.offset)])
+        assert work.subscription.pull(1, "c") == []
+        await asyncio.sleep(0.01)
+        got = {d.record.value: deaths(d.record)[0] for d in dlq.subscription.pull(10, "c")}
+        assert {k: v["reason"] for k, v in got.items()} == {
+            b"rejected": "rejected",
+            b"expired": "expired",
+            b"limited": "delivery_limit",
+        }
+        assert got[b"rejected"]["queue"] == "work" and got[b"rejected"]["count"] == 1
+        assert got[b"rejected"]["routing-keys"] == ["work"]
+        await core.stop()
+
+    run(main())
+
+
+def test_priority_queue(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        q = await qm.declare_queue("p", arguments={"x-max-priority": 5})
+        for value, priority in [(b"low", 0), (b"high", 9), (b"mid", 3)]:
+            await qm.publish("", "p", [Record(value)], priority=priority)
+        assert [d.record.value for d in q.subscription.pull(10, "c")] == [b"high", b"mid", b"low"]
+        await core.stop()
+
+    run(main())
+
+
+def test_settled_data_is_reclaimed(tmp_path):
+    async def main():
+        core = new_core(tmp_path, topic_defaults={"segment.bytes": "4096"})
+        await core.start()
+        qm = core.queues
+        q = await qm.declare_queue("big")
+        for _ in range(200):
+            await qm.publish("", "big", [Record(b"x" * 200)])
+        log = q.topic.partitions[0].log
+        assert log.size_bytes > 40_000
+        got = q.subscription.pull(200, "c")
+        q.subscription.ack([(d.partition, d.offset) for d in got[:190]])
+        core.apply_retention()
+        assert log.size_bytes < 8192
+        assert log.log_start_offset <= 190
+        assert [d.offset for d in q.subscription.pull(10, "c")] == []
+        q.subscription.release("c")
+        assert [d.offset for d in q.subscription.pull(20, "c")] == list(range(190, 200))
+        await core.stop()
+
+    run(main())
+
+
+def test_unused_queue_expires(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("short", arguments={"x-expires": 50})
+        await asyncio.sleep(0.1)
+        await qm.sweep()
+        assert "short" not in qm.queues
+        await core.stop()
+
+    run(main())
