@@ -35,6 +35,7 @@ from dovecote.core.errors import (
     UnknownPartition,
     UnknownTopic,
 )
+from dovecote.core.groups import GroupCoordinator, GroupSettings
 from dovecote.core.queues import QueueManager
 from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
 from dovecote.core.substate import SubscriptionStore
@@ -76,6 +77,15 @@ class BrokerCore:
         self.subscriptions: dict[str, Subscription] = {}
         self.substate = SubscriptionStore(self)
         self.queues = QueueManager(self)
+        self.groups = GroupCoordinator(
+            self,
+            GroupSettings(
+                min_session_timeout_ms=config.group_min_session_timeout_ms,
+                max_session_timeout_ms=config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                offsets_retention_ms=config.offsets_retention_ms,
+            ),
+        )
         self._next_producer_id = 0
         self._producer_id_limit = 0  # end of the block reserved in the catalog
 
@@ -104,6 +114,7 @@ class BrokerCore:
         )
         await self.substate.load()
         await self.queues.load()
+        await self.groups.load()
         self.started_ms = int(time.time() * 1000)
         self.loading = False
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
@@ -118,6 +129,7 @@ class BrokerCore:
                 await task
         self._tasks.clear()
         await self.queues.close()
+        await self.groups.close()
         for subscription in self.subscriptions.values():
             subscription.close()
         await self.substate.drain()

@@ -173,6 +173,10 @@ class BrokerConfig:
     message_max_bytes: int = 1048588
     retention_check_interval_ms: int = 300_000
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
+    group_initial_rebalance_delay_ms: int = 300
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     topic_defaults: dict[str, str] = field(default_factory=dict)
 
     def topic_default(self, name: str) -> str:
