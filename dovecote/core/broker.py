@@ -40,6 +40,7 @@ from dovecote.core.queues import QueueManager
 from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
 from dovecote.core.substate import SubscriptionStore
 from dovecote.core.topic import Partition, Topic
+from dovecote.storage import compaction
 from dovecote.storage.flush import Flusher
 from dovecote.storage.fsutil import fsync_dir
 from dovecote.storage.log import Log, RecoveryReport
@@ -370,6 +371,41 @@ class BrokerCore:
         while True:
             await asyncio.sleep(self.config.retention_check_interval_ms / 1000)
             self.apply_retention()
+            await self.compact()
+
+    async def compact(self) -> int:
+        """One compaction pass over every topic with cleanup.policy=compact;
+        returns how many records were removed."""
+        removed = 0
+        loop = asyncio.get_running_loop()
+        for topic in list(self.topics.values()):
+            if "compact" not in topic.config("cleanup.policy"):
+                continue
+            now = int(time.time() * 1000)
+            for partition in topic.partitions:
+                work = compaction.plan(partition.log, now, topic.config("min.compaction.lag.ms"))
+                if work is None:
+                    continue
+                try:
+                    rewritten = await loop.run_in_executor(
+                        None, compaction.rewrite, work, now, topic.config("delete.retention.ms")
+                    )
+                except (OSError, ValueError) as err:
+                    log.error("compacting %r failed: %s", partition, err)
+                    continue
+                if partition.log.closed:
+                    continue
+                result = compaction.swap(partition.log, rewritten)
+                removed += result.records_removed
+                if result.segments_rewritten:
+                    log.info(
+                        "compacted %r: %d records removed, %d -> %d bytes",
+                        partition,
+                        result.records_removed,
+                        result.bytes_before,
+                        result.bytes_after,
+                    )
+        return removed
 
     def apply_retention(self) -> int:
         deleted = 0

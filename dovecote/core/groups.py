@@ -207,7 +207,10 @@ class GroupCoordinator:
         topic = self.core.topic(OFFSETS_TOPIC)
         if topic is None:
             topic = await self.core.create_topic(
-                OFFSETS_TOPIC, 1, {"cleanup.policy": "compact", "retention.ms": "-1"}, internal=True
+                OFFSETS_TOPIC,
+                1,
+                {"cleanup.policy": "compact", "retention.ms": "-1", "segment.bytes": str(16 << 20)},
+                internal=True,
             )
         assert topic is not None
         partition = topic.partitions[0]

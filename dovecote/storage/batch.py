@@ -18,6 +18,7 @@ The CRC32C covers everything from ``attributes`` to the end of the batch, so
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -246,23 +247,30 @@ def build_batch(
     producer_epoch: int = -1,
     base_sequence: int = NO_SEQUENCE,
     attributes: int = 0,
+    last_offset_delta: int | None = None,
 ) -> bytes:
     """Encode ``records`` as one v2 batch (CreateTime unless attributes say otherwise).
 
-    Records whose timestamp is -1 get ``timestamp`` (default: now).
+    Records whose timestamp is -1 get ``timestamp`` (default: now). With
+    ``last_offset_delta`` given, records keep their own offsets relative to
+    ``base_offset`` (compaction rewrites batches with gaps this way);
+    otherwise they are numbered from 0.
     """
     if not records:
         raise ValueError("a batch holds at least one record")
     if timestamp is None:
-        import time
-
         timestamp = int(time.time() * 1000)
     stamps = [r.timestamp if r.timestamp >= 0 else timestamp for r in records]
     base_ts = min(stamps)
     max_ts = max(stamps)
+    if last_offset_delta is None:
+        deltas: list[int] = list(range(len(records)))
+        last_offset_delta = len(records) - 1
+    else:
+        deltas = [r.offset - base_offset for r in records]
     body = b"".join(
-        _encode_record(r, i, ts - base_ts)
-        for i, (r, ts) in enumerate(zip(records, stamps, strict=True))
+        _encode_record(r, delta, ts - base_ts)
+        for r, delta, ts in zip(records, deltas, stamps, strict=True)
     )
     if compression_type != compression.NONE:
         body = compression.compress(compression_type, body)
@@ -271,7 +279,7 @@ def build_batch(
         ATTRIBUTES.pack(attributes)
         + struct.pack(
             ">iqqqhii",
-            len(records) - 1,
+            last_offset_delta,
             base_ts,
             max_ts,
             producer_id,

@@ -81,6 +81,7 @@ class Log:
         self.unsynced: list[Segment] = []  # rolled segments still to be fsynced
         self.dir_dirty = False  # a segment file was created since the last flush
         self.closed = False
+        self.compacted_end = -1  # closed segments up to here were compacted
         # Called whenever the high watermark moves (wakes long-polling readers).
         self.on_high_watermark: Callable[[], None] | None = None
 
