@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -83,8 +84,10 @@ class PeerProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        extra_logs: tuple[Path, ...] = (),
     ) -> None:
         self.name = name
+        self.extra_logs = extra_logs  # other log files worth showing when start fails
         self.argv = argv
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -116,11 +119,15 @@ class PeerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+        tails = []
+        for path in (self.log_path, *self.extra_logs):
+            try:
+                text = path.read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            tail = "\n".join(text.splitlines()[-lines:])
+            tails.append(tail if path == self.log_path else f"--- {path}:\n{tail}")
+        return "\n".join(t for t in tails if t) or "(log is empty)"
 
     def wait_ready(self, probe: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
         """Poll ``probe`` until it returns a value; fail fast if the process exits.
@@ -152,21 +159,85 @@ class PeerProcess:
             time.sleep(interval)
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM the process group, SIGKILL it after ``timeout``; return the exit code."""
+        """SIGTERM the process group, SIGKILL it after ``timeout``; return the exit code.
+
+        Helpers that left the group (Erlang's port programs call setsid) are
+        found as descendants before the stop and killed if they outlive it.
+        """
         if self.proc is None:
             return None
         pgid = self.proc.pid  # leader of its own session, so pgid == pid
+        helpers = set(descendants(pgid))
         if self.proc.poll() is None:
             _signal_group(pgid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + timeout
+            # Poll rather than wait(): helpers spawned during shutdown count too.
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                helpers.update(descendants(pgid))
+                time.sleep(0.05)
+            if self.proc.poll() is None:
                 _signal_group(pgid, signal.SIGKILL)
                 self.proc.wait(5)
-        # Helpers the peer spawned (Erlang port programs, ...) share the group.
         _signal_group(pgid, signal.SIGKILL)
-        _wait_group_gone(pgid, 5.0)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            left = [p for p in helpers if p.alive()]
+            if not left and not group_alive(pgid):
+                break
+            for p in left:
+                p.kill()
+            time.sleep(0.05)
+        else:
+            print(f"warning: {self.name} left processes behind: {left}", file=sys.stderr)
         return self.proc.returncode
+
+
+@dataclass(frozen=True)
+class _Proc:
+    """A process identified by pid and start time, so a reused pid is not mistaken for it."""
+
+    pid: int
+    start: str
+
+    def alive(self) -> bool:
+        row = _proc_stat(self.pid)
+        return row is not None and row[0] != "Z" and row[19] == self.start
+
+    def kill(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name: state, ppid, pgrp, ..."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _proc_table() -> dict[int, list[str]]:
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (row := _proc_stat(entry.name)) is not None:
+            table[int(entry.name)] = row
+    return table
+
+
+def descendants(pid: int) -> list[_Proc]:
+    """All live descendants of ``pid`` (any process group or session)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, row in table.items():
+        children.setdefault(int(row[1]), []).append(child)
+    found: list[_Proc] = []
+    stack = list(children.get(pid, []))
+    while stack and len(found) < 10_000:
+        child = stack.pop()
+        found.append(_Proc(child, table[child][19]))
+        stack.extend(children.get(child, []))
+    return found
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -176,21 +247,7 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 def group_alive(pgid: int) -> bool:
     """True while any process of the group still exists (zombies excluded)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields[0] is the state, fields[2] the process group.
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    return any(row[2] == str(pgid) and row[0] != "Z" for row in _proc_table().values())
 
 
 @contextlib.contextmanager

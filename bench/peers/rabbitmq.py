@@ -127,7 +127,14 @@ def rabbitmq(
     epmd_argv = [EPMD, "-port", str(epmd_port), "-address", HOST]
     epmd = PeerProcess("epmd", epmd_argv, data_dir / "epmd.log", env=env, cwd=data_dir)
     argv = [str(SERVER)]
-    process = PeerProcess(NAME, argv, data_dir / "rabbitmq.log", env=env, cwd=data_dir)
+    process = PeerProcess(
+        NAME,
+        argv,
+        data_dir / "rabbitmq.log",
+        env=env,
+        cwd=data_dir,
+        extra_logs=(data_dir / "log" / f"{node}.log",),
+    )
     try:
         epmd.start()
         epmd.wait_ready(lambda: tcp_accepts(HOST, epmd_port) or None, 10)
