@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,8 @@ def percentile(sorted_ns: Sequence[int], q: float) -> int:
     """Nearest-rank percentile ``q`` (0..100) of an already sorted sequence."""
     if not sorted_ns:
         raise ValueError("percentile of no samples")
-    rank = max(1, math.ceil(q / 100 * len(sorted_ns)))
+    # Exact arithmetic: 99.9 / 100 * 1000 is 999.0000000000001 in floats.
+    rank = max(1, math.ceil(Fraction(str(q)) * len(sorted_ns) / 100))
     return int(sorted_ns[min(rank, len(sorted_ns)) - 1])
 
 
