@@ -133,9 +133,12 @@ class PeerProcess:
         """Poll ``probe`` until it returns a value; fail fast if the process exits.
 
         Bounded by ``timeout`` seconds; the error shows the peer's log tail.
+        Polls every 10 ms at first, backing off to ``interval``, so fast peers'
+        start-up times are not rounded up to the polling interval.
         """
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
+        pause = min(0.01, interval)
         while True:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
@@ -156,7 +159,8 @@ class PeerProcess:
                     f"(last probe error: {last_error!r}).\n"
                     f"command: {' '.join(self.argv)}\nlog {self.log_path} (tail):\n{self.log_tail()}"
                 )
-            time.sleep(interval)
+            time.sleep(pause)
+            pause = min(pause * 2, interval)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM the process group, SIGKILL it after ``timeout``; return the exit code.
