@@ -9,7 +9,6 @@ readiness, and SIGTERM then SIGKILL on stop.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -26,7 +25,6 @@ from typing import TypeVar
 T = TypeVar("T")
 
 HOST = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
 
 
 class PeerStartError(RuntimeError):
@@ -54,17 +52,17 @@ class PeerInfo:
         return f"{self.host}:{self.port}"
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL if the harness itself dies.
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """Prefix ``argv`` so the peer gets SIGKILL if the harness itself dies.
 
     This is the guarantee that a crashed or killed benchmark run does not
-    leave brokers running. It is bound to the thread that started the child.
+    leave brokers running. ``setpriv`` (util-linux, Essential in Debian) sets
+    PR_SET_PDEATHSIG and execs the peer; that avoids a ``preexec_fn``, which
+    is unsafe once client libraries have started threads. The signal is tied
+    to the thread that started the peer.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
 def make_data_dir(peer: str, base_dir: str | Path | None) -> Path:
@@ -98,14 +96,13 @@ class PeerProcess:
     def start(self) -> PeerProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.argv,
+                _die_with_parent(self.argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         self.started_at = time.monotonic()
         return self
