@@ -1,0 +1,189 @@
+"""Tiny produce/consume round trips through each peer with its usual client.
+
+They prove that a started peer is usable by the client a workload will use
+(right port, advertised address, auth, persistence mode) before anyone
+trusts a benchmark figure from it. Each check is bounded in count and time
+and raises on any mismatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+from bench.peers._proc import PeerInfo
+
+N = 5
+TIMEOUT = 20.0
+
+
+def _payloads(tag: str) -> list[bytes]:
+    return [f"{tag}-{i}".encode() for i in range(N)]
+
+
+def check_kafka(peer: PeerInfo) -> str:
+    """Create a topic, produce N records with acks=all, consume them back in a group."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"check-{uuid.uuid4().hex[:8]}"
+    conf = {"bootstrap.servers": peer.address}
+    admin = AdminClient(conf)
+    for future in admin.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1)]
+    ).values():
+        future.result(timeout=TIMEOUT)
+
+    delivered: list[str] = []
+
+    def on_delivery(err: object, msg: object) -> None:
+        delivered.append("ok" if err is None else str(err))
+
+    producer = Producer({**conf, "acks": "all", "linger.ms": 0})
+    sent = _payloads(topic)
+    for value in sent:
+        producer.produce(topic, value, callback=on_delivery)
+    if producer.flush(TIMEOUT) != 0 or delivered != ["ok"] * N:
+        raise RuntimeError(f"produce failed: {delivered}")
+    del producer, admin  # librdkafka handles: close them now, not when the broker is gone
+
+    # Tansu completes a new group's join only after about half the session
+    # timeout (23 s with librdkafka's default 45 s), so keep it short.
+    consumer = Consumer(
+        {
+            **conf,
+            "group.id": topic,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    got: list[bytes] = []
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + TIMEOUT
+        while len(got) < N and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            got.append(msg.value())
+    finally:
+        consumer.close()
+    if got != sent:
+        raise RuntimeError(f"consumed {got!r}, expected {sent!r}")
+    return f"produced+consumed {N} records on {topic}"
+
+
+def check_amqp(peer: PeerInfo) -> str:
+    """Publish N persistent messages with publisher confirms, then consume and ack them."""
+    import pika
+
+    params = pika.ConnectionParameters(
+        host=peer.host,
+        port=peer.port,
+        credentials=pika.PlainCredentials("guest", "guest"),
+        connection_attempts=3,
+        retry_delay=1,
+        blocked_connection_timeout=TIMEOUT,
+    )
+    queue = f"check-{uuid.uuid4().hex[:8]}"
+    sent = _payloads(queue)
+    with pika.BlockingConnection(params) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare(queue, durable=True)
+        for body in sent:
+            # Raises UnroutableError / NackError if not confirmed.
+            ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
+        got: list[bytes] = []
+        for method, _props, body in ch.consume(queue, inactivity_timeout=TIMEOUT):
+            if method is None:
+                break
+            got.append(body)
+            ch.basic_ack(method.delivery_tag)
+            if len(got) == N:
+                break
+        ch.cancel()
+        ch.queue_delete(queue)
+    if got != sent:
+        raise RuntimeError(f"consumed {got!r}, expected {sent!r}")
+    return f"published {N} with confirms, consumed+acked {N} on {queue}"
+
+
+async def _check_nats(peer: PeerInfo) -> str:
+    import nats
+
+    nc = await nats.connect(f"nats://{peer.address}", connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        # Core NATS: subscribe, publish, receive.
+        subject = f"check.{uuid.uuid4().hex[:8]}"
+        sub = await nc.subscribe(subject)
+        sent = _payloads(subject)
+        for body in sent:
+            await nc.publish(subject, body)
+        await nc.flush(timeout=5)
+        got = [(await sub.next_msg(timeout=5)).data for _ in range(N)]
+        if got != sent:
+            raise RuntimeError(f"core: got {got!r}")
+
+        # JetStream: stream, acked publishes, pull consumer.
+        js = nc.jetstream(timeout=TIMEOUT)
+        stream = f"CHECK_{uuid.uuid4().hex[:8]}"
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"], storage="file")
+        js_subject = f"{stream}.events"
+        seqs = [(await js.publish(js_subject, body)).seq for body in sent]
+        if seqs != list(range(1, N + 1)):
+            raise RuntimeError(f"JetStream acks had sequences {seqs}")
+        psub = await js.pull_subscribe(js_subject, durable="check", stream=stream)
+        msgs = await psub.fetch(N, timeout=TIMEOUT)
+        for m in msgs:
+            await m.ack()
+        if [m.data for m in msgs] != sent:
+            raise RuntimeError(f"JetStream: got {[m.data for m in msgs]!r}")
+        await js.delete_stream(stream)
+    finally:
+        await nc.close()
+    return f"core pub/sub {N}; JetStream {N} acked publishes (seq 1..{N}), pulled+acked {N}"
+
+
+def check_nats(peer: PeerInfo) -> str:
+    """Core publish/subscribe, then JetStream publish acks and a pull consumer."""
+    return asyncio.run(asyncio.wait_for(_check_nats(peer), TIMEOUT * 2))
+
+
+def check_redis(peer: PeerInfo) -> str:
+    """XADD N entries, read them with XREADGROUP in a consumer group, XACK them."""
+    import redis
+
+    r = redis.Redis(host=peer.host, port=peer.port, socket_timeout=TIMEOUT)
+    try:
+        key = f"check-{uuid.uuid4().hex[:8]}"
+        sent = _payloads(key)
+        r.xgroup_create(key, "g", id="0", mkstream=True)
+        ids = [r.xadd(key, {"v": body}) for body in sent]
+        reply = r.xreadgroup("g", "c1", {key: ">"}, count=N, block=int(TIMEOUT * 1000))
+        entries = reply[0][1] if reply else []
+        got = [fields[b"v"] for _id, fields in entries]
+        if got != sent:
+            raise RuntimeError(f"XREADGROUP got {got!r}")
+        acked = r.xack(key, "g", *ids)
+        if acked != N:
+            raise RuntimeError(f"XACK acknowledged {acked} of {N}")
+        aof = r.config_get("appendonly")["appendonly"]
+        r.delete(key)
+    finally:
+        r.close()
+    return f"XADD {N}, XREADGROUP {N}, XACK {N} (appendonly={aof})"
+
+
+CHECKS: dict[str, Callable[[PeerInfo], str]] = {
+    "tansu": check_kafka,
+    "rabbitmq": check_amqp,
+    "nats": check_nats,
+    "redis-durable": check_redis,
+    "redis-fire-and-forget": check_redis,
+}
