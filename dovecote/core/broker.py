@@ -100,8 +100,8 @@ class BrokerCore:
         if clean:
             marker.unlink()
             fsync_dir(self.data_dir)
-        else:
-            log.info("no clean-shutdown marker in %s: validating log tails", self.data_dir)
+        elif (self.data_dir / "topics").exists():
+            log.warning("%s was not shut down cleanly: validating log tails", self.data_dir)
         self.catalog.load()
         started = time.monotonic()
         for name, meta in sorted(self.catalog.items("topic").items()):

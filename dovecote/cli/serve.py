@@ -1,5 +1,4 @@
-"""The ``dovecote`` command: ``serve`` runs a broker; the other subcommands
-talk to a running one."""
+"""``dovecote serve``: run a broker until SIGINT/SIGTERM, then flush and exit 0."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from dovecote.core.errors import InvalidConfig
 log = logging.getLogger("dovecote")
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="run the broker",
@@ -101,25 +100,3 @@ def _install_event_loop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dovecote", description="Dovecote message broker")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_serve(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

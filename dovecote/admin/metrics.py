@@ -1,0 +1,76 @@
+"""Prometheus text exposition of what an operator watches: partition offsets
+and sizes, consumer lag per group and partition, queue depths."""
+
+from __future__ import annotations
+
+from dovecote.core.broker import BrokerCore
+
+
+def _labels(**labels: object) -> str:
+    inner = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in labels.items()
+    )
+    return "{" + inner + "}"
+
+
+def render_metrics(core: BrokerCore) -> str:
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_: str) -> None:
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+
+    family("dovecote_partition_high_watermark", "gauge", "Offset after the last visible record.")
+    for topic in core.topics.values():
+        for p in topic.partitions:
+            lines.append(
+                f"dovecote_partition_high_watermark{_labels(topic=topic.name, partition=p.index)} {p.high_watermark}"
+            )
+    family("dovecote_partition_log_start_offset", "gauge", "First offset still stored.")
+    for topic in core.topics.values():
+        for p in topic.partitions:
+            lines.append(
+                f"dovecote_partition_log_start_offset{_labels(topic=topic.name, partition=p.index)} {p.log_start_offset}"
+            )
+    family("dovecote_partition_bytes", "gauge", "Bytes of segment files.")
+    for topic in core.topics.values():
+        for p in topic.partitions:
+            lines.append(
+                f"dovecote_partition_bytes{_labels(topic=topic.name, partition=p.index)} {p.log.size_bytes}"
+            )
+    family("dovecote_consumer_group_lag", "gauge", "High watermark minus committed offset.")
+    family_rows = []
+    for group in core.groups.groups.values():
+        for (topic_name, index), committed in group.offsets.items():
+            topic = core.topic(topic_name)
+            if topic is None or index >= len(topic.partitions):
+                continue
+            lag = max(0, topic.partitions[index].high_watermark - committed.offset)
+            family_rows.append(
+                f"dovecote_consumer_group_lag{_labels(group=group.group_id, topic=topic_name, partition=index)} {lag}"
+            )
+    lines += family_rows
+    family("dovecote_consumer_group_members", "gauge", "Members of each consumer group.")
+    for group in core.groups.groups.values():
+        lines.append(
+            f"dovecote_consumer_group_members{_labels(group=group.group_id)} {len(group.members)}"
+        )
+    family("dovecote_queue_messages_ready", "gauge", "Messages waiting for delivery.")
+    for queue in core.queues.queues.values():
+        lines.append(
+            f"dovecote_queue_messages_ready{_labels(queue=queue.name)} {queue.message_count()}"
+        )
+    family(
+        "dovecote_queue_messages_unacked", "gauge", "Messages delivered and not yet acknowledged."
+    )
+    for queue in core.queues.queues.values():
+        lines.append(
+            f"dovecote_queue_messages_unacked{_labels(queue=queue.name)} {queue.unacked_count()}"
+        )
+    family("dovecote_queue_consumers", "gauge", "Consumers of each queue.")
+    for queue in core.queues.queues.values():
+        lines.append(f"dovecote_queue_consumers{_labels(queue=queue.name)} {queue.consumers}")
+    family("dovecote_fsync_rounds_total", "counter", "Group-commit flush rounds run.")
+    lines.append(f"dovecote_fsync_rounds_total {core.flusher.rounds}")
+    return "\n".join(lines) + "\n"

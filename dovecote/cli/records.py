@@ -1,0 +1,196 @@
+"""``dovecote produce TOPIC`` (lines from stdin) and ``dovecote consume TOPIC``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from dovecote.cli.http import AdminError, quote
+
+err_console = Console(stderr=True)
+BATCH = 500
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("produce", help="produce lines from stdin as records")
+    p.add_argument("topic")
+    p.add_argument("--key-separator", help="split each line into key and value at the first SEP")
+    p.add_argument("--partition", type=int, help="all records to this partition (default: by key)")
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.set_defaults(func=produce)
+
+    c = sub.add_parser("consume", help="print records of a topic")
+    c.add_argument("topic")
+    where = c.add_mutually_exclusive_group()
+    where.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
+    where.add_argument(
+        "--offset", type=int, help="start at this offset (of --partition, or every partition)"
+    )
+    where.add_argument(
+        "--timestamp", help="start at the first record at or after this time (ms or ISO 8601)"
+    )
+    c.add_argument("--partition", type=int, help="only this partition")
+    c.add_argument(
+        "--group", help="start from the group's committed offsets and commit as records are printed"
+    )
+    c.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
+    c.add_argument("--max-messages", type=int, help="stop after this many records")
+    c.add_argument("--print-key", action="store_true")
+    c.add_argument("--print-offset", action="store_true", help="prefix partition and offset")
+    c.add_argument("--print-headers", action="store_true")
+    c.add_argument("--key-separator", default="\t")
+    c.set_defaults(func=consume)
+
+
+def _headers(pairs: list[str]) -> list[list[str]]:
+    out = []
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out.append([key, value])
+    return out
+
+
+def produce(args: argparse.Namespace) -> int:
+    path = f"/v1/topics/{quote(args.topic)}/records"
+    headers = _headers(args.header)
+    sent = 0
+    batch: list[dict] = []
+    show = not args.quiet and not sys.stdin.isatty()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show,
+    ) as progress:
+        task = progress.add_task("producing", total=None)
+
+        def flush() -> None:
+            nonlocal sent
+            if batch:
+                args.client.post(path, {"records": batch})
+                sent += len(batch)
+                batch.clear()
+                progress.update(task, description=f"produced {sent:,} records to {args.topic}")
+
+        for line in sys.stdin:
+            line = line.rstrip("\n")
+            key = None
+            if args.key_separator and args.key_separator in line:
+                key, line = line.split(args.key_separator, 1)
+            record = {"key": key, "value": line, "headers": headers}
+            if args.partition is not None:
+                record["partition"] = args.partition
+            batch.append(record)
+            if len(batch) >= BATCH:
+                flush()
+        flush()
+    err_console.print(f"produced {sent:,} records to {args.topic}")
+    return 0
+
+
+def _parse_time(value: str) -> int:
+    if value.isdigit():
+        return int(value)
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
+
+
+def _start_offsets(args: argparse.Namespace, partitions: list[int]) -> dict[int, int]:
+    client = args.client
+    query = {"timestamp": _parse_time(args.timestamp)} if args.timestamp else {}
+    table = {
+        row["partition"]: row
+        for row in client.get(f"/v1/topics/{quote(args.topic)}/offsets", **query)
+    }
+    committed: dict[int, int] = {}
+    if args.group:
+        try:
+            group = client.get(f"/v1/groups/{quote(args.group)}")
+            committed = {
+                r["partition"]: r["committed_offset"]
+                for r in group["offsets"]
+                if r["topic"] == args.topic and r["committed_offset"] is not None
+            }
+        except AdminError:
+            committed = {}
+    start = {}
+    for p in partitions:
+        row = table[p]
+        if args.offset is not None:
+            start[p] = args.offset
+        elif args.timestamp:
+            start[p] = row["offset_for_timestamp"]
+        elif p in committed:
+            start[p] = committed[p]
+        elif args.from_beginning:
+            start[p] = row["earliest"]
+        else:
+            start[p] = row["latest"]
+    return start
+
+
+def consume(args: argparse.Namespace) -> int:
+    client = args.client
+    topic = client.get(f"/v1/topics/{quote(args.topic)}")
+    partitions = (
+        [args.partition] if args.partition is not None else list(range(topic["partitions"]))
+    )
+    position = _start_offsets(args, partitions)
+    ends = {p["partition"]: p["high_watermark"] for p in topic["partition_details"]}
+    printed = 0
+    out = sys.stdout
+    while True:
+        got_any = False
+        for p in partitions:
+            if not args.follow and position[p] >= ends[p]:
+                continue
+            page = client.get(
+                f"/v1/topics/{quote(args.topic)}/partitions/{p}/records",
+                offset=position[p],
+                max_records=BATCH,
+                timeout_ms=0,
+            )
+            records = page["records"]
+            if args.max_messages is not None:
+                records = records[: args.max_messages - printed]
+            for r in records:
+                parts = []
+                if args.print_offset:
+                    parts.append(f"{r['partition']}:{r['offset']}")
+                if args.print_key:
+                    parts.append(r["key"] if r["key"] is not None else "null")
+                if args.print_headers:
+                    parts.append(",".join(f"{k}={v}" for k, v in r["headers"]) or "-")
+                parts.append(r["value"] if r["value"] is not None else "null")
+                out.write(args.key_separator.join(parts) + "\n")
+            out.flush()
+            printed += len(records)
+            position[p] = records[-1]["offset"] + 1 if records else page["next_offset"]
+            if records:
+                got_any = True
+                if args.group:
+                    client.post(
+                        f"/v1/groups/{quote(args.group)}/offsets",
+                        {"offsets": [{"topic": args.topic, "partition": p, "offset": position[p]}]},
+                    )
+            if args.max_messages is not None and printed >= args.max_messages:
+                return 0
+        if not got_any:
+            if not args.follow and all(position[p] >= ends[p] for p in partitions):
+                return 0
+            if args.follow:
+                client.get(
+                    f"/v1/topics/{quote(args.topic)}/partitions/{partitions[0]}/records",
+                    offset=position[partitions[0]],
+                    max_records=1,
+                    timeout_ms=1000 if len(partitions) == 1 else 200,
+                )
+            else:
+                time.sleep(0.05)
