@@ -12,11 +12,13 @@ check_properties=True)``
     ``.feed(data) -> list[ProtocolHeader | MethodFrame | Message | Heartbeat]``;
     ``.frame_max`` (assign after tune-ok; 0 = unlimited); ``.discard(channel)``
     drops partial content when a channel closes.
-``FrameReader(*, frame_max=4096, expect_protocol_header=True)``
+``FrameReader(*, frame_max=4096, expect_protocol_header=True, sink=None)``
     The frame layer alone: ``.feed(data) -> list[ProtocolHeader | MethodFrame |
-    ContentHeaderFrame | ContentBodyFrame | Heartbeat]``.
+    ContentHeaderFrame | ContentBodyFrame | Heartbeat]``; with a ``sink`` (a
+    ``FrameSink``) method/header/body frames go to its hooks instead.
 ``ContentAssembler(*, max_body_size, check_properties=True)``
-    ``.process(frame_event) -> Message | event | None``; ``.in_progress(ch)``, ``.discard(ch)``.
+    ``.process(frame_event) -> Message | event | None``; the ``FrameSink`` hooks
+    ``on_method``/``on_header``/``on_body``; ``.in_progress(ch)``, ``.discard(ch)``.
 Events: ``ProtocolHeader(major, minor, revision)``, ``MethodFrame(channel, method)``
 (``method`` is a pamqp object such as ``pamqp.commands.Basic.Qos``),
 ``ContentHeaderFrame(channel, class_id, weight, body_size, properties)``,
@@ -100,6 +102,7 @@ from dovecote.amqp.codec.frames import (
     ContentHeaderFrame,
     FrameEvent,
     FrameReader,
+    FrameSink,
     Heartbeat,
     MethodFrame,
     ProtocolHeader,
@@ -169,6 +172,7 @@ __all__ = [
     "FrameError",
     "FrameEvent",
     "FrameReader",
+    "FrameSink",
     "Heartbeat",
     "Message",
     "MethodFrame",

@@ -19,11 +19,9 @@ last one arrives; a single-frame body is passed on without any copy.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pamqp import base
 
-from dovecote.amqp.codec.errors import AMQPError, CodecError, FrameError, UnexpectedFrame
+from dovecote.amqp.codec.errors import AMQPError, FrameError, UnexpectedFrame
 from dovecote.amqp.codec.frames import (
     FRAME_MIN_SIZE,
     ContentBodyFrame,
@@ -35,7 +33,7 @@ from dovecote.amqp.codec.frames import (
     ProtocolHeader,
 )
 from dovecote.amqp.codec.methods import CONTENT_METHODS
-from dovecote.amqp.codec.properties import Properties, check_properties
+from dovecote.amqp.codec.properties import EMPTY_PROPERTIES, Properties, check_properties
 
 DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024  # RabbitMQ's default max_message_size
 
@@ -76,12 +74,11 @@ class Message:
 class _Pending:
     """A channel's content in progress."""
 
-    __slots__ = ("block", "chunks", "method", "remaining", "size")
+    __slots__ = ("block", "chunks", "method", "remaining")
 
     def __init__(self, method: base.Frame) -> None:
         self.method = method
         self.block: bytes | None = None  # None until the header arrives
-        self.size = 0
         self.remaining = 0
         self.chunks: list[bytes] = []
 
@@ -118,36 +115,42 @@ class ContentAssembler:
         """Advance the channel's state with one frame event."""
         cls = type(event)
         if cls is MethodFrame:
-            channel, method = event  # type: ignore[misc]
-            pending = self._pending.get(channel)
-            if pending is not None:
-                del self._pending[channel]
-                raise self._unexpected(
-                    channel, pending, f"method {method.name} while content was expected"
-                )
-            if method.index in CONTENT_METHODS:
-                self._pending[channel] = _Pending(method)
-                return None
-            return event
+            return self.on_method(event.channel, event.method)  # type: ignore[union-attr]
         if cls is ContentHeaderFrame:
-            return self._header(event)  # type: ignore[arg-type]
+            return self.on_header(*event)  # type: ignore[arg-type]
         if cls is ContentBodyFrame:
-            return self._body(event)  # type: ignore[arg-type]
+            return self.on_body(*event)  # type: ignore[arg-type]
         return event  # Heartbeat, ProtocolHeader
 
-    def _header(self, event: ContentHeaderFrame) -> Message | None:
-        channel, class_id, weight, body_size, block = event
+    def on_method(self, channel: int, method: base.Frame) -> MethodFrame | None:
+        """A method frame: content methods open content, others pass through."""
+        pending = self._pending.get(channel)
+        if pending is not None:
+            del self._pending[channel]
+            raise self._unexpected(
+                channel, pending, f"method {method.name} while content was expected"
+            )
+        if method.index in CONTENT_METHODS:
+            self._pending[channel] = _Pending(method)
+            return None
+        return MethodFrame(channel, method)
+
+    def on_header(
+        self, channel: int, class_id: int, weight: int, body_size: int, block: bytes
+    ) -> Message | None:
+        """A content header frame; completes the message when ``body_size`` is 0."""
         pending = self._pending.get(channel)
         if pending is None:
             raise UnexpectedFrame(
                 "expected method frame, got content header frame instead", channel=channel
             )
         method = pending.method
-        if pending.block is not None:
+        if pending.block is not None or class_id != method.index >> 16 or weight != 0:
             del self._pending[channel]
-            raise self._unexpected(channel, pending, "content header frame where body was expected")
-        if class_id != method.index >> 16 or weight != 0:
-            del self._pending[channel]
+            if pending.block is not None:
+                raise self._unexpected(
+                    channel, pending, "content header frame where body was expected"
+                )
             raise self._unexpected(
                 channel,
                 pending,
@@ -163,7 +166,7 @@ class ContentAssembler:
                 class_id=class_id,
                 method_id=method_id,
             )
-        if self.check_properties:
+        if self.check_properties and block != EMPTY_PROPERTIES:
             try:
                 check_properties(block)
             except AMQPError as exc:
@@ -175,11 +178,11 @@ class ContentAssembler:
             del self._pending[channel]
             return Message(channel, method, block, b"")
         pending.block = block
-        pending.size = pending.remaining = body_size
+        pending.remaining = body_size
         return None
 
-    def _body(self, event: ContentBodyFrame) -> Message | None:
-        channel, payload = event
+    def on_body(self, channel: int, payload: bytes) -> Message | None:
+        """A content body frame; completes the message when the last byte arrives."""
         pending = self._pending.get(channel)
         if pending is None:
             raise UnexpectedFrame(
@@ -219,16 +222,17 @@ Command = ProtocolHeader | MethodFrame | Message | Heartbeat
 
 
 class CommandReader:
-    """:class:`FrameReader` + :class:`ContentAssembler`: bytes in, commands out.
+    """:class:`FrameReader` feeding a :class:`ContentAssembler`: bytes in, commands out.
 
     Events are :class:`ProtocolHeader`, :class:`MethodFrame` (methods without
     content), :class:`Message` (content methods with their properties and body)
-    and :class:`Heartbeat`. An error carries the commands completed before it
-    in ``events``; frames that followed a non-fatal error are kept, in order,
-    and handed out by the next ``feed()``.
+    and :class:`Heartbeat`. Frames go straight from the reader's loop into
+    the assembler, without intermediate event objects. An error carries the
+    commands completed before it in ``events``; after a non-fatal one,
+    ``feed()`` resumes with the frames that followed the bad one.
     """
 
-    __slots__ = ("_fatal", "_queue", "assembler", "frames")
+    __slots__ = ("assembler", "frames")
 
     def __init__(
         self,
@@ -238,14 +242,12 @@ class CommandReader:
         expect_protocol_header: bool = True,
         check_properties: bool = True,
     ) -> None:
-        self.frames = FrameReader(
-            frame_max=frame_max, expect_protocol_header=expect_protocol_header
-        )
         self.assembler = ContentAssembler(
             max_body_size=max_body_size, check_properties=check_properties
         )
-        self._queue: list[FrameEvent | CodecError] = []  # frames (and errors) not yet handed out
-        self._fatal: CodecError | None = None
+        self.frames = FrameReader(
+            frame_max=frame_max, expect_protocol_header=expect_protocol_header, sink=self.assembler
+        )
 
     @property
     def frame_max(self) -> int:
@@ -262,28 +264,4 @@ class CommandReader:
 
     def feed(self, data: bytes | bytearray | memoryview = b"") -> list[Command]:
         """Decode ``data`` (plus anything buffered) into complete commands."""
-        if self._fatal is not None:
-            self._fatal.events = []
-            raise self._fatal
-        try:
-            frames: list[Any] = self.frames.feed(data)
-        except CodecError as exc:
-            frames = [*exc.events, exc]
-        queue = self._queue + frames if self._queue else frames
-        self._queue = []
-        out: list[Any] = []
-        process = self.assembler.process
-        for i, item in enumerate(queue):
-            try:
-                if isinstance(item, CodecError):
-                    raise item
-                command = process(item)
-            except CodecError as exc:
-                self._queue = queue[i + 1 :]
-                exc.events = out
-                if exc.fatal:
-                    self._fatal = exc
-                raise
-            if command is not None:
-                out.append(command)
-        return out
+        return self.frames.feed(data)  # type: ignore[return-value]

@@ -17,7 +17,8 @@ time or a whole socket read. Events:
 Checks mirror RabbitMQ's reader: a payload larger than ``frame_max``
 (0 = unlimited) or a missing frame-end octet is a fatal
 :class:`~.errors.FrameError` (501); an unknown frame type or a non-empty
-heartbeat is a non-fatal 501; a heartbeat off channel 0 or a content frame on
+heartbeat is a non-fatal 501 (as is a method frame too short to hold its class and
+method ids); a heartbeat off channel 0 or a content frame on
 channel 0 is :class:`~.errors.UnexpectedFrame` (505). Like RabbitMQ it lets a
 payload reach ``frame_max`` bytes (the spec caps the whole frame there)
 because clients commonly get that off by 8. Until tune-ok the limit is the
@@ -32,7 +33,7 @@ a fatal error every call raises the same error again.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from pamqp import base
 
@@ -103,16 +104,38 @@ HEARTBEAT = Heartbeat()
 FrameEvent = ProtocolHeader | MethodFrame | ContentHeaderFrame | ContentBodyFrame | Heartbeat
 
 
+class FrameSink(Protocol):
+    """Receives frames instead of the event list (what :class:`~.content.ContentAssembler`
+    implements); each hook returns an event to emit, or ``None``."""
+
+    def on_method(self, channel: int, method: base.Frame) -> Any: ...
+
+    def on_header(
+        self, channel: int, class_id: int, weight: int, body_size: int, block: bytes
+    ) -> Any: ...
+
+    def on_body(self, channel: int, payload: bytes) -> Any: ...
+
+
 class FrameReader:
     """Incremental AMQP 0-9-1 frame decoder for one connection (no I/O).
 
     ``expect_protocol_header=False`` skips the 8-byte handshake, for reading
-    server output (tests) or a stream that already passed it.
+    server output (tests) or a stream that already passed it. With a
+    ``sink`` the method/header/body frames go to the sink's hooks, and
+    whatever they return is emitted instead (no per-frame event objects).
     """
 
-    __slots__ = ("_buf", "_error", "_frame_max", "_need", "_started")
+    __slots__ = ("_buf", "_error", "_frame_max", "_need", "_sink", "_started")
 
-    def __init__(self, *, frame_max: int = FRAME_MIN_SIZE, expect_protocol_header: bool = True):
+    def __init__(
+        self,
+        *,
+        frame_max: int = FRAME_MIN_SIZE,
+        expect_protocol_header: bool = True,
+        sink: FrameSink | None = None,
+    ):
+        self._sink = sink
         self._buf = bytearray()
         self._need = 0
         self._started = not expect_protocol_header
@@ -184,11 +207,12 @@ class FrameReader:
         events.append(ProtocolHeader())
         return 8
 
-    def _frames(self, data: bytes, pos: int, events: list[FrameEvent]) -> int:
+    def _frames(self, data: bytes, pos: int, events: list[Any]) -> int:
         n = len(data)
         frame_max = self._frame_max
         unpack_header = _FRAME_HEADER.unpack_from
         append = events.append
+        sink = self._sink
         while n - pos >= 7:
             ftype, channel, size = unpack_header(data, pos)
             if frame_max and size > frame_max:
@@ -207,39 +231,50 @@ class FrameReader:
                 )
             start = pos + 7
             pos = end + 1  # the frame is consumed whatever happens below
-            if ftype == FRAME_METHOD:
-                try:
-                    append(MethodFrame(channel, decode_method(data[start:end], channel)))
-                except AMQPError:
-                    self._keep(data, pos)
-                    raise
-            elif ftype == FRAME_BODY:
-                if channel == 0:
-                    self._keep(data, pos)
-                    raise UnexpectedFrame("content body frame on channel 0")
-                append(ContentBodyFrame(channel, data[start:end]))
-            elif ftype == FRAME_HEADER:
-                if channel == 0:
-                    self._keep(data, pos)
-                    raise UnexpectedFrame("content header frame on channel 0")
-                if size < 14:
-                    self._keep(data, pos)
-                    raise FrameError("content header frame too short", channel=channel)
-                class_id, weight, body_size = _CONTENT_HEADER.unpack_from(data, start)
-                append(
-                    ContentHeaderFrame(channel, class_id, weight, body_size, data[start + 12 : end])
-                )
-            elif ftype == FRAME_HEARTBEAT:
-                if size:
-                    self._keep(data, pos)
-                    raise FrameError("heartbeat frame with a payload", channel=channel)
-                if channel:
-                    self._keep(data, pos)
-                    raise UnexpectedFrame(f"heartbeat frame on channel {channel}", channel=channel)
-                append(HEARTBEAT)
-            else:
-                self._keep(data, pos)
-                raise FrameError(f"unknown frame type {ftype}", channel=channel)
+            try:
+                if ftype == FRAME_METHOD:
+                    method = decode_method(data[start:end], channel)
+                    if sink is None:
+                        append(MethodFrame(channel, method))
+                    else:
+                        event = sink.on_method(channel, method)
+                        if event is not None:
+                            append(event)
+                elif ftype == FRAME_BODY:
+                    if channel == 0:
+                        raise UnexpectedFrame("content body frame on channel 0")
+                    if sink is None:
+                        append(ContentBodyFrame(channel, data[start:end]))
+                    else:
+                        event = sink.on_body(channel, data[start:end])
+                        if event is not None:
+                            append(event)
+                elif ftype == FRAME_HEADER:
+                    if channel == 0:
+                        raise UnexpectedFrame("content header frame on channel 0")
+                    if size < 14:
+                        raise FrameError("content header frame too short", channel=channel)
+                    class_id, weight, body_size = _CONTENT_HEADER.unpack_from(data, start)
+                    block = data[start + 12 : end]
+                    if sink is None:
+                        append(ContentHeaderFrame(channel, class_id, weight, body_size, block))
+                    else:
+                        event = sink.on_header(channel, class_id, weight, body_size, block)
+                        if event is not None:
+                            append(event)
+                elif ftype == FRAME_HEARTBEAT:
+                    if size:
+                        raise FrameError("heartbeat frame with a payload", channel=channel)
+                    if channel:
+                        raise UnexpectedFrame(
+                            f"heartbeat frame on channel {channel}", channel=channel
+                        )
+                    append(HEARTBEAT)
+                else:
+                    raise FrameError(f"unknown frame type {ftype}", channel=channel)
+            except AMQPError:
+                self._keep(data, pos)  # the bad frame is consumed; resume after it
+                raise
         self._keep(data, pos, 7)
         return pos
 

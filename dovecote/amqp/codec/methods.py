@@ -23,7 +23,7 @@ from typing import Any
 
 from pamqp import base, commands
 
-from dovecote.amqp.codec.errors import CommandInvalid, SyntaxError_
+from dovecote.amqp.codec.errors import CommandInvalid, FrameError, SyntaxError_
 from dovecote.amqp.codec.tables import EMPTY_TABLE, decode_table, encode_table
 
 _U32 = struct.Struct(">I")
@@ -128,8 +128,8 @@ def decode_method(payload: bytes, channel: int = 0) -> base.Frame:
     Raises :class:`CommandInvalid` (503) for an unknown class/method and
     :class:`SyntaxError_` (502) for arguments that do not decode exactly.
     """
-    if len(payload) < 4:
-        raise SyntaxError_("method frame shorter than its class and method ids", channel=channel)
+    if len(payload) < 4:  # RabbitMQ: an unparseable frame, 501
+        raise FrameError("method frame shorter than its class and method ids", channel=channel)
     (index,) = _INDEX.unpack_from(payload, 0)
     fast = _FAST_DECODERS.get(index)
     try:
@@ -213,7 +213,6 @@ _Ack = commands.Basic.Ack
 _Nack = commands.Basic.Nack
 _Reject = commands.Basic.Reject
 _new = object.__new__  # pamqp methods define no __new__; skip __init__'s validate()
-_H = struct.Struct(">H")
 _QB = struct.Struct(">QB")
 _QB_SIZE = 4 + _QB.size
 
@@ -228,7 +227,7 @@ def _decode_publish(buf: bytes) -> base.Frame:
     if rk_end + 1 != len(buf):
         raise SyntaxError_("basic.publish arguments have the wrong length")
     method = _new(_Publish)
-    method.ticket = _H.unpack_from(buf, 4)[0]
+    method.ticket = (buf[4] << 8) | buf[5]
     method.exchange = exchange
     method.routing_key = routing_key
     method.mandatory = bool(bits & 1)

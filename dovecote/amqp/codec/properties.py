@@ -115,6 +115,19 @@ def _flags(block: bytes) -> tuple[int, int]:
     return flags, pos
 
 
+_PLANS: dict[int, tuple[tuple[int, int], ...]] = {}  # flags -> ((index, kind), ...) present
+
+
+def _plan(flags: int) -> tuple[tuple[int, int], ...]:
+    """The present properties for a flag set, memoised (at most 2**14 distinct sets)."""
+    plan = _PLANS.get(flags)
+    if plan is None:
+        if flags & ~_KNOWN_FLAGS:
+            raise SyntaxError_(f"property flags 0x{flags:x} name properties class basic lacks")
+        plan = _PLANS[flags] = tuple((i, _KINDS[i]) for i in range(14) if flags & (0x8000 >> i))
+    return plan
+
+
 def _layout(block: bytes, check: bool = False) -> tuple[int, list[int]]:
     """Return ``(flags, starts)``: ``starts[i]`` is where property i's bytes begin (or -1).
 
@@ -122,48 +135,46 @@ def _layout(block: bytes, check: bool = False) -> tuple[int, list[int]]:
     names an unknown property, a field overruns the block, or bytes trail.
     With ``check`` it also validates shortstr UTF-8 and table contents.
     """
-    flags, pos = _flags(block)
-    if flags & ~_KNOWN_FLAGS:
-        raise SyntaxError_(f"property flags 0x{flags:x} name properties class basic lacks")
     n = len(block)
+    if n >= 2 and not block[1] & 1:
+        flags = (block[0] << 8) | block[1]
+        pos = 2
+    else:
+        flags, pos = _flags(block)
     starts = [-1] * 14
-    bit = 0x8000
-    for i in range(14):
-        if flags & bit:
-            starts[i] = pos
-            kind = _KINDS[i]
-            if kind == _S:
-                if pos >= n:
-                    raise SyntaxError_(f"property {PROPERTY_NAMES[i]} truncated")
-                end = pos + 1 + block[pos]
-                if check and end <= n:
-                    _utf8(block, pos + 1, end, i)
-            elif kind == _O:
-                end = pos + 1
-            elif kind == _TS:
-                end = pos + 8
-            else:
-                if pos + 4 > n:
-                    raise SyntaxError_("property headers truncated")
-                end = pos + 4 + _U32.unpack_from(block, pos)[0]
-                if check and end <= n:
-                    check_table(block, pos + 4, end)
-            if end > n:
+    for i, kind in _plan(flags):
+        starts[i] = pos
+        if kind == _S:
+            if pos >= n:
                 raise SyntaxError_(f"property {PROPERTY_NAMES[i]} truncated")
-            pos = end
-        bit >>= 1
+            end = pos + 1 + block[pos]
+            if check and end <= n:
+                raw = block[pos + 1 : end]
+                if not raw.isascii():
+                    _utf8(raw, i)
+        elif kind == _O:
+            end = pos + 1
+        elif kind == _TS:
+            end = pos + 8
+        else:
+            if pos + 4 > n:
+                raise SyntaxError_("property headers truncated")
+            end = pos + 4 + _U32.unpack_from(block, pos)[0]
+            if check and end <= n:
+                check_table(block, pos + 4, end)
+        if end > n:
+            raise SyntaxError_(f"property {PROPERTY_NAMES[i]} truncated")
+        pos = end
     if pos != n:
         raise SyntaxError_(f"{n - pos} unexpected bytes after the properties")
     return flags, starts
 
 
-def _utf8(block: bytes, start: int, end: int, i: int) -> None:
-    raw = block[start:end]
-    if not raw.isascii():
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SyntaxError_(f"property {PROPERTY_NAMES[i]} is not UTF-8") from None
+def _utf8(raw: bytes, i: int) -> None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SyntaxError_(f"property {PROPERTY_NAMES[i]} is not UTF-8") from None
 
 
 def check_properties(block: bytes) -> None:
@@ -319,19 +330,18 @@ def encode_properties(props: Mapping[str, Any] | None = None, /, **fields: Any) 
     """
     if props:
         fields = {**props, **fields}
-    flags = 0
-    parts = [b""]
-    for i, name in enumerate(PROPERTY_NAMES):
-        value = fields.get(name)
+    encoded: list[tuple[int, bytes]] = []
+    for name, value in fields.items():
+        i = _INDEX.get(name)
+        if i is None:
+            raise TypeError(f"unknown basic property {name!r}")
         if value is not None:
-            flags |= 1 << (15 - i)
-            parts.append(_encode_field(i, value))
-    if len(fields) > 0:
-        unknown = set(fields) - _INDEX.keys()
-        if unknown:
-            raise TypeError(f"unknown basic properties: {sorted(unknown)}")
-    parts[0] = _U16.pack(flags)
-    return b"".join(parts)
+            encoded.append((i, _encode_field(i, value)))
+    encoded.sort()
+    flags = 0
+    for i, _raw in encoded:
+        flags |= 0x8000 >> i
+    return _U16.pack(flags) + b"".join([raw for _i, raw in encoded])
 
 
 def properties_from_pamqp(props: commands.Basic.Properties) -> bytes:

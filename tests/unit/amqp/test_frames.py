@@ -19,6 +19,7 @@ from dovecote.amqp.codec import (
     BadProtocolHeader,
     CodecError,
     CommandReader,
+    ContentAssembler,
     ContentBodyFrame,
     ContentHeaderFrame,
     FrameError,
@@ -224,7 +225,8 @@ def test_bad_frame_end_is_fatal_501():
         (encode_frame(2, 0, struct.pack(">HHQH", 60, 0, 0, 0)), UnexpectedFrame, 505),
         (encode_frame(3, 0, b"body"), UnexpectedFrame, 505),
         (encode_frame(2, 1, b"\x00\x3c\x00\x00"), FrameError, 501),  # header too short
-        (encode_frame(1, 1, b"\x00\x3c"), SyntaxError_, 502),  # method ids truncated
+        (encode_frame(1, 1, b"\x00\x3c"), FrameError, 501),  # method ids truncated
+        (encode_frame(1, 1, b"\x00\x3c\x00\x50"), SyntaxError_, 502),  # ack without arguments
         (encode_frame(1, 1, b"\x00\x3c\x00\x63"), AMQPError, 503),  # unknown method
     ],
 )
@@ -304,6 +306,13 @@ def test_discard_forgets_partial_content():
     reader.discard(1)
     assert not reader.assembler.in_progress(1)
     assert isinstance(reader.feed(publish() + header(size=0))[0], Message)
+
+
+def test_standalone_assembler_matches_command_reader():
+    frames = FrameReader(frame_max=131072).feed(SESSION)
+    assembler = ContentAssembler()
+    events = [e for e in map(assembler.process, frames) if e is not None]
+    assert summarize(events) == summarize(read_all([SESSION]))
 
 
 def test_fatal_error_sticks_in_command_reader():
