@@ -268,12 +268,15 @@ class Properties(Mapping[str, Any]):
         return f"Properties({dict(self)!r})"
 
     def to_pamqp(self) -> commands.Basic.Properties:
-        """A pamqp ``Basic.Properties`` (timestamp as a UTC datetime), for code that wants one."""
+        """A pamqp ``Basic.Properties`` (timestamp as a UTC datetime when one can hold it)."""
         values = dict(self)
         if "timestamp" in values:
-            values["timestamp"] = datetime.datetime.fromtimestamp(
-                values["timestamp"], tz=datetime.UTC
-            )
+            try:
+                values["timestamp"] = datetime.datetime.fromtimestamp(
+                    values["timestamp"], tz=datetime.UTC
+                )
+            except (OverflowError, ValueError, OSError):
+                pass  # beyond year 9999: keep the int
         props = object.__new__(commands.Basic.Properties)
         for name in commands.Basic.Properties.__slots__:
             setattr(props, name, values.get(name, "" if name == "cluster_id" else None))

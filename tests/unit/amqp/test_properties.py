@@ -211,3 +211,7 @@ def test_encode_properties_validates_values():
     assert read_properties(encode_properties(timestamp=stamp))["timestamp"] == int(
         stamp.timestamp()
     )
+
+
+def test_to_pamqp_keeps_out_of_range_timestamps_as_int():
+    assert Properties(encode_properties(timestamp=2**63)).to_pamqp().timestamp == 2**63
