@@ -286,7 +286,8 @@ def build_batch(
     base_ts = min(stamps)
     max_ts = max(stamps)
     body = b"".join(
-        _encode_record(r, i, ts - base_ts) for i, (r, ts) in enumerate(zip(records, stamps, strict=True))
+        _encode_record(r, i, ts - base_ts)
+        for i, (r, ts) in enumerate(zip(records, stamps, strict=True))
     )
     if compression_type != compression.NONE:
         body = compression.compress(compression_type, body)

@@ -127,7 +127,11 @@ class Log:
                     report.bytes_cut += cut
                     report.reason = reason
                     log.warning(
-                        "%s: cut %d bytes from %s (%s)", directory, cut, segment.log_path.name, reason
+                        "%s: cut %d bytes from %s (%s)",
+                        directory,
+                        cut,
+                        segment.log_path.name,
+                        reason,
                     )
             self.segments.append(segment)
         if not self.segments:
@@ -163,7 +167,10 @@ class Log:
     # --- writing ------------------------------------------------------------
 
     def append(
-        self, data: bytes | bytearray | memoryview, infos: list[BatchInfo], now_ms: int | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        infos: list[BatchInfo],
+        now_ms: int | None = None,
     ) -> AppendResult:
         """Append validated batches (``infos`` from scanning ``data`` from 0).
 
@@ -197,7 +204,9 @@ class Log:
         if segment.size == 0:
             return segment
         too_big = segment.size + size > self.config.segment_bytes
-        too_old = segment.created_ms is not None and now_ms - segment.created_ms >= self.config.segment_ms
+        too_old = (
+            segment.created_ms is not None and now_ms - segment.created_ms >= self.config.segment_ms
+        )
         if too_big or too_old:
             return self.roll()
         return segment
@@ -264,7 +273,9 @@ class Log:
         found = segment.find(offset)
         return end if found is None else min(found[0], end)
 
-    def read_records(self, offset: int, max_bytes: int, max_offset: int | None = None) -> list[Record]:
+    def read_records(
+        self, offset: int, max_bytes: int, max_offset: int | None = None
+    ) -> list[Record]:
         """Decode the records of the batches :meth:`read` returns, from ``offset`` on."""
         chunk = self.read(offset, max_bytes, max_offset)
         if chunk is None:

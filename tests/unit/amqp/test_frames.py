@@ -77,7 +77,7 @@ def client_session():
             headers={"x-delay": 50, "trace": ["a", 1]},
         ),
         pika.frame.Heartbeat().marshal(),
-        pika_publish(1, bytes(range(256)) * 40, frame_max=4096, priority=7),
+        pika_publish(1, bytes(range(256)) * 20, frame_max=4096, priority=7),
         pika_publish(2, b"", message_id="empty"),
         pika.frame.Method(1, spec.Basic.Ack(7, multiple=True)).marshal(),
         pika.frame.Method(1, spec.Basic.Nack(8, requeue=False)).marshal(),
@@ -130,7 +130,7 @@ def test_decodes_a_pika_session():
         ).encode()
     )
     big = events[9]
-    assert big.body == bytes(range(256)) * 40 and big.properties.priority == 7
+    assert big.body == bytes(range(256)) * 20 and big.properties.priority == 7
     empty = events[10]
     assert (empty.channel, empty.body, empty.properties.message_id) == (2, b"", "empty")
     assert (events[11].method.delivery_tag, events[11].method.multiple) == (7, True)
