@@ -8,6 +8,7 @@ and the background work (retention, periodic flush).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fcntl
 import logging
@@ -346,6 +347,16 @@ class BrokerCore:
         if subscription is not None:
             subscription.close()
         self.substate.forget(sub_id)
+
+    # --- identity ---------------------------------------------------------------
+
+    async def cluster_id(self) -> str:
+        """This cluster's id, made once and kept in the catalog."""
+        entry = self.catalog.get("cluster", "id")
+        if entry is None:
+            entry = {"id": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")}
+            await self.catalog.put("cluster", "id", entry)
+        return entry["id"]
 
     # --- producers ------------------------------------------------------------
 

@@ -1,0 +1,276 @@
+"""Produce, Fetch, ListOffsets, DeleteRecords: records in and out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from dovecote.core.errors import BrokerError, OffsetOutOfRange
+from dovecote.core.topic import Partition, wait_for_appends
+from dovecote.kafka.build import ms
+from dovecote.kafka.errors import check_kafka_topic_name, error_code
+from dovecote.kafka.handlers.context import KafkaContext, Session
+from dovecote.kafka.wire import Request
+
+LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+
+
+# --- produce ---------------------------------------------------------------------
+
+
+async def produce(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any] | None:
+    body = request.body
+    acks = body.acks
+    if acks not in (0, 1, -1):
+        code = ErrorCode.invalid_required_acks
+        return _produce_response(
+            [
+                (name, tid, [(p.index, code, None) for p in t.partition_data])
+                for name, tid, t in _topics(ctx, body)
+            ]
+        )
+    durable = acks != 0
+    results: list[tuple[Any, Any, list]] = []
+    jobs = []
+    for name, topic_id, entry in _topics(ctx, body):
+        topic = ctx.core.topic(name) if name else None
+        if topic is None and name and ctx.core.config.auto_create_topics:
+            try:
+                check_kafka_topic_name(name)
+                topic = await ctx.core.ensure_topic(name)
+            except BrokerError:
+                topic = None
+        rows: list = []
+        results.append((name, topic_id, rows))
+        for part in entry.partition_data:
+            if topic is None or not 0 <= part.index < len(topic.partitions):
+                rows.append((part.index, ErrorCode.unknown_topic_or_partition, None))
+                continue
+            if body.transactional_id is not None:
+                rows.append((part.index, ErrorCode.transactional_id_authorization_failed, None))
+                continue
+            slot = [part.index, ErrorCode.none, None]
+            rows.append(slot)
+            jobs.append(_append(topic.partitions[part.index], part.records or b"", durable, slot))
+    if jobs:
+        await asyncio.gather(*jobs)
+    if acks == 0:
+        return None
+    return _produce_response(results)
+
+
+async def _append(partition: Partition, records: bytes, durable: bool, slot: list) -> None:
+    try:
+        result = await partition.append(records, durable=durable)
+    except BrokerError as err:
+        slot[1] = error_code(err)
+        slot[2] = (-1, -1, partition.log_start_offset, str(err))
+        return
+    except OSError as err:
+        slot[1] = ErrorCode.kafka_storage_error
+        slot[2] = (-1, -1, -1, str(err))
+        return
+    slot[2] = (result.base_offset, result.log_append_time, partition.log_start_offset, None)
+
+
+def _topics(ctx: KafkaContext, body):
+    for entry in body.topic_data:
+        name, _topic = ctx.resolve(entry)
+        yield name, getattr(entry, "topic_id", None), entry
+
+
+def _produce_response(results) -> dict[str, Any]:
+    return {
+        "responses": [
+            {
+                "name": name,
+                "topic_id": topic_id,
+                "partition_responses": [
+                    {
+                        "index": index,
+                        "error_code": code,
+                        "base_offset": detail[0] if detail else -1,
+                        "log_append_time": detail[1] if detail else -1,
+                        "log_start_offset": detail[2] if detail else -1,
+                        "record_errors": [],
+                        "error_message": detail[3] if detail else None,
+                    }
+                    for index, code, detail in rows
+                ],
+            }
+            for name, topic_id, rows in results
+        ],
+        "throttle_time": 0,
+    }
+
+
+# --- fetch -----------------------------------------------------------------------------
+
+
+async def fetch(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
+    """Serve batches straight from segment files; long-poll until min_bytes
+    arrive or max_wait passes."""
+    body = request.body
+    deadline = time.monotonic() + ms(body.max_wait) / 1000
+    min_bytes = body.min_bytes
+    max_bytes = getattr(body, "max_bytes", 0x7FFFFFFF)
+    wanted: list[tuple[str | None, Any, list[tuple[int, int, int, Partition | None]]]] = []
+    for entry in body.topics:
+        name, topic = ctx.resolve(entry)
+        parts = []
+        for p in entry.partitions:
+            partition = (
+                topic.partitions[p.partition]
+                if topic and 0 <= p.partition < len(topic.partitions)
+                else None
+            )
+            parts.append((p.partition, p.fetch_offset, p.partition_max_bytes, partition))
+        wanted.append((name, getattr(entry, "topic_id", None), parts))
+    while True:
+        response, total, errors = _read(ctx, wanted, max_bytes)
+        remaining = deadline - time.monotonic()
+        if total >= min_bytes or errors or remaining <= 0:
+            return response
+        watched = [part for _, _, parts in wanted for *_, part in parts if part is not None]
+        if not watched:
+            return response
+        await wait_for_appends(watched, remaining)
+
+
+def _read(ctx: KafkaContext, wanted, max_bytes: int) -> tuple[dict[str, Any], int, bool]:
+    total = 0
+    errors = False
+    topics = []
+    for name, topic_id, parts in wanted:
+        rows = []
+        for index, offset, part_max, partition in parts:
+            if partition is None:
+                code = (
+                    ErrorCode.unknown_topic_id
+                    if name is None
+                    else ErrorCode.unknown_topic_or_partition
+                )
+                rows.append(_fetch_row(index, code, -1, -1, None))
+                errors = True
+                continue
+            records = None
+            code = ErrorCode.none
+            budget = min(part_max, max_bytes - total)
+            try:
+                if budget > 0 or total == 0:
+                    chunk = partition.read(offset, max(budget, 1))
+                    if chunk is not None:
+                        records = chunk.read()
+                        total += len(records)
+            except OffsetOutOfRange:
+                code = ErrorCode.offset_out_of_range
+                errors = True
+            rows.append(
+                _fetch_row(
+                    index, code, partition.high_watermark, partition.log_start_offset, records
+                )
+            )
+        topics.append({"topic": name, "topic_id": topic_id, "partitions": rows})
+    return (
+        {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "session_id": 0,
+            "responses": topics,
+            "node_endpoints": [],
+        },
+        total,
+        errors,
+    )
+
+
+def _fetch_row(
+    index: int, code: ErrorCode, hw: int, start: int, records: bytes | None
+) -> dict[str, Any]:
+    return {
+        "partition_index": index,
+        "error_code": code,
+        "high_watermark": hw,
+        "last_stable_offset": hw,
+        "log_start_offset": start,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": records if records is not None else b"",
+    }
+
+
+# --- list offsets and delete records ---------------------------------------------------
+
+
+async def list_offsets(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
+    topics = []
+    for entry in request.body.topics:
+        topic = ctx.core.topic(entry.name)
+        rows = []
+        for p in entry.partitions:
+            row = {
+                "partition_index": p.partition_index,
+                "error_code": ErrorCode.none,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": 0,
+            }
+            if topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                row["error_code"] = ErrorCode.unknown_topic_or_partition
+                rows.append(row)
+                continue
+            partition = topic.partitions[p.partition_index]
+            ts = p.timestamp
+            if ts == LATEST:
+                row["offset"] = partition.high_watermark
+            elif ts == EARLIEST:
+                row["offset"] = partition.log_start_offset
+            elif ts == MAX_TIMESTAMP:
+                found = _max_timestamp(partition)
+                if found is not None:
+                    row["offset"], row["timestamp"] = found
+            else:
+                found = partition.log.offset_for_timestamp(ts)
+                if found is not None and found[0] < partition.high_watermark:
+                    row["offset"], row["timestamp"] = found
+            rows.append(row)
+        topics.append({"name": entry.name, "partitions": rows})
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _max_timestamp(partition: Partition) -> tuple[int, int] | None:
+    best = None
+    for segment in partition.log.segments:
+        if segment.max_timestamp >= 0 and (best is None or segment.max_timestamp >= best[1]):
+            found = partition.log.offset_for_timestamp(segment.max_timestamp)
+            if found is not None:
+                best = found
+    return best
+
+
+async def delete_records(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
+    topics = []
+    for entry in request.body.topics:
+        topic = ctx.core.topic(entry.name)
+        rows = []
+        for p in entry.partitions:
+            row = {
+                "partition_index": p.partition_index,
+                "low_watermark": -1,
+                "error_code": ErrorCode.none,
+            }
+            if topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                row["error_code"] = ErrorCode.unknown_topic_or_partition
+            else:
+                partition = topic.partitions[p.partition_index]
+                offset = partition.high_watermark if p.offset == -1 else p.offset
+                try:
+                    row["low_watermark"] = partition.log.delete_records_before(offset)
+                except OffsetOutOfRange:
+                    row["error_code"] = ErrorCode.offset_out_of_range
+            rows.append(row)
+        topics.append({"name": entry.name, "partitions": rows})
+    return {"throttle_time": 0, "topics": topics}
