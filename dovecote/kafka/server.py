@@ -70,8 +70,7 @@ class KafkaConnection(asyncio.Protocol):
     # --- transport events ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
         peer = transport.get_extra_info("peername")
         self.session.client_host = f"/{peer[0]}" if peer else "/unknown"
         sock = transport.get_extra_info("socket")
