@@ -742,7 +742,10 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is not None and group.members:
             error = self._check_member(group, member_id, instance_id, generation)
-            if error is None and group.state == State.PREPARING_REBALANCE:
+            # As Kafka: commits with the current generation are taken while a
+            # rebalance is being prepared (consumers commit as partitions are
+            # revoked), but not between JoinGroup and SyncGroup.
+            if error is None and group.state == State.COMPLETING_REBALANCE:
                 error = GroupError.REBALANCE_IN_PROGRESS
             if error is not None:
                 return dict.fromkeys(offsets, error)

@@ -143,6 +143,15 @@ class KafkaConnection(asyncio.Protocol):
         future.add_done_callback(self._write_ready)
 
     async def _handle(self, request: Request) -> Any:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s: api %d v%d %.300r",
+                self.session.client_host,
+                request.client_id,
+                request.api_key,
+                request.api_version,
+                request.body,
+            )
         if request.api_key == API_VERSIONS_KEY:
             return cluster.api_versions(self.ctx, self.session, request, self.supported)
         handler, _ = HANDLERS[request.api_key]
