@@ -4,78 +4,16 @@ committed offsets across a broker restart."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import confluent_kafka
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.kafka_member import MemberProcess as Member
 from dovecote.testing import BrokerProcess
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-class Member:
-    """A group member process and everything it printed."""
-
-    def __init__(
-        self, client: str, bootstrap: str, topic: str, group: str, strategy: str = "roundrobin"
-    ) -> None:
-        self.client = client
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.compat.kafka.group_member",
-                client,
-                bootstrap,
-                topic,
-                group,
-                strategy,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-            text=True,
-        )
-        self.events: list[dict] = []
-        self.values: set[str] = set()
-        self.assigned: list[int] = []
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            event = json.loads(line)
-            self.events.append(event)
-            if "v" in event:
-                self.values.add(event["v"])
-            if "assigned" in event:
-                self.assigned = event["assigned"]
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def leave(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def wait_for(predicate, timeout: float, what) -> None:

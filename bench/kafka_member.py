@@ -1,6 +1,6 @@
-"""A consumer-group member in its own process, so tests can SIGKILL it.
+"""A consumer-group member in its own process, so tests and benchmarks can SIGKILL it.
 
-    python -m tests.compat.kafka.group_member CLIENT BOOTSTRAP TOPIC GROUP [STRATEGY]
+    python -m bench.kafka_member CLIENT BOOTSTRAP TOPIC GROUP [STRATEGY]
 
 Prints one JSON line per event: {"assigned": [...]} whenever its assignment
 changes, {"p": partition, "o": offset, "v": value} per record. Commits after
@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 STOP = threading.Event()
 
@@ -61,7 +68,9 @@ def run_confluent(bootstrap: str, topic: str, group: str, strategy: str) -> None
         messages = consumer.consume(500, 0.2)
         for m in messages:
             if m.error() is None:
-                emit({"p": m.partition(), "o": m.offset(), "v": m.value().decode()})
+                emit(
+                    {"p": m.partition(), "o": m.offset(), "v": m.value().decode(), "t": time.time()}
+                )
         if messages:
             try:
                 consumer.commit(asynchronous=False)
@@ -146,6 +155,60 @@ def run_aiokafka(bootstrap: str, topic: str, group: str) -> None:
         await consumer.stop()
 
     asyncio.run(main())
+
+
+class MemberProcess:
+    """Runs this module as a child process and collects what it prints."""
+
+    def __init__(
+        self, client: str, bootstrap: str, topic: str, group: str, strategy: str = "roundrobin"
+    ) -> None:
+        self.client = client
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.kafka_member",
+                client,
+                bootstrap,
+                topic,
+                group,
+                strategy,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            text=True,
+        )
+        self.events: list[dict] = []
+        self.values: set[str] = set()
+        self.assigned: list[int] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            event = json.loads(line)
+            self.events.append(event)
+            if "v" in event:
+                self.values.add(event["v"])
+            if "assigned" in event:
+                self.assigned = event["assigned"]
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def leave(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
 def main() -> None:
