@@ -14,8 +14,28 @@ from dovecote.kafka.codec.errors import (
     UnsupportedVersion,
 )
 from dovecote.kafka.codec.framing import FrameReader, frame
+from dovecote.kafka.codec.header import (
+    RequestHeader,
+    decode_request_header,
+    encode_request_header,
+    peek_header,
+)
+from dovecote.kafka.codec.requests import Request, decode_request
+from dovecote.kafka.codec.schemas import (
+    API_VERSIONS,
+    KIO_VERSIONS,
+    api_name,
+    is_flexible,
+    negotiate,
+    request_class,
+    request_header_version,
+    response_class,
+    response_header_version,
+)
 
 __all__ = [
+    "API_VERSIONS",
+    "KIO_VERSIONS",
     "ErrorCode",
     "FrameError",
     "FrameReader",
@@ -23,9 +43,22 @@ __all__ = [
     "KafkaCodecError",
     "MalformedFrame",
     "MalformedRequest",
+    "Request",
     "RequestError",
+    "RequestHeader",
     "UnknownApiKey",
     "UnsupportedVersion",
+    "api_name",
+    "decode_request",
+    "decode_request_header",
+    "encode_request_header",
     "error_codes",
     "frame",
+    "is_flexible",
+    "negotiate",
+    "peek_header",
+    "request_class",
+    "request_header_version",
+    "response_class",
+    "response_header_version",
 ]

@@ -1,0 +1,119 @@
+"""One request frame in, one typed :class:`Request` (or a codec error) out.
+
+The order of checks follows what the server can still do with the answer:
+the first 8 bytes give api key, version and correlation id; an unknown key or
+a version outside ``supported`` (and kio's range) fails before anything else
+is parsed, so an ApiVersions request from a newer client can still be
+answered. Then the header (v1 or v2, by the version's flexibility) and the
+body: kio's reader, or the tolerant reader if the client sent tagged fields
+kio does not know. Any decoder failure or trailing byte is
+:class:`MalformedRequest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dovecote.kafka.codec.errors import MalformedRequest, UnknownApiKey, UnsupportedVersion
+from dovecote.kafka.codec.header import (
+    RequestHeader,
+    no_tags,
+    peek_header,
+    read_client_id_and_tags,
+)
+from dovecote.kafka.codec.schemas import (
+    KIO_VERSIONS,
+    VersionRanges,
+    body_reader,
+    is_flexible,
+    request_class,
+)
+from dovecote.kafka.codec.tolerant import is_unknown_tag_error, tolerant_reader
+
+
+@dataclass(slots=True)
+class Request:
+    """A decoded request: header fields plus the kio body entity (treat as read-only;
+    not frozen because a frozen dataclass costs a microsecond more per request).
+
+    ``body`` is an instance of kio's class for (api_key, api_version), e.g.
+    ``kio.schema.metadata.v12.request.MetadataRequest``.
+    """
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body: Any
+    tagged_fields: Mapping[int, bytes] = field(default_factory=no_tags, hash=False)
+
+    @property
+    def flexible(self) -> bool:
+        return is_flexible(self.api_key, self.api_version)
+
+    @property
+    def header(self) -> RequestHeader:
+        return RequestHeader(
+            self.api_key, self.api_version, self.correlation_id, self.client_id, self.tagged_fields
+        )
+
+
+def check_version(
+    api_key: int, api_version: int, correlation_id: int, supported: VersionRanges
+) -> None:
+    """Raise :class:`UnknownApiKey` / :class:`UnsupportedVersion` unless both the
+    server (``supported``) and kio handle this API version."""
+    window = supported.get(api_key)
+    known = KIO_VERSIONS.get(api_key)
+    if window is None or known is None:
+        raise UnknownApiKey(api_key, api_version, correlation_id)
+    if not (window[0] <= api_version <= window[1] and known[0] <= api_version <= known[1]):
+        raise UnsupportedVersion(api_key, api_version, correlation_id)
+
+
+def decode_request(frame: bytes | memoryview, supported: VersionRanges) -> Request:
+    """Decode one request frame (size prefix already removed, as FrameReader returns it).
+
+    ``supported`` maps api key -> (min, max) version the server enables; it is
+    intersected with what kio has. Raises :class:`UnknownApiKey`,
+    :class:`UnsupportedVersion` or :class:`MalformedRequest`, nothing else.
+    """
+    api_key, api_version, correlation_id = ids = peek_header(frame)
+    check_version(api_key, api_version, correlation_id, supported)
+    client_id, tags, pos = read_client_id_and_tags(frame, is_flexible(api_key, api_version), ids)
+    body = decode_body(frame, pos, api_key, api_version, correlation_id)
+    return Request(api_key, api_version, correlation_id, client_id, body, tags)
+
+
+def decode_body(
+    frame: bytes | memoryview, pos: int, api_key: int, api_version: int, correlation_id: int = -1
+) -> Any:
+    """The kio entity of a request body that must fill ``frame[pos:]`` exactly."""
+    end = len(frame)
+    try:
+        try:
+            body, size = body_reader(api_key, api_version)(frame, pos)
+        except KeyError as exc:
+            if not is_unknown_tag_error(exc):
+                raise
+            body, size = tolerant_reader(request_class(api_key, api_version))(frame, pos)
+        stop = pos + size
+    except MalformedRequest as exc:
+        raise MalformedRequest(str(exc), api_key, api_version, correlation_id) from exc.__cause__
+    except Exception as exc:  # kio raises its own errors, ValueError, KeyError, ...
+        raise MalformedRequest(
+            f"cannot decode api key {api_key} v{api_version}: {type(exc).__name__}: {exc}",
+            api_key,
+            api_version,
+            correlation_id,
+        ) from exc
+    if stop != end:
+        raise MalformedRequest(
+            f"{end - stop} trailing bytes after the body",
+            api_key,
+            api_version,
+            correlation_id,
+        )
+    return body
