@@ -12,6 +12,7 @@ import random
 import pytest
 
 from dovecote.kafka.codec import decode_request, request_class
+from dovecote.kafka.codec.bounds import bounds_checker
 from dovecote.kafka.codec.tolerant import tolerant_reader
 from tests.unit.kafka.apis import ALL_VERSIONS, SUPPORTED, encode_body, request_frame
 from tests.unit.kafka.samples import sample
@@ -33,3 +34,4 @@ def test_request_round_trip(name, key, version):
         assert request.body == body, f"sample {i}"
         raw = encode_body(body)
         assert tolerant_reader(cls)(raw, 0) == (body, len(raw)), f"sample {i}"
+        assert bounds_checker(cls)(raw, 0, len(raw)) == len(raw), f"sample {i}"
