@@ -21,6 +21,13 @@ from dovecote.kafka.codec.header import (
     peek_header,
 )
 from dovecote.kafka.codec.requests import Request, decode_request
+from dovecote.kafka.codec.responses import (
+    api_versions_response,
+    encode_response,
+    encode_response_body,
+    response_module,
+    unsupported_api_versions_response,
+)
 from dovecote.kafka.codec.schemas import (
     API_VERSIONS,
     KIO_VERSIONS,
@@ -49,9 +56,12 @@ __all__ = [
     "UnknownApiKey",
     "UnsupportedVersion",
     "api_name",
+    "api_versions_response",
     "decode_request",
     "decode_request_header",
     "encode_request_header",
+    "encode_response",
+    "encode_response_body",
     "error_codes",
     "frame",
     "is_flexible",
@@ -61,4 +71,6 @@ __all__ = [
     "request_header_version",
     "response_class",
     "response_header_version",
+    "response_module",
+    "unsupported_api_versions_response",
 ]
