@@ -13,6 +13,7 @@ from dovecote.kafka.codec.errors import (
     UnknownApiKey,
     UnsupportedVersion,
 )
+from dovecote.kafka.codec.fetch import encode_fetch_response
 from dovecote.kafka.codec.framing import FrameReader, frame
 from dovecote.kafka.codec.header import (
     RequestHeader,
@@ -59,6 +60,7 @@ __all__ = [
     "api_versions_response",
     "decode_request",
     "decode_request_header",
+    "encode_fetch_response",
     "encode_request_header",
     "encode_response",
     "encode_response_body",
