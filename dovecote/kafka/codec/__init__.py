@@ -21,6 +21,7 @@ from dovecote.kafka.codec.header import (
     encode_request_header,
     peek_header,
 )
+from dovecote.kafka.codec.produce import ZERO_COPY_MIN_FRAME, decode_produce_request
 from dovecote.kafka.codec.requests import Request, decode_request
 from dovecote.kafka.codec.responses import (
     api_versions_response,
@@ -44,6 +45,7 @@ from dovecote.kafka.codec.schemas import (
 __all__ = [
     "API_VERSIONS",
     "KIO_VERSIONS",
+    "ZERO_COPY_MIN_FRAME",
     "ErrorCode",
     "FrameError",
     "FrameReader",
@@ -58,6 +60,7 @@ __all__ = [
     "UnsupportedVersion",
     "api_name",
     "api_versions_response",
+    "decode_produce_request",
     "decode_request",
     "decode_request_header",
     "encode_fetch_response",

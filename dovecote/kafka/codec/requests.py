@@ -5,9 +5,11 @@ the first 8 bytes give api key, version and correlation id; an unknown key or
 a version outside ``supported`` (and kio's range) fails before anything else
 is parsed, so an ApiVersions request from a newer client can still be
 answered. Then the header (v1 or v2, by the version's flexibility) and the
-body: first a walk over its lengths (:mod:`~dovecote.kafka.codec.bounds`,
-which keeps kio from aborting on absurd array sizes), then kio's reader, or
-the tolerant reader if the client sent tagged fields kio does not know. Any
+body. Produce requests of :data:`ZERO_COPY_MIN_FRAME` bytes or more go to the
+zero-copy decoder (:mod:`~dovecote.kafka.codec.produce`). Other bodies get a
+walk over their lengths first (:mod:`~dovecote.kafka.codec.bounds`, which
+keeps kio from aborting on absurd array sizes), then kio's reader, or the
+tolerant reader if the client sent tagged fields kio does not know. Any
 decoder failure or trailing byte is :class:`MalformedRequest`.
 """
 
@@ -25,6 +27,7 @@ from dovecote.kafka.codec.header import (
     peek_header,
     read_client_id_and_tags,
 )
+from dovecote.kafka.codec.produce import PRODUCE, ZERO_COPY_MIN_FRAME, decode_produce_request
 from dovecote.kafka.codec.schemas import (
     KIO_VERSIONS,
     VersionRanges,
@@ -41,7 +44,9 @@ class Request:
     not frozen because a frozen dataclass costs a microsecond more per request).
 
     ``body`` is an instance of kio's class for (api_key, api_version), e.g.
-    ``kio.schema.metadata.v12.request.MetadataRequest``.
+    ``kio.schema.metadata.v12.request.MetadataRequest``. In Produce requests of
+    at least :data:`ZERO_COPY_MIN_FRAME` bytes each partition's ``records`` is a
+    read-only ``memoryview`` of the frame instead of ``bytes``.
     """
 
     api_key: int
@@ -95,6 +100,11 @@ def decode_body(
     """The kio entity of a request body that must fill ``frame[pos:]`` exactly."""
     end = len(frame)
     try:
+        if api_key == PRODUCE and end >= ZERO_COPY_MIN_FRAME:
+            body, stop = decode_produce_request(frame, pos, api_version)
+            if stop != end:
+                raise MalformedRequest(f"{end - stop} trailing bytes after the body")
+            return body
         # Walk the lengths first: kio aborts the process on absurd array lengths.
         stop = bounds_checker(request_class(api_key, api_version))(frame, pos, end)
         if stop != end:
