@@ -1,4 +1,7 @@
-"""Response frames: size prefix + response header + kio body, and ApiVersions helpers.
+"""Response frames: size prefix + response header + body, and ApiVersions helpers.
+
+Bodies are kio entities, written by :mod:`~dovecote.kafka.codec.writer`
+(kio's bytes, several times faster than kio's own writer).
 
 The response header is v1 (tagged fields) for flexible versions and v0
 otherwise -- except ApiVersions, always v0 (the client reads it before it knows
@@ -11,7 +14,6 @@ highest version both sides know.
 from __future__ import annotations
 
 import importlib
-import io
 from datetime import timedelta
 from typing import Any
 
@@ -23,11 +25,11 @@ from dovecote.kafka.codec.schemas import (
     API_VERSIONS,
     KIO_VERSIONS,
     VersionRanges,
-    body_writer,
     negotiate,
     response_class,
     response_header_version,
 )
+from dovecote.kafka.codec.writer import entity_encoder
 
 PLACEHOLDER = bytes(4)
 
@@ -49,18 +51,13 @@ def encode_response(request: HasCorrelation, body: Any) -> bytes:
 def encode_response_body(correlation_id: int, body: Any) -> bytes:
     """Frame any kio response entity for ``correlation_id``, with the header
     version its own API and version call for."""
-    out = io.BytesIO()
-    out.write(PLACEHOLDER)
-    out.write(
-        encode_response_header(
-            correlation_id, response_header_version(body.__api_key__, body.__version__)
-        )
+    out = bytearray(PLACEHOLDER)
+    out += encode_response_header(
+        correlation_id, response_header_version(body.__api_key__, body.__version__)
     )
-    body_writer(type(body))(out, body)
-    view = out.getbuffer()
-    SIZE.pack_into(view, 0, len(view) - 4)
-    view.release()
-    return out.getvalue()
+    entity_encoder(type(body))(out, body)
+    SIZE.pack_into(out, 0, len(out) - 4)
+    return bytes(out)
 
 
 def response_module(api_key: int, version: int) -> Any:

@@ -7,7 +7,6 @@ edit here. Lookups are cached: the first request of a kind imports its module.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping
 from functools import cache
 from types import MappingProxyType
@@ -15,7 +14,7 @@ from typing import Any
 
 from kio.index import load_request_schema, load_response_schema
 from kio.schema.index import api_key_map, schema_name_map
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_reader
 
 API_VERSIONS = 18  # the one API whose responses always use header v0
 
@@ -105,9 +104,3 @@ def body_reader(api_key: int, version: int) -> Reader:
     """kio's compiled reader for a request body: ``reader(buffer, offset) ->
     (entity, bytes read)`` (kio readers return the size read, not the end)."""
     return entity_reader(request_class(api_key, version))
-
-
-@cache
-def body_writer(cls: type) -> Callable[[io.BytesIO, Any], None]:
-    """kio's writer for an entity class."""
-    return entity_writer(cls)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from kio.serial import entity_writer
+
 from dovecote.kafka.codec import (
     KIO_VERSIONS,
     RequestHeader,
     encode_request_header,
     is_flexible,
 )
-from dovecote.kafka.codec.schemas import body_writer
 
 BROKER_APIS = {
     "Produce": 0,
@@ -58,8 +59,9 @@ ALL_VERSIONS = [
 
 
 def encode_body(entity: Any) -> bytes:
+    """kio's own bytes for ``entity``: the reference the codec is held to."""
     out = io.BytesIO()
-    body_writer(type(entity))(out, entity)
+    entity_writer(type(entity))(out, entity)
     return out.getvalue()
 
 

@@ -1,4 +1,5 @@
-"""encode_fetch_response: kio's bytes exactly, record buffers passed through uncopied."""
+"""encode_fetch_response: kio's bytes exactly (kio's own writer as the reference),
+record buffers passed through uncopied."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from dovecote.kafka.codec import (
     Request,
     RequestHeader,
     encode_fetch_response,
-    encode_response_body,
     response_module,
 )
 from dovecote.storage.batch import Record, build_batch
+from tests.unit.kafka.apis import encode_body
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python's schema loading
@@ -104,9 +105,9 @@ def test_same_bytes_as_kio(response, correlation_id):
     parts = encode_fetch_response(
         correlation_id, version, throttle_ms, error_code, session_id, topics
     )
-    expected = encode_response_body(
-        correlation_id, kio_response(version, throttle_ms, error_code, session_id, topics)
-    )
+    body = encode_body(kio_response(version, throttle_ms, error_code, session_id, topics))
+    header = struct.pack(">i", correlation_id) + (b"\x00" if version >= 12 else b"")
+    expected = struct.pack(">i", len(header) + len(body)) + header + body
     assert b"".join(parts) == expected
 
 
