@@ -50,7 +50,10 @@ class _Layout(NamedTuple):
     flexible: bool
     by_id: bool
     top: struct.Struct
-    partition: struct.Struct
+    partition: struct.Struct  # index, error, high watermark, last stable, [log start]
+    plain: (
+        struct.Struct
+    )  # the same + null aborted list + [preferred replica] (+ legacy records size)
     has_log_start: bool
     has_preferred_replica: bool
 
@@ -60,11 +63,17 @@ def _layout(version: int) -> _Layout:
     low, high = KIO_VERSIONS[FETCH]
     if not low <= version <= high:
         raise ValueError(f"fetch v{version} is outside the supported v{low}-v{high}")
+    partition = ">ihqqq" if version >= 5 else ">ihqq"
+    if version >= 12:
+        plain = partition + "Bi"  # compact null array is 0; records size is a varint
+    else:
+        plain = partition + "i" + ("i" if version >= 11 else "") + "i"
     return _Layout(
         flexible=version >= 12,
         by_id=version >= 13,
         top=struct.Struct(">ihi" if version >= 7 else ">i"),
-        partition=struct.Struct(">ihqqq" if version >= 5 else ">ihqq"),
+        partition=struct.Struct(partition),
+        plain=struct.Struct(plain),
         has_log_start=version >= 5,
         has_preferred_replica=version >= 11,
     )
@@ -73,6 +82,14 @@ def _layout(version: int) -> _Layout:
 def _length(n: int, flexible: bool) -> bytes:
     """Array or bytes length prefix (n = -1 for null)."""
     return uvarint(n + 1) if flexible else INT32.pack(n)
+
+
+_SMALL_COMPACT_SIZES = [bytes((n + 1,)) for n in range(-1, 126)]
+
+
+def _compact_size(n: int) -> bytes:
+    """Compact length prefix of ``n`` bytes (-1 = null)."""
+    return _SMALL_COMPACT_SIZES[n + 1] if n < 126 else uvarint(n + 1)
 
 
 def encode_fetch_response(
@@ -103,6 +120,7 @@ def encode_fetch_response(
     flexible = layout.flexible
     by_id = layout.by_id
     pack_partition = layout.partition.pack
+    pack_plain = layout.plain.pack
     has_log_start = layout.has_log_start
     has_preferred = layout.has_preferred_replica
     tags = b"\x00" if flexible else b""
@@ -133,38 +151,52 @@ def encode_fetch_response(
             preferred,
             records,
         ) in partitions:
-            if has_log_start:
-                buf += pack_partition(index, code, high_watermark, last_stable, log_start)
+            if records is None:
+                pieces: Sequence[Buffer] = ()
+                size = -1
+            elif isinstance(records, list | tuple):
+                pieces = records
+                size = sum(len(piece) for piece in pieces)
             else:
-                buf += pack_partition(index, code, high_watermark, last_stable)
-            if aborted is None:
-                buf += b"\x00" if flexible else NULL_INT32
+                pieces = (records,)
+                size = len(records)
+            if aborted is None:  # the usual case: one pack up to the records size
+                if flexible:
+                    buf += pack_plain(
+                        index, code, high_watermark, last_stable, log_start, 0, preferred
+                    )
+                    buf += _compact_size(size)
+                elif has_preferred:
+                    buf += pack_plain(
+                        index, code, high_watermark, last_stable, log_start, -1, preferred, size
+                    )
+                elif has_log_start:
+                    buf += pack_plain(index, code, high_watermark, last_stable, log_start, -1, size)
+                else:
+                    buf += pack_plain(index, code, high_watermark, last_stable, -1, size)
             else:
+                if has_log_start:
+                    buf += pack_partition(index, code, high_watermark, last_stable, log_start)
+                else:
+                    buf += pack_partition(index, code, high_watermark, last_stable)
                 aborted = list(aborted)
                 buf += _length(len(aborted), flexible)
                 for producer_id, first_offset in aborted:
                     buf += _ABORTED(producer_id, first_offset)
                     buf += tags
-            if has_preferred:
-                buf += INT32.pack(preferred)
-            if records is None:
-                buf += b"\x00" if flexible else NULL_INT32
-            else:
-                pieces = records if isinstance(records, list | tuple) else (records,)
-                size = 0
-                for piece in pieces:
-                    size += len(piece)
+                if has_preferred:
+                    buf += INT32.pack(preferred)
                 buf += _length(size, flexible)
-                if size:
-                    if first is None:
-                        first = buf
-                        out.append(b"")  # replaced by the patched first chunk below
-                    else:
-                        out.append(bytes(buf))
-                    buf = bytearray()
-                    for piece in pieces:
-                        if len(piece):
-                            out.append(piece)
+            if size > 0:
+                if first is None:
+                    first = buf
+                    out.append(b"")  # replaced by the patched first chunk below
+                else:
+                    out.append(bytes(buf))
+                buf = bytearray()
+                for piece in pieces:
+                    if len(piece):
+                        out.append(piece)
             buf += tags
         buf += tags
     buf += tags
