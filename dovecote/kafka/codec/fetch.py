@@ -105,8 +105,9 @@ def encode_fetch_response(
     ``header`` is the request (or its header, or just the correlation id).
     Record buffers appear in the result as the very objects passed in; the
     other elements are new ``bytes``. ``error_code``/``session_id`` are
-    ignored below v7. Pass ``b""`` rather than None for "no records": that is
-    what Kafka sends, and some clients reject null record sets.
+    ignored below v7. Pass ``b""``, not None, for "no records": that is what
+    Kafka sends, and librdkafka fails to parse the whole response when a
+    record set is null ("invalid MessageSetSize -1").
     """
     if isinstance(header, int):
         correlation_id = header
