@@ -54,7 +54,7 @@ class Request:
     correlation_id: int
     client_id: str | None
     body: Any
-    tagged_fields: Mapping[int, bytes] = field(default_factory=no_tags, hash=False)
+    tagged_fields: Mapping[int, bytes] = field(default_factory=no_tags)
 
     @property
     def flexible(self) -> bool:
@@ -121,6 +121,17 @@ def decode_body(
     except Exception as exc:  # kio raises its own errors, ValueError, KeyError, ...
         raise MalformedRequest(
             f"cannot decode api key {api_key} v{api_version}: {type(exc).__name__}: {exc}",
+            api_key,
+            api_version,
+            correlation_id,
+        ) from exc
+    except BaseException as exc:
+        # A Rust panic inside kio surfaces as pyo3's PanicException, a
+        # BaseException that would stop an asyncio loop: contain it too.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise MalformedRequest(
+            f"kio panicked decoding api key {api_key} v{api_version}: {exc}",
             api_key,
             api_version,
             correlation_id,

@@ -1,4 +1,4 @@
-"""What kio knows: API keys, version ranges, flexibility, body classes, readers, writers.
+"""What kio knows: API keys, version ranges, flexibility, body classes and readers.
 
 Everything is derived from kio's generated schema classes (``__flexible__``,
 the schema index), so supporting a new Kafka version is a kio upgrade, not an

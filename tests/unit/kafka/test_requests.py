@@ -220,3 +220,24 @@ def test_unknown_tag_that_overruns_the_frame_is_malformed():
     frame = header + body[:-1] + b"\x01\x2a\x10ab"
     with pytest.raises(MalformedRequest):
         decode_request(frame, SUPPORTED)
+
+
+def test_a_panic_inside_kio_becomes_malformed_request(monkeypatch):
+    panic = type("PanicException", (BaseException,), {})  # what pyo3 raises
+
+    def reader(buffer, offset):
+        raise panic("index out of bounds")
+
+    monkeypatch.setattr("dovecote.kafka.codec.requests.body_reader", lambda key, version: reader)
+    with pytest.raises(MalformedRequest, match="panicked") as info:
+        decode_request(request_frame(HEARTBEAT), SUPPORTED)
+    assert info.value.correlation_id == 7
+
+
+def test_keyboard_interrupt_is_not_swallowed(monkeypatch):
+    def reader(buffer, offset):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dovecote.kafka.codec.requests.body_reader", lambda key, version: reader)
+    with pytest.raises(KeyboardInterrupt):
+        decode_request(request_frame(HEARTBEAT), SUPPORTED)
