@@ -195,6 +195,7 @@ def test_unknown_nested_tag_is_skipped():
     at = 1 + 16 + 1 + len("orders")  # array length, topic id, name -> topic's tags
     frame = header + with_unknown_tag(body, at, 9, b"\x01\x02")
     assert decode_request(frame, SUPPORTED).body == METADATA
+    assert decode_request(memoryview(b"--" + frame)[2:], SUPPORTED).body == METADATA
 
 
 def test_unknown_tag_in_produce_partition_is_skipped():
