@@ -23,7 +23,8 @@ Reading (client -> server)
     ``RequestHeader``; ``.flexible``. In Produce frames of at least
     ``ZERO_COPY_MIN_FRAME`` (256 KiB) bytes, ``records`` are read-only
     memoryviews into the frame, else ``bytes``: treat them as buffers.
-    Tagged fields kio does not know are skipped (KIP-482).
+    Tagged fields kio does not know are skipped (KIP-482); a null array in a
+    non-nullable field is malformed (kio alone would hand on None).
 ``RequestHeader(api_key, api_version, correlation_id, client_id, tagged_fields={})``,
 ``peek_header(frame) -> (api_key, api_version, correlation_id)``,
 ``decode_request_header(frame, flexible) -> (RequestHeader, body_offset)``,

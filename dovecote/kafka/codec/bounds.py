@@ -6,7 +6,8 @@ elements makes Rust request 256 GiB and *abort* (not raise): one packet would
 kill the broker. Every element of every Kafka array takes at least one byte,
 so a length larger than the bytes left in the frame is malformed;
 :func:`bounds_checker` walks a body's structure -- lengths only, no objects --
-and rejects such lengths before kio sees the bytes. It also skips tagged
+and rejects such lengths before kio sees the bytes. It also rejects null
+arrays in non-nullable fields (kio would hand them on as None), skips tagged
 fields kio does not know, and returns where the body ends, so trailing bytes
 are caught here too.
 
@@ -99,8 +100,12 @@ def _sized(flexible: bool, legacy_length: Any) -> Walker:
     return walk_legacy
 
 
-def _array(flexible: bool, item: Walker | None, item_size: int) -> Walker:
-    """An array of ``item`` walkers, or of fixed ``item_size`` items when item is None."""
+def _array(flexible: bool, item: Walker | None, item_size: int, nullable: bool) -> Walker:
+    """An array of ``item`` walkers, or of fixed ``item_size`` items when item is None.
+
+    A null array where the schema does not allow one is malformed, as in Kafka
+    ("non-nullable field ... was serialized as null"); kio would return None.
+    """
 
     def walk(buf: Any, pos: int, end: int) -> int:
         if flexible:
@@ -118,6 +123,8 @@ def _array(flexible: bool, item: Walker | None, item_size: int) -> Walker:
             if count < -1:
                 raise MalformedRequest(f"negative array length {count}")
         if count <= 0:
+            if count < 0 and not nullable:
+                raise MalformedRequest("null array in a non-nullable field")
             return pos
         if count > end - pos:
             raise MalformedRequest(f"array of {count} items in {end - pos} bytes")
@@ -162,7 +169,7 @@ def _field_walker(cls: type, field: Field, is_tag: bool) -> tuple[Walker | None,
         else:  # pragma: no cover - a kio type this module does not know yet
             raise TypeError(f"no bounds walker for kafka type {kafka_type!r}")
     if is_array:
-        return _array(flexible, item, item_size), 0
+        return _array(flexible, item, item_size, _is_nullable(field) or is_tag), 0
     if item is None:
         return None, item_size
     return item, 0

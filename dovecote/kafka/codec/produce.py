@@ -142,35 +142,25 @@ def _decode(view: memoryview, pos: int, version: int) -> tuple[Any, int]:
     acks, timeout_ms = ACKS_TIMEOUT.unpack_from(view, pos)
     pos += 6
     topic_count, pos = _array_length(view, pos, flexible)
-    topics: list[Any] | None = None
-    if topic_count >= 0:
-        topics = []
-        for _ in range(topic_count):
-            if by_id:
-                if pos + 16 > end:
-                    raise MalformedRequest("truncated topic id")
-                topic_id: uuid.UUID | None = uuid.UUID(bytes=bytes(view[pos : pos + 16]))
-                if topic_id == ZERO_UUID:
-                    topic_id = None  # kio reads the all-zero uuid as None
-                pos += 16
-            else:
-                name, pos = _string(view, pos, end, flexible, nullable=False)
-            partition_count, pos = _array_length(view, pos, flexible)
-            partitions: list[Any] | None = None
-            if partition_count >= 0:
-                partitions, pos = _partitions(view, pos, partition_count, flexible, new_partition)
-            if flexible:
-                pos = skip_tagged_fields(view, pos, end)
-            data = tuple(partitions) if partitions is not None else None
-            topics.append(make_topic(topic_id if by_id else name, data))
+    topics = []
+    for _ in range(topic_count):
+        if by_id:
+            if pos + 16 > end:
+                raise MalformedRequest("truncated topic id")
+            topic: uuid.UUID | str | None = uuid.UUID(bytes=bytes(view[pos : pos + 16]))
+            if topic == ZERO_UUID:
+                topic = None  # kio reads the all-zero uuid as None
+            pos += 16
+        else:
+            topic, pos = _string(view, pos, end, flexible, nullable=False)
+        partition_count, pos = _array_length(view, pos, flexible)
+        partitions, pos = _partitions(view, pos, partition_count, flexible, new_partition)
+        if flexible:
+            pos = skip_tagged_fields(view, pos, end)
+        topics.append(make_topic(topic, tuple(partitions)))
     if flexible:
         pos = skip_tagged_fields(view, pos, end)
-    request = make_request(
-        transactional_id,
-        acks,
-        _timeout(timeout_ms),
-        tuple(topics) if topics is not None else None,
-    )
+    request = make_request(transactional_id, acks, _timeout(timeout_ms), tuple(topics))
     return request, pos
 
 
@@ -213,14 +203,16 @@ def _partitions(
 
 
 def _array_length(view: memoryview, pos: int, flexible: bool) -> tuple[int, int]:
-    """Array length at ``pos`` (-1 = null), without trusting it for allocation."""
+    """Length of a non-nullable array at ``pos`` (both Produce arrays are)."""
     if flexible:
         count, pos = read_uvarint(view, pos)
-        return count - 1, pos
-    (count,) = INT32.unpack_from(view, pos)
-    if count < -1:
-        raise MalformedRequest(f"array length {count}")
-    return count, pos + 4
+        count -= 1
+    else:
+        (count,) = INT32.unpack_from(view, pos)
+        pos += 4
+    if count < 0:
+        raise MalformedRequest(f"array length {count} in a non-nullable field")
+    return count, pos
 
 
 def _string(

@@ -68,3 +68,12 @@ def test_walker_skips_unknown_tags_and_checks_known_tag_sizes():
     overrun = b"\x01\x01\x00" + b"\x01" + uvarint(77) + uvarint(30) + b"abc"
     with pytest.raises(MalformedRequest):
         walk(overrun, 0, len(overrun))
+
+
+def test_null_in_a_non_nullable_array_is_malformed_as_in_kafka():
+    # Produce v9, topic_data (non-nullable) sent as a null compact array.
+    frame = struct.pack(">hhih", 0, 9, 1, -1) + b"\x00" + b"\x00" + struct.pack(">hi", 1, 100)
+    with pytest.raises(MalformedRequest, match="non-nullable"):
+        decode_request(frame + b"\x00\x00", SUPPORTED)
+    # Metadata v12 topics is nullable: null means "all topics".
+    assert decode_request(V12_HEADER + b"\x00\x01\x00\x00", SUPPORTED).body.topics is None

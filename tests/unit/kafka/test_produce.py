@@ -164,3 +164,15 @@ def test_every_structural_byte_mutated(frame):
             data = bytearray(frame)
             data[at] = value
             decode_or_codec_error(bytes(data))
+
+
+@pytest.mark.parametrize("version", [3, 9])
+def test_null_topic_or_partition_array_is_malformed(version):
+    null = b"\x00" if version >= 9 else struct.pack(">i", -1)
+    head = (b"\x00" if version >= 9 else struct.pack(">h", -1)) + struct.pack(">hi", 1, 100)
+    with pytest.raises(MalformedRequest, match="non-nullable"):
+        decode_produce_request(head + null, 0, version)
+    name = b"\x02t" if version >= 9 else b"\x00\x01t"
+    one = b"\x02" if version >= 9 else struct.pack(">i", 1)
+    with pytest.raises(MalformedRequest, match="non-nullable"):
+        decode_produce_request(head + one + name + null, 0, version)
