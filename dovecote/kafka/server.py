@@ -15,24 +15,23 @@ import socket
 from typing import Any
 
 from dovecote.kafka.build import build
-from dovecote.kafka.handlers import API_VERSIONS_KEY, HANDLERS, cluster, supported_versions
-from dovecote.kafka.handlers.context import KafkaContext, Session
-from dovecote.kafka.wire import (
+from dovecote.kafka.codec import (
+    FrameError,
     FrameReader,
-    FrameTooLarge,
-    MalformedRequest,
     Request,
+    RequestError,
     UnsupportedVersion,
     decode_request,
-    encode_body,
     encode_response,
     response_class,
+    unsupported_api_versions_response,
 )
+from dovecote.kafka.handlers import API_VERSIONS_KEY, HANDLERS, cluster, supported_versions
+from dovecote.kafka.handlers.context import Encoded, KafkaContext, Session
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64  # requests per connection before reading pauses
-UNSUPPORTED_VERSION = 35
 
 
 class KafkaListener:
@@ -100,7 +99,7 @@ class KafkaConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             frames = self.reader.feed(data)
-        except FrameTooLarge as err:
+        except FrameError as err:
             log.warning("closing Kafka connection from %s: %s", self.session.client_host, err)
             self.abort()
             return
@@ -117,23 +116,24 @@ class KafkaConnection(asyncio.Protocol):
 
     # --- requests ----------------------------------------------------------------------
 
-    def _dispatch(self, frame: bytes) -> None:
+    def _dispatch(self, frame: bytes | memoryview) -> None:
         try:
             request = decode_request(frame, self.supported)
         except UnsupportedVersion as err:
-            if err.api_key == API_VERSIONS_KEY:
+            if err.api_key == API_VERSIONS_KEY and err.correlation_id is not None:
                 self._answer_unsupported_api_versions(err.correlation_id)
                 return
+            log.warning("closing Kafka connection from %s: %s", self.session.client_host, err)
+            self.abort()
+            return
+        except RequestError as err:
             log.warning(
-                "closing Kafka connection from %s: api %d version %d is not supported",
+                "closing Kafka connection from %s: api %s v%s: %s",
                 self.session.client_host,
                 err.api_key,
                 err.api_version,
+                err,
             )
-            self.abort()
-            return
-        except MalformedRequest as err:
-            log.warning("closing Kafka connection from %s: %s", self.session.client_host, err)
             self.abort()
             return
         if request.client_id is not None:
@@ -159,18 +159,10 @@ class KafkaConnection(asyncio.Protocol):
 
     def _answer_unsupported_api_versions(self, correlation_id: int) -> None:
         """A too-new ApiVersions request gets a v0 answer with our ranges (KIP-511)."""
-        body = build(
-            response_class(API_VERSIONS_KEY, 0),
-            {
-                "error_code": UNSUPPORTED_VERSION,
-                "api_keys": [
-                    {"api_key": k, "min_version": lo, "max_version": hi}
-                    for k, (lo, hi) in sorted(self.supported.items())
-                ],
-            },
-        )
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        done.set_result(("raw", encode_body(correlation_id, False, body)))
+        done.set_result(
+            Encoded([unsupported_api_versions_response(correlation_id, self.supported)])
+        )
         self.pending.append((None, done))  # type: ignore[arg-type]
         self._write_ready(done)
 
@@ -195,8 +187,8 @@ class KafkaConnection(asyncio.Protocol):
             result = future.result()
             if result is None:
                 continue
-            if isinstance(result, tuple) and result[0] == "raw":
-                out.append(result[1])
+            if isinstance(result, Encoded):
+                out.extend(result.buffers)
                 continue
             try:
                 body = build(response_class(request.api_key, request.api_version), result)

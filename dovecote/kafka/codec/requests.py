@@ -10,7 +10,7 @@ zero-copy decoder (:mod:`~dovecote.kafka.codec.produce`). Other bodies get a
 walk over their lengths first (:mod:`~dovecote.kafka.codec.bounds`, which
 keeps kio from aborting on absurd array sizes), then kio's reader, or the
 tolerant reader if the client sent tagged fields kio does not know. Any
-decoder failure or trailing byte is :class:`MalformedRequest`.
+decoder failure is :class:`MalformedRequest` (trailing bytes are ignored, as Kafka does).
 """
 
 from __future__ import annotations
@@ -97,18 +97,16 @@ def decode_request(frame: bytes | memoryview, supported: VersionRanges) -> Reque
 def decode_body(
     frame: bytes | memoryview, pos: int, api_key: int, api_version: int, correlation_id: int = -1
 ) -> Any:
-    """The kio entity of a request body that must fill ``frame[pos:]`` exactly."""
+    """The kio entity of the request body at ``frame[pos:]`` (trailing bytes ignored)."""
     end = len(frame)
     try:
         if api_key == PRODUCE and end >= ZERO_COPY_MIN_FRAME:
-            body, stop = decode_produce_request(frame, pos, api_version)
-            if stop != end:
-                raise MalformedRequest(f"{end - stop} trailing bytes after the body")
+            body, _stop = decode_produce_request(frame, pos, api_version)
             return body
         # Walk the lengths first: kio aborts the process on absurd array lengths.
-        stop = bounds_checker(request_class(api_key, api_version))(frame, pos, end)
-        if stop != end:
-            raise MalformedRequest(f"{end - stop} trailing bytes after the body")
+        # Bytes after the body are ignored, as Kafka's own parser does:
+        # librdkafka's Metadata v13, for one, carries a field the schema dropped.
+        checked_end = bounds_checker(request_class(api_key, api_version))(frame, pos, end)
         try:
             body, size = body_reader(api_key, api_version)(frame, pos)
         except KeyError as exc:
@@ -136,9 +134,9 @@ def decode_body(
             api_version,
             correlation_id,
         ) from exc
-    if stop != end:  # pragma: no cover - the bounds walk and kio disagree: a bug
+    if stop != checked_end:  # pragma: no cover - the bounds walk and kio disagree: a bug
         raise MalformedRequest(
-            f"api key {api_key} v{api_version} body ends at {stop}, not {end}",
+            f"api key {api_key} v{api_version} body ends at {stop}, not {checked_end}",
             api_key,
             api_version,
             correlation_id,

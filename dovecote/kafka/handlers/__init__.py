@@ -1,16 +1,17 @@
 """Request handlers per Kafka API key, and the versions each serves.
 
-A handler is ``async (ctx, session, request) -> dict | None``: the response
-as a dictionary (turned into the request version's kio class by
-:mod:`dovecote.kafka.build`) or None when Kafka sends no response (acks=0)."""
+A handler is ``async (ctx, session, request) -> dict | Encoded | None``: the
+response as a dictionary (turned into the request version's kio class by
+:mod:`dovecote.kafka.build`), buffers already encoded (Fetch, whose record
+data must not be copied), or None when Kafka sends no response (acks=0)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from dovecote.kafka.codec import KIO_VERSIONS
 from dovecote.kafka.handlers import admin, cluster, data, groups
-from dovecote.kafka.wire import available_versions
 
 Handler = Callable[..., Awaitable[dict[str, Any] | None]]
 
@@ -46,11 +47,11 @@ API_VERSIONS_KEY = 18
 
 def supported_versions() -> dict[int, tuple[int, int]]:
     """What ApiVersions advertises: exactly the APIs and versions handled."""
-    out = {API_VERSIONS_KEY: available_versions(API_VERSIONS_KEY)}
+    out = {API_VERSIONS_KEY: KIO_VERSIONS[API_VERSIONS_KEY]}
     for key, (_handler, highest) in HANDLERS.items():
-        window = available_versions(key)
+        window = KIO_VERSIONS.get(key)
         if window is None:
             continue
         lo, hi = window
         out[key] = (lo, min(hi, highest) if highest is not None else hi)
-    return out  # type: ignore[return-value]
+    return out

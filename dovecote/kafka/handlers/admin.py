@@ -9,9 +9,9 @@ from kio.schema.errors import ErrorCode
 
 from dovecote.core.config import TOPIC_CONFIGS
 from dovecote.core.errors import BrokerError, InvalidConfig, UnknownTopic
+from dovecote.kafka.codec import Request
 from dovecote.kafka.errors import check_kafka_topic_name, error_code
 from dovecote.kafka.handlers.context import KafkaContext, Session
-from dovecote.kafka.wire import Request
 
 TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
 SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5

@@ -7,9 +7,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from dovecote.core.errors import BrokerError
+from dovecote.kafka.codec import Request
 from dovecote.kafka.errors import check_kafka_topic_name, error_code
 from dovecote.kafka.handlers.context import KafkaContext, Session
-from dovecote.kafka.wire import Request
 
 
 def api_versions(

@@ -57,6 +57,13 @@ class KafkaContext:
 
 
 @dataclass(slots=True)
+class Encoded:
+    """A response already encoded (size prefix included), as buffers to write."""
+
+    buffers: list[bytes | memoryview]
+
+
+@dataclass(slots=True)
 class Session:
     """One client connection."""
 

@@ -11,9 +11,9 @@ from kio.schema.errors import ErrorCode
 from dovecote.core.errors import BrokerError, OffsetOutOfRange
 from dovecote.core.topic import Partition, wait_for_appends
 from dovecote.kafka.build import ms
+from dovecote.kafka.codec import Request, encode_fetch_response
 from dovecote.kafka.errors import check_kafka_topic_name, error_code
-from dovecote.kafka.handlers.context import KafkaContext, Session
-from dovecote.kafka.wire import Request
+from dovecote.kafka.handlers.context import Encoded, KafkaContext, Session
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
@@ -110,7 +110,7 @@ def _produce_response(results) -> dict[str, Any]:
 # --- fetch -----------------------------------------------------------------------------
 
 
-async def fetch(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
+async def fetch(ctx: KafkaContext, session: Session, request: Request) -> Encoded:
     """Serve batches straight from segment files; long-poll until min_bytes
     arrive or max_wait passes."""
     body = request.body
@@ -130,17 +130,18 @@ async def fetch(ctx: KafkaContext, session: Session, request: Request) -> dict[s
             parts.append((p.partition, p.fetch_offset, p.partition_max_bytes, partition))
         wanted.append((name, getattr(entry, "topic_id", None), parts))
     while True:
-        response, total, errors = _read(ctx, wanted, max_bytes)
+        topics, total, errors = _read(ctx, wanted, max_bytes, request.api_version >= 13)
         remaining = deadline - time.monotonic()
-        if total >= min_bytes or errors or remaining <= 0:
-            return response
         watched = [part for _, _, parts in wanted for *_, part in parts if part is not None]
-        if not watched:
-            return response
+        if total >= min_bytes or errors or remaining <= 0 or not watched:
+            return Encoded(encode_fetch_response(request, request.api_version, 0, 0, 0, topics))
         await wait_for_appends(watched, remaining)
 
 
-def _read(ctx: KafkaContext, wanted, max_bytes: int) -> tuple[dict[str, Any], int, bool]:
+def _read(ctx: KafkaContext, wanted, max_bytes: int, by_id: bool) -> tuple[list, int, bool]:
+    """Read every wanted partition within the byte budgets; returns the
+    topics in encode_fetch_response's shape, bytes read, and whether any
+    partition answered with an error."""
     total = 0
     errors = False
     topics = []
@@ -153,10 +154,10 @@ def _read(ctx: KafkaContext, wanted, max_bytes: int) -> tuple[dict[str, Any], in
                     if name is None
                     else ErrorCode.unknown_topic_or_partition
                 )
-                rows.append(_fetch_row(index, code, -1, -1, None))
+                rows.append((index, code, -1, -1, -1, None, -1, b""))
                 errors = True
                 continue
-            records = None
+            records: bytes = b""
             code = ErrorCode.none
             budget = min(part_max, max_bytes - total)
             try:
@@ -168,38 +169,10 @@ def _read(ctx: KafkaContext, wanted, max_bytes: int) -> tuple[dict[str, Any], in
             except OffsetOutOfRange:
                 code = ErrorCode.offset_out_of_range
                 errors = True
-            rows.append(
-                _fetch_row(
-                    index, code, partition.high_watermark, partition.log_start_offset, records
-                )
-            )
-        topics.append({"topic": name, "topic_id": topic_id, "partitions": rows})
-    return (
-        {
-            "throttle_time": 0,
-            "error_code": ErrorCode.none,
-            "session_id": 0,
-            "responses": topics,
-            "node_endpoints": [],
-        },
-        total,
-        errors,
-    )
-
-
-def _fetch_row(
-    index: int, code: ErrorCode, hw: int, start: int, records: bytes | None
-) -> dict[str, Any]:
-    return {
-        "partition_index": index,
-        "error_code": code,
-        "high_watermark": hw,
-        "last_stable_offset": hw,
-        "log_start_offset": start,
-        "aborted_transactions": None,
-        "preferred_read_replica": -1,
-        "records": records if records is not None else b"",
-    }
+            hw = partition.high_watermark
+            rows.append((index, code, hw, hw, partition.log_start_offset, None, -1, records))
+        topics.append((topic_id if by_id else name, rows))
+    return topics, total, errors
 
 
 # --- list offsets and delete records ---------------------------------------------------

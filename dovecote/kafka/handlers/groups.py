@@ -8,9 +8,9 @@ from kio.schema.errors import ErrorCode
 
 from dovecote.core.groups import GroupError
 from dovecote.kafka.build import ms
+from dovecote.kafka.codec import Request
 from dovecote.kafka.errors import group_error
 from dovecote.kafka.handlers.context import KafkaContext, Session
-from dovecote.kafka.wire import Request
 
 
 async def join_group(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
