@@ -85,6 +85,7 @@ CAPABILITIES = {
     "authentication_failure_close": True,
     "per_consumer_qos": True,
     "direct_reply_to": True,
+    "accept_consumer_cancel_ok": True,  # a client may answer our basic.cancel
 }
 
 
@@ -152,8 +153,7 @@ class Connection(asyncio.Protocol):
     # --- transport callbacks --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)

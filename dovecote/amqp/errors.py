@@ -10,6 +10,7 @@ client code matching on them keeps working.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from dovecote.core.errors import BrokerError
@@ -98,4 +99,10 @@ def from_core(exc: BrokerError, vhost: str = "/") -> ChannelError:
     text = str(exc)
     if code == NOT_FOUND and text.startswith(("no queue '", "no exchange '")):
         text = f"{text} in vhost '{vhost}'"
+    else:
+        # "... for queue 'q': ..." -> "... for queue 'q' in vhost '/': ..."
+        text = _NAMED.sub(lambda m: f"{m.group(0)} in vhost '{vhost}'", text, count=1)
     return ChannelError(code, text)
+
+
+_NAMED = re.compile(r"(?:for |locked )(?:queue|exchange) '[^']*'")

@@ -97,21 +97,31 @@ class QueueArgs:
     ordered: bool = False  # FIFO message groups
 
     @classmethod
-    def from_amqp(cls, arguments: Mapping[str, Any]) -> QueueArgs:
+    def from_amqp(cls, arguments: Mapping[str, Any], queue: str = "") -> QueueArgs:
+        """Validate x-arguments; errors read as RabbitMQ's ("invalid arg ... for queue ...")."""
+        where = f" for queue '{queue}'" if queue else ""
+
+        def invalid(name: str, why: str) -> PreconditionFailed:
+            return PreconditionFailed(f"invalid arg '{name}'{where}: {why}")
+
         def number(name: str, minimum: int = 0) -> int | None:
             value = arguments.get(name)
             if value is None:
                 return None
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise PreconditionFailed(f"invalid arg '{name}' for queue: {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                kind = "longstr" if isinstance(value, str | bytes) else type(value).__name__
+                raise invalid(name, f'"expected integer, got {kind}"')
+            if value < minimum:
+                reason = "value_negative" if value < 0 else "value_zero"
+                raise invalid(name, f"{{{reason},{value}}}")
             return value
 
-        overflow = str(arguments.get("x-overflow", "drop-head"))
+        overflow = _text(arguments.get("x-overflow", "drop-head"))
         if overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
-            raise PreconditionFailed(f"invalid arg 'x-overflow': {overflow!r}")
+            raise invalid("x-overflow", "invalid_overflow")
         priority = number("x-max-priority")
         if priority is not None and priority > 255:
-            raise PreconditionFailed("invalid arg 'x-max-priority': at most 255")
+            raise invalid("x-max-priority", f"{{max_value_exceeded,{priority}}}")
         dlx = arguments.get("x-dead-letter-exchange")
         dlk = arguments.get("x-dead-letter-routing-key")
         return cls(
@@ -132,6 +142,15 @@ class QueueArgs:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _shown(value: Any) -> str:
+    """An argument value as RabbitMQ prints it in inequivalence errors."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _text(value)
 
 
 @dataclass
@@ -437,20 +456,27 @@ class QueueManager:
             return self.get_queue(name, owner)
         if existing is not None:
             self.get_queue(name, owner)
-            if existing.durable != durable or existing.auto_delete != auto_delete:
-                raise PreconditionFailed(f"inequivalent arg 'durable' for queue '{name}'")
-            if (exclusive_owner is not None) != (existing.exclusive_owner is not None):
-                raise PreconditionFailed(f"inequivalent arg 'exclusive' for queue '{name}'")
-            for key in set(arguments) | set(existing.arguments):
+            for flag, wanted, current in (
+                ("durable", durable, existing.durable),
+                ("auto_delete", auto_delete, existing.auto_delete),
+                ("exclusive", exclusive_owner is not None, existing.exclusive_owner is not None),
+            ):
+                if wanted != current:
+                    raise PreconditionFailed(
+                        f"inequivalent arg '{flag}' for queue '{name}': "
+                        f"received '{str(wanted).lower()}' but current is '{str(current).lower()}'"
+                    )
+            for key in sorted(set(arguments) | set(existing.arguments)):
                 if key.startswith("x-") and arguments.get(key) != existing.arguments.get(key):
                     raise PreconditionFailed(
                         f"inequivalent arg '{key}' for queue '{name}': received "
-                        f"{arguments.get(key)!r} but current is {existing.arguments.get(key)!r}"
+                        f"'{_shown(arguments.get(key))}' but current is "
+                        f"'{_shown(existing.arguments.get(key))}'"
                     )
             return existing
         if name.startswith("amq.") and not server_named:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        args = args or QueueArgs.from_amqp(arguments)
+        args = args or QueueArgs.from_amqp(arguments, name)
         async with self._lock:
             if name in self.queues:
                 return self.queues[name]
