@@ -223,6 +223,7 @@ class Channel:
             server_named=server_named and not m.passive,
         )
         self.last_queue = name
+        queue.touch()  # x-expires counts from the last use
         await connection.visible(queue)
         if not m.nowait:
             self.send(C.Queue.DeclareOk(name, queue.message_count(), queue.consumers))
@@ -454,6 +455,7 @@ class Channel:
         self._get(queue, no_ack)
 
     def _get(self, queue: Queue, no_ack: bool) -> None:
+        queue.touch()
         sub = queue.subscription
         deliveries = sub.pull(1, self)
         if not deliveries:
@@ -529,7 +531,8 @@ class Channel:
         for sub, items in acks.items():
             if not sub.closed:
                 sub.ack(items)
-        self._kick_consumers()
+        for consumer in self.consumers.values():
+            consumer.acked()
 
     def _kick_consumers(self) -> None:
         for consumer in self.consumers.values():

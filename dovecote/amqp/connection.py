@@ -622,6 +622,11 @@ class Connection(asyncio.Protocol):
         if self.state not in (RUNNING, CLOSING):
             return
         now = self.loop.time()
+        if self._read_pauses:
+            # We are not reading (alarm, backpressure, a pending declaration):
+            # the client's heartbeats wait in the socket, as RabbitMQ's
+            # heartbeat monitor pauses while a connection is blocked.
+            self.last_received = now
         if now - self.last_received > 2 * self.heartbeat:
             log.warning(
                 "%r: missed heartbeats from client, timeout: %ds; closing", self, self.heartbeat

@@ -24,12 +24,15 @@ log = logging.getLogger(__name__)
 
 PULL_MAX = 2000  # records leased per pull at most (no_ack or unlimited prefetch)
 IDLE_WAIT = 30.0  # seconds between re-checks of an idle queue (leases, delays)
+REFILL_FRACTION = 8  # top a consumer up once 1/8 of its window is free...
+REFILL_DELAY = 0.005  # ...or this many seconds after the first ack, whichever is first
 
 
 class Consumer:
     """A consumer on a queue: its tag, credit accounting and delivery task."""
 
     __slots__ = (
+        "_refill",
         "_unwatch",
         "_waiter",
         "channel",
@@ -65,6 +68,7 @@ class Consumer:
         self.unacked = 0
         self.task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._refill: asyncio.TimerHandle | None = None
         self._unwatch = self.sub.on_close(self.kick)
 
     def start(self) -> None:
@@ -73,15 +77,40 @@ class Consumer:
     def stop(self) -> None:
         """Stop delivering (cancel, channel or connection closed)."""
         self._unwatch()
+        if self._refill is not None:
+            self._refill.cancel()
+            self._refill = None
         if self.task is not None:
             self.task.cancel()
             self.task = None
 
     def kick(self) -> None:
         """Credit was freed (or the queue went away): look again."""
+        if self._refill is not None:
+            self._refill.cancel()
+            self._refill = None
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def acked(self) -> None:
+        """Acks freed credit. A consumer whose client acks one message at a time
+        is topped up in bursts (an eighth of its window, or after a few ms),
+        not once per ack: the client still holds most of its window, and the
+        broker saves a wake-up, a pull and a socket write per message."""
+        if self._waiter is None or self._refill is not None:
+            return  # not waiting for credit, or a top-up is already due
+        credit = self.credit()
+        if credit <= 0:
+            return
+        window = self.prefetch or PULL_MAX
+        limit = self.channel.global_prefetch
+        if limit:
+            window = min(window, limit)
+        if credit >= max(1, window // REFILL_FRACTION):
+            self.kick()
+        else:
+            self._refill = asyncio.get_running_loop().call_later(REFILL_DELAY, self.kick)
 
     def credit(self) -> int:
         """How many more deliveries the consumer may have in flight now."""
