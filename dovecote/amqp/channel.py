@@ -138,7 +138,7 @@ class Channel:
         self.send(C.Channel.FlowOk(True))
 
     def on_channel_close(self, m: C.Channel.Close) -> None:
-        self.connection.close_channel(self, by_client=True)
+        self.connection.close_channel(self)
 
     def on_ignored(self, m: base.Frame) -> None:
         """A reply the client owes us (cancel-ok after a server cancel): nothing to do."""

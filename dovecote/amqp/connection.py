@@ -355,6 +355,16 @@ class Connection(asyncio.Protocol):
         if gone:
             self.listener.spawn(self._consumers_gone(gone))
 
+    def _release_all(self) -> None:
+        """Release every channel now (requeue leases, stop consumers)."""
+        gone: list[Queue] = []
+        for channel in list(self.channels.values()):
+            gone += channel.release()
+        self.channels.clear()
+        self._group = None
+        if gone:
+            self.listener.spawn(self._consumers_gone(gone))
+
     async def _consumers_gone(self, gone: list[Queue]) -> None:
         for queue in gone:
             await self.queues.consumer_removed(queue)
@@ -477,7 +487,7 @@ class Connection(asyncio.Protocol):
         self.channels[number] = Channel(self, number)
         self.send_method(number, C.Channel.OpenOk())
 
-    def close_channel(self, channel: Channel, *, by_client: bool) -> None:
+    def close_channel(self, channel: Channel) -> None:
         """The client closed ``channel``: release it and answer close-ok."""
         self.reader.discard(channel.number)
         self._release_channel(channel)
@@ -531,6 +541,8 @@ class Connection(asyncio.Protocol):
                 self._drop()
             return
         if index == C.Connection.Close.index:
+            # Requeue what the channels hold before the client hears close-ok.
+            self._release_all()
             self.send_method(0, C.Connection.CloseOk())
             self._flush()
             self._drop()
@@ -690,12 +702,7 @@ class Connection(asyncio.Protocol):
         self._group = None
         self.send_method(0, C.Connection.Close(code, text, class_id, method_id))
         self._flush()
-        gone: list[Queue] = []
-        for channel in list(self.channels.values()):
-            gone += channel.release()
-        self.channels.clear()
-        if gone:
-            self.listener.spawn(self._consumers_gone(gone))
+        self._release_all()
         delay = CLOSE_OK_TIMEOUT if wait else FATAL_CLOSE_DELAY
         self._close_timer = self.loop.call_later(delay, self._drop)
 
