@@ -526,11 +526,14 @@ class Channel:
         self.connection.settle_later(self)
 
     def flush_acks(self) -> None:
-        """Settle the acks of this read, one call per queue; wake consumers with credit."""
+        """Settle the acks collected so far, one ``Subscription.ack`` per queue."""
         acks, self._acks = self._acks, {}
         for sub, items in acks.items():
             if not sub.closed:
                 sub.ack(items)
+
+    def credit_freed(self) -> None:
+        """Acks of this read freed credit: let consumers decide to top up."""
         for consumer in self.consumers.values():
             consumer.acked()
 

@@ -73,6 +73,10 @@ log = logging.getLogger(__name__)
 AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, RUNNING, CLOSING, CLOSED = range(7)
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+# Acks are settled in the core at most this late: a client acking one message
+# per packet then costs one settle (and one progress record) per few ms, not
+# one per ack. Credit is returned to consumers at once regardless.
+SETTLE_DELAY = 0.002
 CLOSE_OK_TIMEOUT = 3.0  # how long to wait for close-ok after sending connection.close
 FATAL_CLOSE_DELAY = 0.2  # let the close frame out before dropping an out-of-sync stream
 
@@ -133,6 +137,8 @@ class Connection(asyncio.Protocol):
         self._read_pauses: set[str] = set()
         self._group: list[Any] | None = None  # [channel, exchange, routing key, messages]
         self._settle: set[Channel] = set()
+        self._settle_timer: asyncio.TimerHandle | None = None
+        self._credit: set[Channel] = set()
         self._confirm: set[Channel] = set()
         self._headers_routing: bool | None = None
         self.write_paused = False
@@ -164,7 +170,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         previous = self.state
         self.state = CLOSED
-        for timer in (self._timer, self._close_timer):
+        for timer in (self._timer, self._close_timer, self._settle_timer):
             if timer is not None:
                 timer.cancel()
         self._inbox.clear()
@@ -270,7 +276,20 @@ class Connection(asyncio.Protocol):
         self.want_flush()
 
     def settle_later(self, channel: Channel) -> None:
+        """``channel`` took acks: return its credit now, settle them shortly."""
+        self._credit.add(channel)
         self._settle.add(channel)
+        if self._settle_timer is None:
+            self._settle_timer = self.loop.call_later(SETTLE_DELAY, self.settle)
+
+    def settle(self) -> None:
+        """Settle every collected ack in the core now."""
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        channels, self._settle = self._settle, set()
+        for channel in channels:
+            channel.flush_acks()
 
     def confirm_later(self, channel: Channel) -> None:
         self._confirm.add(channel)
@@ -278,10 +297,11 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if self._settle:
-            channels, self._settle = self._settle, set()
+        if self._credit:
+            channels, self._credit = self._credit, set()
             for channel in channels:
-                channel.flush_acks()
+                if not channel.closing:
+                    channel.credit_freed()
         if self._confirm:
             channels, self._confirm = self._confirm, set()
             for channel in channels:
@@ -452,6 +472,7 @@ class Connection(asyncio.Protocol):
             self._run_async(number, method, result)
 
     def _run_async(self, number: int, method: base.Frame, coro: Any) -> None:
+        self.settle()  # what the awaited method sees (counts, deletes) includes earlier acks
         self._busy = True
         self._pause_reading("busy")
         self._flush()
