@@ -9,8 +9,9 @@ it reads anything else, so replies keep the order of requests.
 
 Delivery tags are per channel. ``unacked`` maps each outstanding tag to
 ``(consumer, subscription, partition, offset)`` in tag order, so
-``multiple=true`` acks take a prefix. Acks arriving in one read are settled
-with one ``Subscription.ack`` per queue at the end of that read.
+``multiple=true`` acks take a prefix. Acks return consumer credit at once and
+are settled in the core in bursts (one ``Subscription.ack`` per queue every
+few ms, see ``Connection.settle_later``).
 """
 
 from __future__ import annotations
