@@ -77,6 +77,10 @@ WRITE_HIGH_WATER = 4 * 1024 * 1024
 # per packet then costs one settle (and one progress record) per few ms, not
 # one per ack. Credit is returned to consumers at once regardless.
 SETTLE_DELAY = 0.002
+# Publishes without confirms may wait this long for more of their run (see
+# Connection._end_of_read), and at most this many.
+PUBLISH_LINGER = 0.001
+LINGER_MAX = 1000
 CLOSE_OK_TIMEOUT = 3.0  # how long to wait for close-ok after sending connection.close
 FATAL_CLOSE_DELAY = 0.2  # let the close frame out before dropping an out-of-sync stream
 
@@ -138,6 +142,7 @@ class Connection(asyncio.Protocol):
         self._group: list[Any] | None = None  # [channel, exchange, routing key, messages]
         self._settle: set[Channel] = set()
         self._settle_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
         self._credit: set[Channel] = set()
         self._confirm: set[Channel] = set()
         self._headers_routing: bool | None = None
@@ -169,8 +174,10 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         previous = self.state
+        if previous == RUNNING and self._group is not None:
+            self._flush_publishes()  # what arrived before the socket went is stored
         self.state = CLOSED
-        for timer in (self._timer, self._close_timer, self._settle_timer):
+        for timer in (self._timer, self._close_timer, self._settle_timer, self._linger):
             if timer is not None:
                 timer.cancel()
         self._inbox.clear()
@@ -338,7 +345,33 @@ class Connection(asyncio.Protocol):
             except Exception as exc:
                 self._on_error(command, exc)
         if not self._busy:
+            self._end_of_read()
+
+    def _end_of_read(self) -> None:
+        """Store the run of publishes the read ended with, or let it linger.
+
+        Without confirms nobody waits for the store, so the run may wait up
+        to PUBLISH_LINGER for the next read to extend it: a client that
+        sends one message per packet then costs one append per few
+        messages, not one per message. Anything else the connection does
+        first stores the run (ordering is kept); with confirms or in a
+        transaction it is stored at once.
+        """
+        group = self._group
+        if group is None:
+            return
+        channel = group[0]
+        if channel.confirms is not None or channel.tx is not None or len(group[3]) >= LINGER_MAX:
             self._flush_publishes()
+        elif self._linger is None:
+            self._linger = self.loop.call_later(PUBLISH_LINGER, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._linger = None
+        if self.state == CLOSED:
+            return
+        self._flush_publishes()
+        self._flush()
 
     def _on_error(self, command: Any, exc: Exception) -> None:
         channel, method = 0, None
@@ -361,6 +394,10 @@ class Connection(asyncio.Protocol):
             return
         if found.closing:
             return
+        if self._group is not None and self._group[0] is found:
+            self._flush_publishes()  # publishes before the failing method still count
+            if found.closing:
+                return
         log.info("%r: channel %d error: %s", self, channel, exc.reply_text)
         self.send_method(
             channel, C.Channel.Close(exc.code, exc.reply_text, exc.class_id, exc.method_id)
@@ -370,7 +407,7 @@ class Connection(asyncio.Protocol):
 
     def _release_channel(self, channel: Channel) -> None:
         if self._group is not None and self._group[0] is channel:
-            self._group = None
+            self._flush_publishes()  # they came before whatever closes the channel
         gone = channel.release()
         if gone:
             self.listener.spawn(self._consumers_gone(gone))
@@ -415,6 +452,9 @@ class Connection(asyncio.Protocol):
         self._group = [channel, method.exchange, method.routing_key, [message]]
 
     def _flush_publishes(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         group = self._group
         if group is None:
             return
@@ -439,6 +479,7 @@ class Connection(asyncio.Protocol):
 
     def _on_method(self, number: int, method: base.Frame) -> None:
         if number == 0:
+            self._flush_publishes()  # publish-then-close: the publishes count
             self._on_connection_method(method)
             return
         state = self.state
@@ -716,6 +757,10 @@ class Connection(asyncio.Protocol):
         (``wait``) or drop the socket shortly after."""
         if self.state in (CLOSING, CLOSED):
             return
+        if self.state == RUNNING and self._group is not None:
+            self._flush_publishes()  # they came before whatever closes the connection
+            if self.state in (CLOSING, CLOSED):
+                return
         if code != REPLY_SUCCESS and code != CONNECTION_FORCED:
             log.info("%r: closing: %s", self, text)
         self.state = CLOSING

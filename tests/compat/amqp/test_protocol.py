@@ -303,3 +303,63 @@ def test_disk_alarm_blocks_publishers(broker, url, name):
     observed.queue_delete(name)
     observer.close()
     connection.close()
+
+
+def _publish_frames(channel: int, queue: str, body: bytes) -> bytes:
+    from dovecote.amqp.codec import EMPTY_PROPERTIES, encode_content_header, encode_frame
+
+    return (
+        encode_method(channel, C.Basic.Publish(exchange="", routing_key=queue))
+        + encode_content_header(channel, len(body), EMPTY_PROPERTIES)
+        + encode_frame(3, channel, body)
+    )
+
+
+def test_publishes_before_a_close_or_an_error_in_the_same_packet_are_kept(address, url, name):
+    observer = pika.BlockingConnection(pika.URLParameters(url))
+    observed = observer.channel()
+    observed.queue_declare(name)
+    client = RawClient(address)
+    client.handshake()
+    client.method(1, C.Channel.Open())
+    client.read()
+    # publish, then an ack of an unknown tag (a channel error), in one write
+    client.send(
+        _publish_frames(1, name, b"before-error") + encode_method(1, C.Basic.Ack(delivery_tag=7))
+    )
+    _, closed = client.read()
+    assert isinstance(closed, C.Channel.Close) and closed.reply_code == 406
+    client.method(1, C.Channel.CloseOk())
+    client.method(2, C.Channel.Open())
+    client.read()
+    # publish, then connection.close, in one write
+    client.send(
+        _publish_frames(2, name, b"before-close")
+        + encode_method(0, C.Connection.Close(200, "bye", 0, 0))
+    )
+    _, close_ok = client.read()
+    assert isinstance(close_ok, C.Connection.CloseOk)
+    client.close()
+    got = [observed.basic_get(name, auto_ack=True)[2] for _ in range(3)]
+    assert got == [b"before-error", b"before-close", None]
+    observed.queue_delete(name)
+    observer.close()
+
+
+def test_unconfirmed_publishes_reach_other_connections_promptly(url, name):
+    publisher = pika.BlockingConnection(pika.URLParameters(url))
+    observer = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = publisher.channel()
+        channel.queue_declare(name)
+        seen = observer.channel()
+        for i in range(3):
+            channel.basic_publish("", name, b"%d" % i)
+            deadline = time.monotonic() + 2
+            while seen.queue_declare(name, passive=True).method.message_count < i + 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+        seen.queue_delete(name)
+    finally:
+        publisher.close()
+        observer.close()
