@@ -463,7 +463,7 @@ messages cause fsync rounds (system time in the fsync threads), and with
 confirms and a slow client each round carries few messages. Consuming with
 one ack per packet costs a read and ack bookkeeping per ack; deliveries are
 pulled and written in bursts (consumers are topped up once 1/8 of their
-prefetch is free) and acks are settled in the core every 2 ms. Reading
+prefetch is free) and acks are settled in the core every 10 ms. Reading
 records back (varint decoding of the record batches) is the largest single
 cost of a delivery.
 """
