@@ -75,8 +75,7 @@ AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, RUNNING, CLOSING, CLOSE
 WRITE_HIGH_WATER = 4 * 1024 * 1024
 # Acks are settled in the core at most this late: a client acking one message
 # per packet then costs one settle (and one progress record, which the core
-# fsyncs) per 10 ms, not
-# one per ack. Credit is returned to consumers at once regardless.
+# fsyncs) per 10 ms, not one per ack. Credit returns to consumers at once.
 SETTLE_DELAY = 0.01
 # Publishes without confirms may wait this long for more of their run (see
 # Connection._end_of_read), and at most this many.
