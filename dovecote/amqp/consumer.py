@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dovecote.core.queues import Queue
+from dovecote.core.subscription import Delivery
 
 if TYPE_CHECKING:
     from dovecote.amqp.channel import Channel
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PULL_MAX = 2000  # records leased per pull at most (no_ack or unlimited prefetch)
+BURST_BYTES = 1 << 20  # and about this many body bytes, so one burst never floods memory
+PULL_STEP = 256  # a burst is pulled in steps of at most this many records
 IDLE_WAIT = 30.0  # seconds between re-checks of an idle queue (leases, delays)
 REFILL_FRACTION = 8  # top a consumer up once 1/8 of its window is free...
 REFILL_DELAY = 0.005  # ...or this many seconds after the first ack, whichever is first
@@ -35,6 +38,7 @@ class Consumer:
         "_refill",
         "_unwatch",
         "_waiter",
+        "avg_size",
         "channel",
         "exclusive",
         "no_ack",
@@ -66,6 +70,7 @@ class Consumer:
         self.prefetch = prefetch  # 0 = unlimited
         self.exclusive = exclusive
         self.unacked = 0
+        self.avg_size = 65536.0  # running mean body size (pessimistic at first)
         self.task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._refill: asyncio.TimerHandle | None = None
@@ -124,6 +129,23 @@ class Consumer:
             credit = min(credit, limit - len(self.channel.unacked))
         return credit
 
+    def _pull_burst(self, credit: int) -> list[Delivery]:
+        """Lease up to ``credit`` records but only about BURST_BYTES of bodies,
+        in steps sized by the bodies seen so far."""
+        sub = self.sub
+        out: list[Delivery] = []
+        size = 0
+        while len(out) < credit and size < BURST_BYTES:
+            step = max(1, min(PULL_STEP, credit - len(out), int(BURST_BYTES / self.avg_size)))
+            got = sub.pull(step, self.channel)
+            if not got:
+                break
+            got_size = sum(len(d.record.value or b"") for d in got)
+            self.avg_size = max(64.0, 0.5 * self.avg_size + 0.5 * got_size / len(got))
+            size += got_size
+            out += got
+        return out
+
     async def _run(self) -> None:
         channel = self.channel
         connection = channel.connection
@@ -145,7 +167,7 @@ class Consumer:
                     finally:
                         self._waiter = None
                     continue
-                deliveries = sub.pull(credit, channel)
+                deliveries = self._pull_burst(credit)
                 if deliveries:
                     channel.deliver(self, deliveries)
                     await asyncio.sleep(0)  # let the burst go out and acks come in

@@ -247,3 +247,32 @@ def test_many_consumers_share_a_queue(url, name):
     finally:
         for c in connections:
             c.close()
+
+
+def test_a_client_that_stops_reading_is_not_flooded(broker, url, name):
+    """TCP backpressure: deliveries stop while the socket is full, none are lost."""
+    channel_conn = pika.BlockingConnection(pika.URLParameters(url))
+    setup = channel_conn.channel()
+    setup.queue_declare(name)
+    body = b"x" * (512 * 1024)
+    for _ in range(60):  # 30 MiB
+        setup.basic_publish("", name, body)
+    listener = broker.broker.listeners["amqp"]
+    before = set(listener.connections)
+    slow = pika.BlockingConnection(pika.URLParameters(url))
+    (server_side,) = set(listener.connections) - before
+    slow_channel = slow.channel()
+    got = []
+    slow_channel.basic_consume(name, lambda ch, m, p, b: got.append(len(b)), auto_ack=True)
+    time.sleep(1.0)  # the client does not read meanwhile
+    buffered = server_side.transport.get_write_buffer_size()
+    assert buffered < 8 << 20, buffered
+    remaining = setup.queue_declare(name, passive=True).method.message_count
+    assert remaining > 0  # not everything was pulled into memory
+    deadline = time.monotonic() + 20
+    while len(got) < 60 and time.monotonic() < deadline:
+        slow.process_data_events(time_limit=0.1)
+    assert got == [len(body)] * 60
+    slow.close()
+    setup.queue_delete(name)
+    channel_conn.close()
