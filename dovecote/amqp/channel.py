@@ -598,7 +598,7 @@ class Channel:
             routing_key,
             messages,
             user=connection.user,
-            headers_routing=connection.headers_routing(),
+            headers_routing=connection.headers_routing,
             reply_to=self._reply_token,
         )
         if self.tx is not None:

@@ -71,7 +71,7 @@ def prepare(
     messages: list[Message],
     *,
     user: str,
-    headers_routing: bool,
+    headers_routing: Callable[[], bool],
     reply_to: Callable[[], str | None],
 ) -> Batch:
     """Check and convert a run of publishes; raises the error RabbitMQ would."""
@@ -113,7 +113,7 @@ def prepare(
                         PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40
                     )
                 block = update_properties(block, reply_to=REPLY_TO_PREFIX + token)
-        headers = headers_table(block) if headers_routing and props.has_headers else None
+        headers = headers_table(block) if props.has_headers and headers_routing() else None
         priority = props.priority
         if current is None or current.priority != priority or current.headers != headers:
             current = Run(priority, headers)

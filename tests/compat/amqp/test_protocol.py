@@ -188,6 +188,12 @@ def test_heartbeats_keep_a_talking_client_alive(url):
         ),
         (b"\x01\x00\x01\x00\x00\x00\x04\x00\x63\x00\x01\xce", 503, False),  # unknown method
         (b"\x08\x00\x01\x00\x00\x00\x00\xce", 505, False),  # heartbeat off channel 0
+        (  # queue.declare whose arguments table is cut short
+            b"\x01\x00\x01\x00\x00\x00\x0f\x00\x32\x00\x0a\x00\x00\x01q\x00"
+            b"\x00\x00\x00\x05\x01k\xce",
+            502,
+            False,
+        ),
     ],
     ids=[
         "bad-frame-end",
@@ -195,6 +201,7 @@ def test_heartbeats_keep_a_talking_client_alive(url):
         "header-without-method",
         "unknown-method",
         "heartbeat-on-channel",
+        "bad-field-table",
     ],
 )
 def test_malformed_frames_close_that_connection_only(address, url, frames, code, fatal):
