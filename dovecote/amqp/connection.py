@@ -151,6 +151,7 @@ class Connection(asyncio.Protocol):
         self.published = False
         self.blocked = False
         self._blocked_sent = False
+        self._alarms: frozenset[str] = frozenset()
         self.last_received = self.loop.time()
         self._sent = False
         self._timer: asyncio.TimerHandle | None = None
@@ -221,7 +222,7 @@ class Connection(asyncio.Protocol):
                 self._inbox.extend(commands)
             self._process()
             if self.blocked and self.published:
-                self._pause_reading("alarm")
+                self._block()
         finally:
             self._flush()
 
@@ -719,23 +720,32 @@ class Connection(asyncio.Protocol):
             self._drop()
 
     def set_alarms(self, alarms: frozenset[str]) -> None:
-        """A resource alarm was raised or cleared: block or unblock publishers."""
+        """A resource alarm was raised or cleared: block or unblock publishers.
+
+        As in RabbitMQ, only connections that publish are blocked (sent
+        ``connection.blocked`` and no longer read); one that has not published
+        yet is blocked when it does.
+        """
         if self.state != RUNNING:
             return
+        self._alarms = alarms
         if alarms:
             self.blocked = True
-            if not self._blocked_sent and self.capability("connection.blocked"):
-                reason = " & ".join(f"low on {name}" for name in sorted(alarms))
-                self.send_method(0, C.Connection.Blocked(reason))
-                self._blocked_sent = True
             if self.published:
-                self._pause_reading("alarm")
+                self._block()
         else:
             self.blocked = False
             if self._blocked_sent:
                 self.send_method(0, C.Connection.Unblocked())
                 self._blocked_sent = False
             self._resume_reading("alarm")
+
+    def _block(self) -> None:
+        if not self._blocked_sent and self.capability("connection.blocked"):
+            reason = " & ".join(f"low on {name}" for name in sorted(self._alarms))
+            self.send_method(0, C.Connection.Blocked(reason))
+            self._blocked_sent = True
+        self._pause_reading("alarm")
 
     # --- closing --------------------------------------------------------------------------
 

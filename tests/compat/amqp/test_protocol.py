@@ -370,3 +370,26 @@ def test_unconfirmed_publishes_reach_other_connections_promptly(url, name):
     finally:
         publisher.close()
         observer.close()
+
+
+def test_alarm_limits_come_from_the_config(tmp_path):
+    """A broker configured with a disk limit above the free space blocks a
+    connection as soon as it publishes (RabbitMQ spares connections that only consume)."""
+    from dovecote.testing import BrokerThread
+    from tests.compat.amqp.conftest import ONLY_AMQP
+
+    with BrokerThread(tmp_path / "data", disk_free_limit_bytes=1 << 62, **ONLY_AMQP) as alarmed:
+        connection = pika.BlockingConnection(pika.URLParameters(alarmed.amqp_url))
+        reasons = []
+        connection.add_on_connection_blocked_callback(lambda c, f: reasons.append(f.method.reason))
+        channel = connection.channel()
+        channel.queue_declare("", exclusive=True)  # consuming connections work as usual
+        connection.process_data_events(time_limit=0.2)
+        assert reasons == []
+        channel.basic_publish("", "anywhere", b"x")
+        deadline = time.monotonic() + 5
+        while not reasons and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.05)
+        assert reasons == ["low on disk"]
+        # A blocked connection is not read, not even its connection.close (as
+        # in RabbitMQ): leave it to the broker's shutdown.
