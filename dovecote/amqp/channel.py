@@ -1,6 +1,7 @@
-"""One AMQP channel: its methods, deliveries, acknowledgements, confirms and transactions.
+"""One AMQP channel: consumers, deliveries, get, acknowledgements, confirm and tx modes.
 
-Handlers are plain methods keyed by method index in :data:`HANDLERS`. A
+The exchange and queue methods come from :mod:`~dovecote.amqp.declare`,
+storing publishes from :mod:`~dovecote.amqp.publish`. Handlers are plain methods keyed by method index in :data:`HANDLERS`. A
 handler either finishes at once (returns ``None``) or returns a coroutine
 for work that must await the core (declarations, which are fsynced into the
 catalog; a get or purge that first waits for pending appends to become
@@ -19,38 +20,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from base64 import urlsafe_b64encode
 from typing import TYPE_CHECKING, Any
 
 from pamqp import base
 from pamqp import commands as C
 
-from dovecote.amqp.codec import Message, encode_delivery_parts, encode_get_ok, encode_return
+from dovecote.amqp.codec import encode_delivery_parts, encode_get_ok
 from dovecote.amqp.consumer import Consumer
+from dovecote.amqp.declare import Declarations, generated_name
 from dovecote.amqp.errors import (
     ACCESS_REFUSED,
-    COMMAND_INVALID,
-    NO_ROUTE,
     NOT_ALLOWED,
-    NOT_FOUND,
     NOT_IMPLEMENTED,
     PRECONDITION_FAILED,
     ChannelError,
     ConnectionError_,
 )
 from dovecote.amqp.mapping import delivery_fields
-from dovecote.amqp.publish import (
-    ACK,
-    NACK,
-    REPLY_TO,
-    REPLY_TO_PREFIX,
-    Batch,
-    Confirms,
-    Run,
-    prepare,
-)
+from dovecote.amqp.publish import REPLY_TO, Batch, Confirms, Publishing
 from dovecote.core.queues import Queue
-from dovecote.core.routing import EXCHANGE, EXCHANGE_TYPES
 from dovecote.core.subscription import Delivery, Subscription
 
 if TYPE_CHECKING:
@@ -58,15 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_TYPES = ("classic", "quorum")
-
 # (consumer or None for basic.get, subscription, partition, offset)
 Unacked = tuple[Consumer | None, Subscription, int, int]
-
-
-def generated_name(prefix: str) -> str:
-    """``amq.gen-...`` / ``amq.ctag-...``: 22 URL-safe characters, as RabbitMQ."""
-    return prefix + urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
 
 
 class ReplyConsumer:
@@ -95,7 +76,7 @@ class Tx:
         return publishes, settles
 
 
-class Channel:
+class Channel(Declarations, Publishing):
     def __init__(self, connection: Connection, number: int) -> None:
         self.connection = connection
         self.number = number
@@ -119,18 +100,6 @@ class Channel:
     def send(self, method: base.Frame) -> None:
         self.connection.send_method(self.number, method)
 
-    # --- queues by name ------------------------------------------------------------
-
-    def _queue_name(self, name: str) -> str:
-        if name:
-            return name
-        if self.last_queue is None:
-            raise ChannelError(NOT_FOUND, "no previously declared queue")
-        return self.last_queue
-
-    def _queue(self, name: str) -> Queue:
-        return self.connection.queues.get_queue(self._queue_name(name), self.connection)
-
     # --- channel class ------------------------------------------------------------
 
     def on_channel_flow(self, m: C.Channel.Flow) -> None:
@@ -143,144 +112,6 @@ class Channel:
 
     def on_ignored(self, m: base.Frame) -> None:
         """A reply the client owes us (cancel-ok after a server cancel): nothing to do."""
-
-    # --- exchanges ----------------------------------------------------------------
-
-    async def on_exchange_declare(self, m: C.Exchange.Declare) -> None:
-        name, kind = m.exchange, m.exchange_type
-        if not m.passive:
-            if name == "":
-                raise ChannelError(
-                    ACCESS_REFUSED, "operation not permitted on the default exchange"
-                )
-            if kind not in EXCHANGE_TYPES:
-                raise ConnectionError_(COMMAND_INVALID, f"unknown exchange type '{kind}'")
-        await self.connection.queues.declare_exchange(
-            name,
-            kind,
-            durable=m.durable,
-            auto_delete=m.auto_delete,
-            internal=m.internal,
-            arguments=m.arguments,
-            passive=m.passive,
-        )
-        if not m.nowait:
-            self.send(C.Exchange.DeclareOk())
-
-    async def on_exchange_delete(self, m: C.Exchange.Delete) -> None:
-        name = m.exchange
-        if name == "":
-            raise ChannelError(ACCESS_REFUSED, "operation not permitted on the default exchange")
-        if name.startswith("amq.") and name in self.connection.queues.router.exchanges:
-            raise ChannelError(
-                ACCESS_REFUSED, f"deletion of system exchange '{name}' in vhost '/' not allowed"
-            )
-        await self.connection.queues.delete_exchange(name, if_unused=m.if_unused)
-        if not m.nowait:
-            self.send(C.Exchange.DeleteOk())
-
-    async def on_exchange_bind(self, m: C.Exchange.Bind) -> None:
-        await self.connection.queues.bind(
-            m.source, m.destination, m.routing_key, kind=EXCHANGE, arguments=m.arguments
-        )
-        if not m.nowait:
-            self.send(C.Exchange.BindOk())
-
-    async def on_exchange_unbind(self, m: C.Exchange.Unbind) -> None:
-        await self.connection.queues.unbind(
-            m.source, m.destination, m.routing_key, kind=EXCHANGE, arguments=m.arguments
-        )
-        if not m.nowait:
-            self.send(C.Exchange.UnbindOk())
-
-    # --- queues ---------------------------------------------------------------------
-
-    async def on_queue_declare(self, m: C.Queue.Declare) -> None:
-        connection = self.connection
-        qm = connection.queues
-        name = m.queue
-        if name == REPLY_TO or (m.passive and name.startswith(REPLY_TO_PREFIX)):
-            self._declare_reply_to(m)
-            return
-        server_named = not name
-        if server_named:
-            name = self._queue_name(name) if m.passive else generated_name("amq.gen-")
-        arguments = dict(m.arguments or {})
-        kind = arguments.get("x-queue-type")
-        if kind is not None and str(kind) not in QUEUE_TYPES:
-            raise ChannelError(
-                PRECONDITION_FAILED,
-                f"invalid arg 'x-queue-type' for queue '{name}' in vhost '/': "
-                f"\"unsupported queue type '{kind}'\"",
-            )
-        queue = await qm.declare_queue(
-            name,
-            durable=m.durable,
-            exclusive_owner=connection if m.exclusive else None,
-            auto_delete=m.auto_delete,
-            arguments=arguments,
-            passive=m.passive,
-            owner=connection,
-            server_named=server_named and not m.passive,
-        )
-        self.last_queue = name
-        queue.touch()  # x-expires counts from the last use
-        await connection.visible(queue)
-        if not m.nowait:
-            self.send(C.Queue.DeclareOk(name, queue.message_count(), queue.consumers))
-
-    def _declare_reply_to(self, m: C.Queue.Declare) -> None:
-        name = m.queue
-        if name != REPLY_TO:
-            token = name[len(REPLY_TO_PREFIX) :]
-            if token not in self.connection.listener.reply_consumers:
-                raise ChannelError(NOT_FOUND, f"no queue '{name}' in vhost '/'")
-        if not m.nowait:
-            self.send(C.Queue.DeclareOk(name, 0, 1 if self.reply_consumer else 0))
-
-    async def on_queue_bind(self, m: C.Queue.Bind) -> None:
-        name = self._queue_name(m.queue)
-        self._queue(name)  # exists and is not another connection's exclusive queue
-        await self.connection.queues.bind(m.exchange, name, m.routing_key, arguments=m.arguments)
-        if not m.nowait:
-            self.send(C.Queue.BindOk())
-
-    async def on_queue_unbind(self, m: C.Queue.Unbind) -> None:
-        name = self._queue_name(m.queue)
-        self._queue(name)
-        await self.connection.queues.unbind(m.exchange, name, m.routing_key, arguments=m.arguments)
-        self.send(C.Queue.UnbindOk())
-
-    async def on_queue_purge(self, m: C.Queue.Purge) -> None:
-        queue = self._queue(m.queue)
-        await self.connection.visible(queue)
-        count = await self.connection.queues.purge_queue(queue.name, self.connection)
-        if not m.nowait:
-            self.send(C.Queue.PurgeOk(count))
-
-    async def on_queue_delete(self, m: C.Queue.Delete) -> None:
-        connection = self.connection
-        name = self._queue_name(m.queue)
-        queue = connection.queues.queues.get(name)
-        count = 0
-        if queue is not None:
-            connection.queues.get_queue(name, connection)
-            await connection.visible(queue)
-            try:
-                count = await connection.queues.delete_queue(
-                    name, if_unused=m.if_unused, if_empty=m.if_empty, owner=connection
-                )
-            except Exception as exc:
-                # RabbitMQ names the vhost in these texts
-                text = str(exc)
-                if text.endswith(("in use", "not empty")):
-                    what = "in use" if text.endswith("in use") else "not empty"
-                    raise ChannelError(
-                        PRECONDITION_FAILED, f"queue '{name}' in vhost '/' {what}"
-                    ) from None
-                raise
-        if not m.nowait:
-            self.send(C.Queue.DeleteOk(count))
 
     # --- consuming ----------------------------------------------------------------
 
@@ -577,150 +408,6 @@ class Channel:
         taken = list(self.unacked.items())
         self.unacked.clear()
         self._nack(taken, True)
-
-    # --- publishing -------------------------------------------------------------------
-
-    def publish(self, exchange: str, routing_key: str, messages: list[Message]) -> None:
-        """A run of publishes to one exchange and routing key, from one read."""
-        connection = self.connection
-        found = connection.queues.router.exchanges.get(exchange)
-        if found is None:
-            raise ChannelError(NOT_FOUND, f"no exchange '{exchange}' in vhost '/'", 60, 40)
-        if found.internal:
-            raise ChannelError(
-                ACCESS_REFUSED,
-                f"cannot publish to internal exchange '{exchange}' in vhost '/'",
-                60,
-                40,
-            )
-        batch = prepare(
-            exchange,
-            routing_key,
-            messages,
-            user=connection.user,
-            headers_routing=connection.headers_routing,
-            reply_to=self._reply_token,
-        )
-        if self.tx is not None:
-            self.tx.publishes.append(batch)
-            return
-        self._execute(batch, None)
-
-    def _reply_token(self) -> str | None:
-        return self.reply_consumer.token if self.reply_consumer is not None else None
-
-    def _execute(self, batch: Batch, waits_out: list[asyncio.Future[None]] | None) -> None:
-        qm = self.connection.queues
-        exchange, routing_key = batch.exchange, batch.routing_key
-        if exchange == "" and routing_key.startswith(REPLY_TO_PREFIX):
-            for run in batch.runs:
-                self._publish_direct(routing_key, run)
-            return
-        for run in batch.runs:
-            names = qm.route(exchange, routing_key, run.headers)
-            if len(run.records) > 1 and self._limits_refuse(names):
-                # Some target refuses publishes when full: decide message by message.
-                for i in range(len(run.records)):
-                    single = Run(
-                        run.priority,
-                        run.headers,
-                        run.records[i : i + 1],
-                        run.messages[i : i + 1],
-                        run.blocks[i : i + 1],
-                        run.persistent,
-                    )
-                    self._store(names, single, exchange, routing_key, waits_out)
-            else:
-                self._store(names, run, exchange, routing_key, waits_out)
-
-    def _limits_refuse(self, names: set[str]) -> bool:
-        queues = self.connection.queues.queues
-        for name in names:
-            queue = queues.get(name)
-            if queue is not None:
-                args = queue.args
-                if args.overflow != "drop-head" and (
-                    args.max_length is not None or args.max_length_bytes is not None
-                ):
-                    return True
-        return False
-
-    def _store(
-        self,
-        names: set[str],
-        run: Run,
-        exchange: str,
-        routing_key: str,
-        waits_out: list[asyncio.Future[None]] | None,
-    ) -> None:
-        confirms = self.confirms
-        durable = run.persistent and (confirms is not None or waits_out is not None)
-        result, waits = self.connection.queues.enqueue_now(
-            names, run.records, priority=run.priority, durable=durable
-        )
-        if not result.routed:
-            self._return_unroutable(run, exchange, routing_key)
-        if waits_out is not None:
-            waits_out.extend(waits)
-        if confirms is None:
-            return
-        if result.rejected:
-            confirms.add(len(run.records), NACK)
-            self.connection.confirm_later(self)
-        elif waits:
-            self._confirm_when_durable(confirms.add(len(run.records)), waits)
-        else:
-            confirms.add(len(run.records), ACK)
-            self.connection.confirm_later(self)
-
-    def _confirm_when_durable(self, entry: list[int], waits: list[asyncio.Future[None]]) -> None:
-        remaining = [len(waits)]
-        connection = self.connection
-
-        def done(future: asyncio.Future[None]) -> None:
-            failed = future.cancelled() or future.exception() is not None
-            if failed:
-                entry[1] = NACK
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                if entry[1] != NACK:
-                    entry[1] = ACK
-                if not self.closing:
-                    connection.confirm_later(self)
-
-        for wait in waits:
-            wait.add_done_callback(done)
-
-    def _return_unroutable(self, run: Run, exchange: str, routing_key: str) -> None:
-        connection = self.connection
-        for message, block in zip(run.messages, run.blocks, strict=True):
-            if message.method.mandatory:
-                connection.send(
-                    encode_return(
-                        self.number,
-                        NO_ROUTE,
-                        "NO_ROUTE",
-                        exchange,
-                        routing_key,
-                        block,
-                        message.body,
-                        connection.frame_max,
-                    )
-                )
-
-    def _publish_direct(self, routing_key: str, run: Run) -> None:
-        target = self.connection.listener.reply_consumers.get(routing_key[len(REPLY_TO_PREFIX) :])
-        if target is None:
-            self._return_unroutable(run, "", routing_key)
-        else:
-            for message, block in zip(run.messages, run.blocks, strict=True):
-                target.deliver_direct(routing_key, block, message.body)
-        if self.confirms is not None:
-            self.confirms.add(len(run.records), ACK)
-            self.connection.confirm_later(self)
-
-    def confirm_frames(self) -> list[bytes]:
-        return self.confirms.frames(self.number) if self.confirms is not None else []
 
     # --- confirms and transactions --------------------------------------------------------
 

@@ -17,14 +17,24 @@ due together go out as one ``basic.ack multiple=true``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dovecote.amqp.codec import Message, encode_basic_ack, encode_basic_nack, update_properties
+from dovecote.amqp.codec import (
+    Message,
+    encode_basic_ack,
+    encode_basic_nack,
+    encode_return,
+    update_properties,
+)
 from dovecote.amqp.errors import (
+    ACCESS_REFUSED,
+    NO_ROUTE,
+    NOT_FOUND,
     NOT_IMPLEMENTED,
     PRECONDITION_FAILED,
     ChannelError,
@@ -39,6 +49,9 @@ from dovecote.amqp.mapping import (
     publish_record,
 )
 from dovecote.storage.batch import Record
+
+if TYPE_CHECKING:
+    from dovecote.amqp.connection import Connection
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 REPLY_TO_PREFIX = REPLY_TO + "."
@@ -163,3 +176,156 @@ class Confirms:
         if ack_to:
             out.append(encode_basic_ack(channel, ack_to, True))
         return out
+
+
+class Publishing:
+    """Mixin of :class:`~dovecote.amqp.channel.Channel`: storing publishes,
+    returns, direct reply-to and confirms."""
+
+    connection: Connection
+    number: int
+    confirms: Confirms | None
+    tx: Any
+    reply_consumer: Any
+
+    def publish(self, exchange: str, routing_key: str, messages: list[Message]) -> None:
+        """A run of publishes to one exchange and routing key, from one read."""
+        connection = self.connection
+        found = connection.queues.router.exchanges.get(exchange)
+        if found is None:
+            raise ChannelError(NOT_FOUND, f"no exchange '{exchange}' in vhost '/'", 60, 40)
+        if found.internal:
+            raise ChannelError(
+                ACCESS_REFUSED,
+                f"cannot publish to internal exchange '{exchange}' in vhost '/'",
+                60,
+                40,
+            )
+        batch = prepare(
+            exchange,
+            routing_key,
+            messages,
+            user=connection.user,
+            headers_routing=connection.headers_routing,
+            reply_to=self._reply_token,
+        )
+        if self.tx is not None:
+            self.tx.publishes.append(batch)
+            return
+        self._execute(batch, None)
+
+    def _reply_token(self) -> str | None:
+        return self.reply_consumer.token if self.reply_consumer is not None else None
+
+    def _execute(self, batch: Batch, waits_out: list[asyncio.Future[None]] | None) -> None:
+        qm = self.connection.queues
+        exchange, routing_key = batch.exchange, batch.routing_key
+        if exchange == "" and routing_key.startswith(REPLY_TO_PREFIX):
+            for run in batch.runs:
+                self._publish_direct(routing_key, run)
+            return
+        for run in batch.runs:
+            names = qm.route(exchange, routing_key, run.headers)
+            if len(run.records) > 1 and self._limits_refuse(names):
+                # Some target refuses publishes when full: decide message by message.
+                for i in range(len(run.records)):
+                    single = Run(
+                        run.priority,
+                        run.headers,
+                        run.records[i : i + 1],
+                        run.messages[i : i + 1],
+                        run.blocks[i : i + 1],
+                        run.persistent,
+                    )
+                    self._store(names, single, exchange, routing_key, waits_out)
+            else:
+                self._store(names, run, exchange, routing_key, waits_out)
+
+    def _limits_refuse(self, names: set[str]) -> bool:
+        queues = self.connection.queues.queues
+        for name in names:
+            queue = queues.get(name)
+            if queue is not None:
+                args = queue.args
+                if args.overflow != "drop-head" and (
+                    args.max_length is not None or args.max_length_bytes is not None
+                ):
+                    return True
+        return False
+
+    def _store(
+        self,
+        names: set[str],
+        run: Run,
+        exchange: str,
+        routing_key: str,
+        waits_out: list[asyncio.Future[None]] | None,
+    ) -> None:
+        confirms = self.confirms
+        durable = run.persistent and (confirms is not None or waits_out is not None)
+        result, waits = self.connection.queues.enqueue_now(
+            names, run.records, priority=run.priority, durable=durable
+        )
+        if not result.routed:
+            self._return_unroutable(run, exchange, routing_key)
+        if waits_out is not None:
+            waits_out.extend(waits)
+        if confirms is None:
+            return
+        if result.rejected:
+            confirms.add(len(run.records), NACK)
+            self.connection.confirm_later(self)
+        elif waits:
+            self._confirm_when_durable(confirms.add(len(run.records)), waits)
+        else:
+            confirms.add(len(run.records), ACK)
+            self.connection.confirm_later(self)
+
+    def _confirm_when_durable(self, entry: list[int], waits: list[asyncio.Future[None]]) -> None:
+        remaining = [len(waits)]
+        connection = self.connection
+
+        def done(future: asyncio.Future[None]) -> None:
+            failed = future.cancelled() or future.exception() is not None
+            if failed:
+                entry[1] = NACK
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                if entry[1] != NACK:
+                    entry[1] = ACK
+                if not self.closing:
+                    connection.confirm_later(self)
+
+        for wait in waits:
+            wait.add_done_callback(done)
+
+    def _return_unroutable(self, run: Run, exchange: str, routing_key: str) -> None:
+        connection = self.connection
+        for message, block in zip(run.messages, run.blocks, strict=True):
+            if message.method.mandatory:
+                connection.send(
+                    encode_return(
+                        self.number,
+                        NO_ROUTE,
+                        "NO_ROUTE",
+                        exchange,
+                        routing_key,
+                        block,
+                        message.body,
+                        connection.frame_max,
+                    )
+                )
+
+    def _publish_direct(self, routing_key: str, run: Run) -> None:
+        target = self.connection.listener.reply_consumers.get(routing_key[len(REPLY_TO_PREFIX) :])
+        if target is None:
+            self._return_unroutable(run, "", routing_key)
+        else:
+            for message, block in zip(run.messages, run.blocks, strict=True):
+                target.deliver_direct(routing_key, block, message.body)
+        if self.confirms is not None:
+            self.confirms.add(len(run.records), ACK)
+            self.connection.confirm_later(self)
+
+    def confirm_frames(self) -> list[bytes]:
+        return self.confirms.frames(self.number) if self.confirms is not None else []
