@@ -17,8 +17,9 @@ Workloads, each with pika and with aio-pika, against each system in turn:
   prefetch 1000 and one basic.ack per message; timed from basic.consume to
   the last delivery.
 
-Each figure is the median msgs/s of ``--repeats`` runs (spread min..max) after
-one warm-up run. Results go to ``bench/results/amqp.json`` and, unless
+Both brokers run side by side and take turns run by run, so drifting machine
+noise hits them alike. Each figure is the median msgs/s of ``--repeats`` runs
+(spread min..max) after one warm-up round. Results go to ``bench/results/amqp.json`` and, unless
 ``--no-docs``, to the "## AMQP vs RabbitMQ" section of docs/benchmarks.md.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import sys
@@ -336,37 +338,48 @@ class Figure:
     cpu_us_per_msg: list[float]
 
 
-def measure(info: PeerInfo, args: argparse.Namespace, p: Params) -> list[Figure]:
+def one_run(info: PeerInfo, workload: str, client: str, p: Params) -> Run:
+    """One timed run on a fresh queue (the consume queue is filled first, untimed)."""
     url = url_of(info)
+    queue = fresh_queue(url)
+    try:
+        if workload == "consume":
+            fill(url, queue, p)
+        before = broker_cpu_seconds(info)
+        run = RUNNERS[(workload, client)](url, queue, p)
+        run.cpu_s = broker_cpu_seconds(info) - before
+    finally:
+        drop_queue(url, queue)
+    return run
+
+
+def measure(infos: list[PeerInfo], args: argparse.Namespace, p: Params) -> list[Figure]:
+    """Every workload x client; the systems take turns run by run (ABAB...), so
+    drifting machine noise hits them alike."""
     figures = []
     for workload in args.workloads:
         for client in args.clients:
-            runner = RUNNERS[(workload, client)]
-            rates: list[float] = []
-            latencies: list[int] = []
-            cpu: list[float] = []
-            for attempt in range(args.repeats + 1):  # the first is a warm-up
-                queue = fresh_queue(url)
-                try:
-                    if workload == "consume":
-                        fill(url, queue, p)
-                    before = broker_cpu_seconds(info)
-                    run = runner(url, queue, p)
-                    run.cpu_s = broker_cpu_seconds(info) - before
-                finally:
-                    drop_queue(url, queue)
-                if attempt:
-                    rates.append(run.rate)
-                    latencies.extend(run.latencies_ns)
-                    cpu.append(run.cpu_s * 1e6 / p.messages)
-            stats = summarize(rates)
-            print(
-                f"  {info.name:<9} {workload:<18} {client:<9} {stats.median:>9.0f} msg/s "
-                f"[{stats.min:.0f}..{stats.max:.0f}]  broker CPU "
-                f"{summarize(cpu).median:.0f} us/msg",
-                flush=True,
-            )
-            figures.append(Figure(info.name, info.version, workload, client, rates, latencies, cpu))
+            runs: dict[str, list[Run]] = {info.name: [] for info in infos}
+            for attempt in range(args.repeats + 1):  # the first round is a warm-up
+                for info in infos:
+                    run = one_run(info, workload, client, p)
+                    if attempt:
+                        runs[info.name].append(run)
+            for info in infos:
+                done = runs[info.name]
+                rates = [r.rate for r in done]
+                cpu = [r.cpu_s * 1e6 / p.messages for r in done]
+                latencies = [ns for r in done for ns in r.latencies_ns]
+                stats = summarize(rates)
+                print(
+                    f"  {info.name:<9} {workload:<18} {client:<9} {stats.median:>9.0f} msg/s "
+                    f"[{stats.min:.0f}..{stats.max:.0f}]  broker CPU "
+                    f"{summarize(cpu).median:.0f} us/msg",
+                    flush=True,
+                )
+                figures.append(
+                    Figure(info.name, info.version, workload, client, rates, latencies, cpu)
+                )
     return figures
 
 
@@ -394,8 +407,9 @@ def report(figures: list[Figure], args: argparse.Namespace, p: Params, command: 
         command,
         "```",
         "",
-        f"{p.messages} messages of {p.size} bytes per run; median of {args.repeats} runs after "
-        f"one warm-up, [min..max]. Systems: "
+        f"{p.messages} messages of {p.size} bytes per run; the brokers run side by side and "
+        f"take turns run by run; median of {args.repeats} runs after one warm-up round, "
+        f"[min..max]. Systems: "
         + "; ".join(f"{name}: {version}" for name, version in versions.items())
         + ". Both keep the defaults: a confirm for a persistent message on a durable queue "
         "comes after the data is on disk (Dovecote: group-commit fdatasync; RabbitMQ: its "
@@ -496,11 +510,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     p = Params(args.messages, args.size, args.window)
     command = "python -m bench.amqp " + " ".join(sys.argv[1:] if argv is None else argv)
-    figures: list[Figure] = []
-    for system in args.systems:
-        with peer(system, base_dir=args.base_dir) as info:
+    with contextlib.ExitStack() as stack:
+        infos = []
+        for system in args.systems:
+            info = stack.enter_context(peer(system, base_dir=args.base_dir))
             print(f"{info.name}: {info.version} on {info.address} (up in {info.startup_s:.1f}s)")
-            figures += measure(info, args, p)
+            infos.append(info)
+        figures = measure(infos, args, p)
     results = []
     for fig in figures:
         params = {
