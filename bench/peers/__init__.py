@@ -37,6 +37,7 @@ from functools import partial
 from typing import Any
 
 from bench.peers._proc import PeerInfo, PeerStartError
+from bench.peers.dovecote import dovecote_peer
 from bench.peers.nats_server import nats
 from bench.peers.rabbitmq import rabbitmq
 from bench.peers.redis_server import redis
@@ -46,7 +47,9 @@ Starter = Callable[..., contextlib.AbstractContextManager[PeerInfo]]
 
 #: Peer name -> starter. Which protocol each one is a peer for:
 #: Kafka: tansu; AMQP 0-9-1: rabbitmq; streaming/queues: nats, redis-*.
+#: "dovecote" is Dovecote itself (AMQP listener by default).
 PEERS: dict[str, Starter] = {
+    "dovecote": dovecote_peer,
     "tansu": tansu,
     "rabbitmq": rabbitmq,
     "nats": nats,
@@ -66,4 +69,14 @@ def peer(name: str, **kwargs: Any) -> Iterator[PeerInfo]:
         yield info
 
 
-__all__ = ["PEERS", "PeerInfo", "PeerStartError", "nats", "peer", "rabbitmq", "redis", "tansu"]
+__all__ = [
+    "PEERS",
+    "PeerInfo",
+    "PeerStartError",
+    "dovecote_peer",
+    "nats",
+    "peer",
+    "rabbitmq",
+    "redis",
+    "tansu",
+]

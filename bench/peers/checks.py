@@ -181,6 +181,7 @@ def check_redis(peer: PeerInfo) -> str:
 
 
 CHECKS: dict[str, Callable[[PeerInfo], str]] = {
+    "dovecote": check_amqp,
     "tansu": check_kafka,
     "rabbitmq": check_amqp,
     "nats": check_nats,

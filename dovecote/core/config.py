@@ -177,6 +177,18 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    # AMQP 0-9-1 listener (defaults as RabbitMQ's)
+    amqp_users: str = "guest:guest"  # comma-separated user:password pairs
+    amqp_loopback_users: str = "guest"  # these may only log in from a loopback address
+    amqp_heartbeat: int = 60  # seconds proposed in connection.tune; 0 = off
+    amqp_frame_max: int = 131072
+    amqp_channel_max: int = 2047
+    amqp_max_message_bytes: int = 128 * 1024 * 1024
+    amqp_handshake_timeout_ms: int = 10_000
+    # Resource alarms: publishers are blocked (connection.blocked) past these.
+    disk_free_limit_bytes: int = 50_000_000  # free space on the data dir's file system
+    memory_limit_bytes: int = 0  # resident set size; 0 = 40% of physical memory
+    alarm_check_interval_ms: int = 1000
     topic_defaults: dict[str, str] = field(default_factory=dict)
 
     def topic_default(self, name: str) -> str:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dovecote.core.errors import BrokerError, TopicExists
+from dovecote.core.config import FLUSH_ACK
+from dovecote.core.errors import BrokerError, MessageTooLarge, TopicExists
 from dovecote.core.routing import (
     DIRECT,
     EXCHANGE,
@@ -36,7 +37,8 @@ from dovecote.core.routing import (
     freeze_arguments,
 )
 from dovecote.core.subscription import EXPIRES_AT, Subscription, SubscriptionConfig
-from dovecote.storage.batch import Record
+from dovecote.core.topic import Partition
+from dovecote.storage.batch import Record, build_batch, scan_batches
 
 if TYPE_CHECKING:
     from dovecote.core.broker import BrokerCore
@@ -44,7 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEATHS = "dovecote.deaths"  # JSON list of dead-letter events, newest first (AMQP renders x-death)
+EXCHANGE_HEADER = "amqp.exchange"  # the exchange a record was published to (absent: default)
 SWEEP_INTERVAL = 1.0
+# A queue topic takes whatever the protocol front door accepted: an AMQP
+# message may be as large as the frame layer allows, and a publish batch
+# groups many of them into one record batch.
+QUEUE_MAX_BATCH_BYTES = 1 << 30
 
 # Exchanges every vhost has, as in RabbitMQ.
 STANDARD_EXCHANGES = {
@@ -90,21 +97,31 @@ class QueueArgs:
     ordered: bool = False  # FIFO message groups
 
     @classmethod
-    def from_amqp(cls, arguments: Mapping[str, Any]) -> QueueArgs:
+    def from_amqp(cls, arguments: Mapping[str, Any], queue: str = "") -> QueueArgs:
+        """Validate x-arguments; errors read as RabbitMQ's ("invalid arg ... for queue ...")."""
+        where = f" for queue '{queue}'" if queue else ""
+
+        def invalid(name: str, why: str) -> PreconditionFailed:
+            return PreconditionFailed(f"invalid arg '{name}'{where}: {why}")
+
         def number(name: str, minimum: int = 0) -> int | None:
             value = arguments.get(name)
             if value is None:
                 return None
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise PreconditionFailed(f"invalid arg '{name}' for queue: {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                kind = "longstr" if isinstance(value, str | bytes) else type(value).__name__
+                raise invalid(name, f'"expected integer, got {kind}"')
+            if value < minimum:
+                reason = "value_negative" if value < 0 else "value_zero"
+                raise invalid(name, f"{{{reason},{value}}}")
             return value
 
-        overflow = str(arguments.get("x-overflow", "drop-head"))
+        overflow = _text(arguments.get("x-overflow", "drop-head"))
         if overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
-            raise PreconditionFailed(f"invalid arg 'x-overflow': {overflow!r}")
+            raise invalid("x-overflow", "invalid_overflow")
         priority = number("x-max-priority")
         if priority is not None and priority > 255:
-            raise PreconditionFailed("invalid arg 'x-max-priority': at most 255")
+            raise invalid("x-max-priority", f"{{max_value_exceeded,{priority}}}")
         dlx = arguments.get("x-dead-letter-exchange")
         dlk = arguments.get("x-dead-letter-routing-key")
         return cls(
@@ -127,6 +144,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _shown(value: Any) -> str:
+    """An argument value as RabbitMQ prints it in inequivalence errors."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return _text(value)
+
+
 @dataclass
 class Queue:
     name: str
@@ -146,6 +172,17 @@ class Queue:
 
     def message_count(self) -> int:
         return self.subscription.ready_count()
+
+    def depth(self) -> int:
+        """Ready records counting appends still waiting for their fsync (what
+        length limits apply to: they are stored, just not visible yet)."""
+        sub = self.subscription
+        sub.sync_partitions()
+        total = 0
+        for index, cursor in enumerate(sub.cursors):
+            end = self.topic.partitions[index].log_end_offset
+            total += max(0, end - cursor.floor) - len(cursor.settled) - len(cursor.leased)
+        return max(0, total)
 
     def unacked_count(self) -> int:
         return self.subscription.unacked_count()
@@ -197,6 +234,7 @@ class QueueManager:
         self.headers_of: HeadersOf = _default_headers
         self._sweeper: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- start and stop ---------------------------------------------------------
 
@@ -231,6 +269,8 @@ class QueueManager:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _open_queue(self, name: str, meta: Mapping[str, Any]) -> Queue:
         args = QueueArgs(**meta.get("args", {}))
@@ -401,11 +441,13 @@ class QueueManager:
         args: QueueArgs | None = None,
         passive: bool = False,
         owner: object | None = None,
+        server_named: bool = False,
     ) -> Queue:
         """Create a queue, or check an existing one is equivalent.
 
         ``owner`` is the declaring connection (for exclusivity checks);
-        ``exclusive_owner`` is set when the queue is to be exclusive to it."""
+        ``exclusive_owner`` is set when the queue is to be exclusive to it;
+        ``server_named`` lets the broker's own ``amq.gen-*`` names through."""
         arguments = _plain(arguments)
         existing = self.queues.get(name)
         if passive:
@@ -414,25 +456,36 @@ class QueueManager:
             return self.get_queue(name, owner)
         if existing is not None:
             self.get_queue(name, owner)
-            if existing.durable != durable or existing.auto_delete != auto_delete:
-                raise PreconditionFailed(f"inequivalent arg 'durable' for queue '{name}'")
-            if (exclusive_owner is not None) != (existing.exclusive_owner is not None):
-                raise PreconditionFailed(f"inequivalent arg 'exclusive' for queue '{name}'")
-            for key in set(arguments) | set(existing.arguments):
+            for flag, wanted, current in (
+                ("durable", durable, existing.durable),
+                ("auto_delete", auto_delete, existing.auto_delete),
+                ("exclusive", exclusive_owner is not None, existing.exclusive_owner is not None),
+            ):
+                if wanted != current:
+                    raise PreconditionFailed(
+                        f"inequivalent arg '{flag}' for queue '{name}': "
+                        f"received '{str(wanted).lower()}' but current is '{str(current).lower()}'"
+                    )
+            for key in sorted(set(arguments) | set(existing.arguments)):
                 if key.startswith("x-") and arguments.get(key) != existing.arguments.get(key):
                     raise PreconditionFailed(
                         f"inequivalent arg '{key}' for queue '{name}': received "
-                        f"{arguments.get(key)!r} but current is {existing.arguments.get(key)!r}"
+                        f"'{_shown(arguments.get(key))}' but current is "
+                        f"'{_shown(existing.arguments.get(key))}'"
                     )
             return existing
-        if name.startswith("amq."):
+        if name.startswith("amq.") and not server_named:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        args = args or QueueArgs.from_amqp(arguments)
+        args = args or QueueArgs.from_amqp(arguments, name)
         async with self._lock:
             if name in self.queues:
                 return self.queues[name]
             levels = 1 if args.max_priority is None else args.max_priority + 1
-            configs = {"retention.acked": "true", "retention.ms": "-1"}
+            configs = {
+                "retention.acked": "true",
+                "retention.ms": "-1",
+                "max.message.bytes": str(QUEUE_MAX_BATCH_BYTES),
+            }
             if not durable or exclusive_owner is not None:
                 configs["flush.policy"] = "never"  # transient: gone at restart anyway
             try:
@@ -536,37 +589,77 @@ class QueueManager:
         priority: int | None = None,
         durable: bool = True,
     ) -> PublishResult:
+        result, waits = self.enqueue_now(names, records, priority=priority, durable=durable)
+        if waits:
+            await asyncio.gather(*waits)
+        return result
+
+    def enqueue_now(
+        self,
+        names: set[str] | list[str],
+        records: list[Record],
+        *,
+        priority: int | None = None,
+        durable: bool = True,
+    ) -> tuple[PublishResult, list[asyncio.Future[None]]]:
+        """Store ``records`` in the named queues now, without awaiting anything.
+
+        Returns where they went and, when ``durable``, the futures that
+        complete once each append is on disk (the group commit). Protocol
+        adapters call this from their read path so that a burst of publishes
+        is appended in arrival order, one append per queue per batch, and
+        acknowledge when the futures are done.
+        """
         stored: list[str] = []
         rejected: list[str] = []
-        appends = []
+        waits: list[asyncio.Future[None]] = []
         for name in names:
             queue = self.queues.get(name)
             if queue is None:
                 continue
-            if self._full(queue, len(records)) and queue.args.overflow != "drop-head":
+            if queue.args.overflow != "drop-head" and self._full(queue, len(records)):
                 rejected.append(name)
                 if queue.args.overflow == "reject-publish-dlx":
                     for record in records:
-                        await self._dead_letter(name, record, "maxlen")
+                        self._spawn(self._dead_letter(name, record, "maxlen"))
                 continue
             level = 0
             if queue.args.max_priority is not None and priority:
                 level = min(max(priority, 0), queue.args.max_priority)
-            appends.append(queue.topic.partitions[level].append_records(records, durable=durable))
+            partition = queue.topic.partitions[level]
+            wait = append_now(partition, records, durable)
+            if wait is not None:
+                waits.append(wait)
             stored.append(name)
-        if appends:
-            await asyncio.gather(*appends)
-        for name in stored:
-            queue = self.queues.get(name)
-            if queue is not None and queue.args.overflow == "drop-head":
-                excess = self._excess(queue)
-                if excess:
-                    queue.subscription.drop_head(excess, "maxlen")
-        return PublishResult(stored, rejected)
+            args = queue.args
+            if args.max_length is not None or args.max_length_bytes is not None:
+                # drop-head: only visible records can be dropped, so trim once
+                # this append is visible (callbacks run in order: before anyone
+                # awaiting the append resumes).
+                if partition.log_end_offset > partition.high_watermark:
+                    if wait is None:
+                        wait = partition.topic.flusher.flush(partition.log)
+                    wait.add_done_callback(lambda _f, q=queue: self._trim(q))
+                else:
+                    self._trim(queue)
+        return PublishResult(stored, rejected), waits
+
+    def _trim(self, queue: Queue) -> None:
+        """Drop (dead-letter) the oldest records past a drop-head queue's limits."""
+        if queue.args.overflow != "drop-head" or self.queues.get(queue.name) is not queue:
+            return
+        excess = self._excess(queue)
+        if excess:
+            queue.subscription.drop_head(excess, "maxlen")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _full(self, queue: Queue, incoming: int) -> bool:
         args = queue.args
-        if args.max_length is not None and queue.message_count() + incoming > args.max_length:
+        if args.max_length is not None and queue.depth() + incoming > args.max_length:
             return True
         return args.max_length_bytes is not None and queue.ready_bytes() > args.max_length_bytes
 
@@ -587,28 +680,32 @@ class QueueManager:
             return
         args = queue.args
         routing_key = (record.key or b"").decode("utf-8", "replace")
-        exchange = _header(record, "amqp.exchange")
-        moved = Record(
-            record.value,
-            key=record.key,
-            headers=with_death(record.headers, queue_name, reason, exchange, routing_key),
-            timestamp=int(time.time() * 1000),
-        )
+        exchange = _header(record, EXCHANGE_HEADER)
+        headers = with_death(record.headers, queue_name, reason, exchange, routing_key)
+        now_ms = int(time.time() * 1000)
         if args.dead_letter_queue is not None:
             if args.dead_letter_queue in self.queues:
+                moved = Record(record.value, key=record.key, headers=headers, timestamp=now_ms)
                 await self.enqueue([args.dead_letter_queue], [moved])
             return
         if args.dead_letter_exchange is None:
             return
+        target = args.dead_letter_exchange
         target_key = args.dead_letter_routing_key or routing_key
-        if args.dead_letter_exchange not in self.router.exchanges:
+        if target not in self.router.exchanges:
             log.warning(
                 "dead-letter exchange '%s' of queue '%s' does not exist; dropped",
-                args.dead_letter_exchange,
+                target,
                 queue_name,
             )
             return
-        names = self.route(args.dead_letter_exchange, target_key, self.headers_of(moved))
+        # Re-published through the dead-letter exchange: it and the key used
+        # there are what a consumer sees (x-death keeps the original ones).
+        headers = [(k, v) for k, v in headers if k != EXCHANGE_HEADER]
+        if target:
+            headers.append((EXCHANGE_HEADER, target.encode()))
+        moved = Record(record.value, key=target_key.encode(), headers=headers, timestamp=now_ms)
+        names = self.route(target, target_key, self.headers_of(moved))
         if queue_name in names and _cycles(record, queue_name):
             # Dead-lettered back into this queue with no rejection in between:
             # RabbitMQ drops it there rather than loop forever.
@@ -642,6 +739,32 @@ class QueueManager:
                 continue
             queue.subscription.expire_leases()
             queue.subscription.expire_head()
+
+
+def append_now(
+    partition: Partition, records: list[Record], durable: bool
+) -> asyncio.Future[None] | None:
+    """Append ``records`` to a queue partition as one batch, synchronously.
+
+    The same steps as ``Partition.append_records`` minus the await: the data
+    is written now; under flush.policy=ack the returned future completes
+    after the group commit (``durable``), or the flush is just scheduled.
+    """
+    data = build_batch(records)
+    infos = scan_batches(data, check_crc=False)
+    topic = partition.topic
+    if infos[0].size > topic.max_message_bytes:
+        raise MessageTooLarge(
+            f"batch of {infos[0].size} bytes exceeds max.message.bytes {topic.max_message_bytes}"
+        )
+    partition.log.append(data, infos, int(time.time() * 1000))
+    if topic.flush_policy == FLUSH_ACK:
+        if durable:
+            return topic.flusher.flush(partition.log)
+        topic.flusher.schedule(partition.log)
+    else:
+        partition.log.mark_written()
+    return None
 
 
 def _cycles(record: Record, queue: str) -> bool:
@@ -692,17 +815,17 @@ def with_death(
             deaths.insert(0, entry)
             break
     else:
-        deaths.insert(
-            0,
-            {
-                "queue": queue,
-                "reason": reason,
-                "count": 1,
-                "time": now,
-                "exchange": exchange,
-                "routing-keys": [routing_key],
-            },
-        )
+        entry = {
+            "queue": queue,
+            "reason": reason,
+            "count": 1,
+            "time": now,
+            "exchange": exchange,
+            "routing-keys": [routing_key],
+        }
+        if not deaths:
+            entry["first"] = True  # x-first-death-* never change once set
+        deaths.insert(0, entry)
     rest.append((DEATHS, json.dumps(deaths, separators=(",", ":")).encode()))
     return rest
 

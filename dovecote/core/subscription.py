@@ -28,6 +28,7 @@ per loop turn, so the cost is per burst, not per record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -142,6 +143,7 @@ class Subscription:
         self._groups_in_flight: set[bytes | None] = set()
         self._rr = 0
         self._dead_letter_tasks: set[asyncio.Task[None]] = set()
+        self._close_callbacks: list[Callable[[], None]] = []
         self.closed = False
         self.sync_partitions()
         if store is not None:
@@ -347,7 +349,7 @@ class Subscription:
             done += 1
         for index, offsets in touched.items():
             self.cursors[index].advance_floor()
-            if self.store is not None:
+            if self.store is not None and not self.closed:
                 self.store.settled(self, index, offsets)
         if done and self.config.ordered:
             self._wake()
@@ -516,7 +518,7 @@ class Subscription:
         cursor.settled.add(offset)
         cursor.counts.pop(offset, None)
         cursor.advance_floor()
-        if self.store is not None:
+        if self.store is not None and not self.closed:
             self.store.settled(self, index, [offset])
 
     # --- waiting ----------------------------------------------------------------
@@ -555,6 +557,27 @@ class Subscription:
             for partition in partitions:
                 partition._watchers.discard(future)
 
+    def on_close(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the subscription closes (its queue was deleted):
+        how a consumer that is not waiting for data learns it is gone. Returns
+        a function that unregisters it."""
+        self._close_callbacks.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._close_callbacks.remove(callback)
+
+        return remove
+
     def close(self) -> None:
+        """Stop delivering; progress made after this is not saved (a queue
+        deleted while consumers still held leases must not leave state behind
+        for a new queue of the same name)."""
         self.closed = True
         self._wake()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("close callback of %r failed", self)

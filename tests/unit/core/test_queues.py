@@ -230,3 +230,88 @@ def test_unused_queue_expires(tmp_path):
         await core.stop()
 
     run(main())
+
+
+def test_enqueue_now_appends_at_once_and_waits_only_when_durable(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        q = await qm.declare_queue("now")
+        partition = q.topic.partitions[0]
+        result, waits = qm.enqueue_now(["now"], [Record(b"a"), Record(b"b")], durable=True)
+        assert result.queues == ["now"] and len(waits) == 1
+        assert partition.log_end_offset == 2  # written before anything was awaited
+        assert q.depth() == 2 and q.message_count() <= 2
+        await asyncio.gather(*waits)
+        assert q.message_count() == 2
+        _result, waits = qm.enqueue_now(["now"], [Record(b"c")], durable=False)
+        assert waits == []
+        transient = await qm.declare_queue("tmp", durable=False)
+        _result, waits = qm.enqueue_now(["tmp"], [Record(b"x")], durable=True)
+        assert waits == [] and transient.message_count() == 1  # flush.policy=never
+        await core.stop()
+
+    run(main())
+
+
+def test_length_limits_count_appends_still_waiting_for_fsync(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("lim", arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+        outcomes = [qm.enqueue_now(["lim"], [Record(b"%d" % i)])[0] for i in range(4)]
+        assert [bool(r.queues) for r in outcomes] == [True, True, False, False]
+        head = await qm.declare_queue("head", arguments={"x-max-length": 2})
+        waits = []
+        for i in range(5):
+            waits += qm.enqueue_now(["head"], [Record(b"%d" % i)])[1]
+        await asyncio.gather(*waits)
+        assert [d.record.value for d in head.subscription.pull(10, "c")] == [b"3", b"4"]
+        await core.stop()
+
+    run(main())
+
+
+def test_dead_letters_are_republished_with_the_dlx_and_its_key(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("dlx", "direct")
+        dead = await qm.declare_queue("dead")
+        await qm.bind("dlx", "dead", "moved")
+        work = await qm.declare_queue(
+            "work",
+            arguments={"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "moved"},
+        )
+        record = Record(b"x", key=b"orig", headers=[("amqp.exchange", b"src")])
+        await qm.enqueue(["work"], [record])
+        [d] = work.subscription.pull(1, "c")
+        work.subscription.nack([(d.partition, d.offset)], requeue=False)
+        await asyncio.sleep(0.05)
+        [moved] = dead.subscription.pull(1, "c")
+        headers = dict(moved.record.headers)
+        assert moved.record.key == b"moved" and headers["amqp.exchange"] == b"dlx"
+        [death] = deaths(moved.record)
+        assert death["exchange"] == "src" and death["routing-keys"] == ["orig"]
+        assert death["first"] is True
+        await core.stop()
+
+    run(main())
+
+
+def test_server_named_queues_may_use_the_reserved_prefix(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        with pytest.raises(AccessRefused):
+            await core.queues.declare_queue("amq.mine")
+        q = await core.queues.declare_queue("amq.gen-abc", server_named=True, durable=False)
+        assert q.name == "amq.gen-abc"
+        with pytest.raises(PreconditionFailed, match="for queue 'x': \"expected integer"):
+            await core.queues.declare_queue("x", arguments={"x-max-length": "ten"})
+        await core.stop()
+
+    run(main())

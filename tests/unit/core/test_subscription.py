@@ -250,3 +250,28 @@ def test_wait_wakes_on_publish(tmp_path):
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_close_callbacks_and_no_progress_saved_after_close(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.create_topic("q", 1)
+        await publish(core, "q", [b"a", b"b", b"c"])
+        sub = core.open_subscription("gone", "q")
+        held = sub.pull(3, "c")
+        closed = []
+        unregister = sub.on_close(lambda: closed.append("first"))
+        sub.on_close(lambda: closed.append("second"))
+        unregister()
+        core.drop_subscription("gone")
+        assert closed == ["second"] and sub.pull(1, "c") == []
+        # A consumer acking after the queue went away must not leave state
+        # behind for a new subscription of the same id.
+        sub.ack([(d.partition, d.offset) for d in held])
+        await core.substate.drain()
+        again = core.open_subscription("gone", "q")
+        assert offsets(again.pull(5, "c")) == [0, 1, 2]
+        await core.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,222 @@
+"""AMQP messages <-> core records, on the per-message paths.
+
+A published message becomes one record: body = value, routing key = key,
+headers ``amqp.properties`` (the raw property block, see
+:mod:`~dovecote.amqp.codec.records`), ``amqp.exchange`` (omitted for the
+default exchange) and, with an ``expiration`` property,
+``dovecote.expires-at`` (absolute ms) for the core's TTL. Nothing else is
+decoded: :func:`publish_props` looks only at the properties the broker acts
+on, answers from the flag bits when it can and caches what it parsed per
+distinct block (publishers tend to send the same block over and over).
+
+On delivery :func:`delivery_fields` gives back block, exchange and routing
+key as bytes, ready for the frame encoders; only a dead-lettered record (its
+``dovecote.deaths`` history becomes ``x-death`` and ``x-first-death-*``) or
+one from another protocol costs more than a scan of its headers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, NamedTuple
+
+from dovecote.amqp.codec import (
+    EMPTY_PROPERTIES,
+    PROPERTIES_HEADER,
+    AMQPError,
+    Timestamp,
+    Typed,
+    property_block_for_record,
+    read_properties,
+    update_headers,
+    update_properties,
+)
+from dovecote.core.queues import DEATHS, EXCHANGE_HEADER
+from dovecote.core.subscription import EXPIRES_AT
+from dovecote.storage.batch import Record
+
+# Property flag bits (first flag word), spec order.
+F_HEADERS = 0x2000
+F_DELIVERY_MODE = 0x1000
+F_PRIORITY = 0x0800
+F_REPLY_TO = 0x0200
+F_EXPIRATION = 0x0100
+F_USER_ID = 0x0010
+_INTERESTING = F_DELIVERY_MODE | F_PRIORITY | F_REPLY_TO | F_EXPIRATION | F_USER_ID
+_CORE_PREFIX = "dovecote."
+_CACHE_LIMIT = 4096
+
+
+class PublishProps(NamedTuple):
+    """What the broker needs from a message's properties."""
+
+    persistent: bool = False
+    priority: int | None = None
+    expiration: str | None = None
+    reply_to: str | None = None
+    user_id: str | None = None
+    has_headers: bool = False
+
+
+NO_PROPS = PublishProps()
+PERSISTENT = PublishProps(persistent=True)
+_HEADERS_ONLY = PublishProps(has_headers=True)
+_cache: dict[bytes, PublishProps] = {}
+
+
+def publish_props(block: bytes) -> PublishProps:
+    """The routing-relevant properties of a (codec-validated) property block."""
+    if len(block) < 2:
+        return NO_PROPS
+    flags = (block[0] << 8) | block[1]
+    if flags == 0:
+        return NO_PROPS
+    if flags == F_DELIVERY_MODE:
+        return PERSISTENT if block[2] == 2 else NO_PROPS
+    if not flags & _INTERESTING and not flags & 1:
+        return _HEADERS_ONLY if flags & F_HEADERS else NO_PROPS
+    props = _cache.get(block)
+    if props is None:
+        values = read_properties(
+            block, ("delivery_mode", "priority", "expiration", "reply_to", "user_id")
+        )
+        props = PublishProps(
+            persistent=values.get("delivery_mode") == 2,
+            priority=values.get("priority"),
+            expiration=values.get("expiration"),
+            reply_to=values.get("reply_to"),
+            user_id=values.get("user_id"),
+            has_headers=bool(flags & F_HEADERS),
+        )
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[block] = props
+    return props
+
+
+def headers_table(block: bytes) -> dict[str, Any]:
+    """The decoded ``headers`` property (empty when absent)."""
+    return read_properties(block, ("headers",)).get("headers") or {}
+
+
+def parse_expiration(value: str) -> int:
+    """Milliseconds from an ``expiration`` property, or ValueError with RabbitMQ's reason."""
+    try:
+        ms = int(value)
+    except ValueError:
+        raise ValueError("no_integer") from None
+    if ms < 0:
+        raise ValueError(f"{{value_negative,{ms}}}")
+    return ms
+
+
+def publish_record(
+    body: bytes, routing_key: bytes, block: bytes, exchange: bytes, expires_at: int | None
+) -> Record:
+    headers: list[tuple[str, bytes | None]] = [(PROPERTIES_HEADER, block)]
+    if exchange:
+        headers.append((EXCHANGE_HEADER, exchange))
+    if expires_at is not None:
+        headers.append((EXPIRES_AT, b"%d" % expires_at))
+    return Record(body, key=routing_key, headers=headers)
+
+
+# --- delivery ---------------------------------------------------------------------
+
+
+def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
+    """(property block, exchange, routing key) to deliver ``record`` with."""
+    headers = record.headers
+    key = record.key or b""
+    if len(headers) == 1:
+        name, value = headers[0]
+        if name == PROPERTIES_HEADER:
+            return value or EMPTY_PROPERTIES, b"", key
+    block = None
+    exchange = b""
+    deaths = None
+    foreign = False
+    for name, value in headers:
+        if name == PROPERTIES_HEADER:
+            block = value or EMPTY_PROPERTIES
+        elif name == EXCHANGE_HEADER:
+            exchange = value or b""
+        elif name == DEATHS:
+            deaths = value
+        elif not name.startswith(_CORE_PREFIX):
+            foreign = True
+    if block is None or foreign:
+        block = property_block_for_record(
+            [h for h in headers if not h[0].startswith(_CORE_PREFIX)], record.timestamp
+        )
+        if len(key) > 255 or not _utf8(key):
+            key = b""
+    if deaths:
+        block = render_deaths(block, deaths)
+    return block, exchange, key
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def render_deaths(block: bytes, deaths_json: bytes) -> bytes:
+    """Add ``x-death`` and ``x-first-death-*`` to a block from the core's death
+    history; move an ``expiration`` into ``original-expiration`` as RabbitMQ does."""
+    try:
+        deaths = json.loads(deaths_json)
+    except ValueError:
+        return block
+    if not deaths:
+        return block
+    try:
+        expiration = read_properties(block, ("expiration",)).get("expiration")
+    except AMQPError:
+        expiration = None
+    first = next((d for d in deaths if d.get("first")), deaths[-1])
+    entries = []
+    for death in deaths:
+        entry: dict[str, Any] = {
+            "count": Typed("l", int(death.get("count", 1))),
+            "reason": death.get("reason", ""),
+            "queue": death.get("queue", ""),
+            "time": Timestamp(int(death.get("time", time.time()))),
+            "exchange": death.get("exchange", ""),
+            "routing-keys": list(death.get("routing-keys", [])),
+        }
+        if expiration is not None and death is first:
+            entry["original-expiration"] = expiration
+        entries.append(entry)
+    if expiration is not None:
+        block = update_properties(block, expiration=None)
+    return update_headers(
+        block,
+        {
+            "x-death": entries,
+            "x-first-death-exchange": first.get("exchange", ""),
+            "x-first-death-queue": first.get("queue", ""),
+            "x-first-death-reason": first.get("reason", ""),
+        },
+    )
+
+
+def record_headers_table(record: Record) -> dict[str, Any]:
+    """How a headers exchange sees a stored record (the core's ``headers_of``
+    hook, used when dead letters are re-routed): the AMQP headers table, or
+    another protocol's headers."""
+    block = None
+    for name, value in record.headers:
+        if name == PROPERTIES_HEADER:
+            block = value
+            break
+    if block is None:
+        return {k: v for k, v in record.headers if not k.startswith(("amqp.", _CORE_PREFIX))}
+    try:
+        return headers_table(block)
+    except AMQPError:
+        return {}
