@@ -100,7 +100,8 @@ def group_detail(core: BrokerCore, group: Group) -> dict[str, Any]:
                     "instance_id": member.instance_id,
                 }
     rows = []
-    for (topic_name, index), committed in sorted(group.offsets.items()):
+    for topic_name, index in sorted(set(group.offsets) | set(owners)):
+        committed = group.offsets.get((topic_name, index))
         topic = core.topic(topic_name)
         end = (
             topic.partitions[index].high_watermark
@@ -111,32 +112,13 @@ def group_detail(core: BrokerCore, group: Group) -> dict[str, Any]:
             {
                 "topic": topic_name,
                 "partition": index,
-                "committed_offset": committed.offset,
+                "committed_offset": committed.offset if committed else None,
                 "log_end_offset": end,
-                "lag": None if end is None else max(0, end - committed.offset),
-                "metadata": committed.metadata,
+                "lag": None if end is None or committed is None else max(0, end - committed.offset),
+                "metadata": committed.metadata if committed else None,
                 "owner": owners.get((topic_name, index)),
             }
         )
-    for (topic_name, index), owner in sorted(owners.items()):
-        if (topic_name, index) not in group.offsets:
-            topic = core.topic(topic_name)
-            end = (
-                topic.partitions[index].high_watermark
-                if topic and index < len(topic.partitions)
-                else None
-            )
-            rows.append(
-                {
-                    "topic": topic_name,
-                    "partition": index,
-                    "committed_offset": None,
-                    "log_end_offset": end,
-                    "lag": None,
-                    "metadata": None,
-                    "owner": owner,
-                }
-            )
     return {
         "group_id": group.group_id,
         "state": group.state.value,

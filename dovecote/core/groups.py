@@ -213,15 +213,8 @@ class GroupCoordinator:
                 internal=True,
             )
         assert topic is not None
-        partition = topic.partitions[0]
-        offset = partition.log_start_offset
-        while offset < partition.high_watermark:
-            records = partition.read_records(offset, 1 << 20)
-            if not records:
-                break
-            for record in records:
-                self._replay(record)
-            offset = records[-1].offset + 1
+        for record in topic.partitions[0].all_records():
+            self._replay(record)
         self.loading = False
         self._timer = asyncio.create_task(self._expiry_loop(), name="group-timers")
         log.info("loaded %d consumer groups", len(self.groups))

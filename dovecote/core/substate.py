@@ -98,15 +98,8 @@ class SubscriptionStore:
         elif any(topic.configs.get(k) != v for k, v in STATE_CONFIGS.items()):
             await self.core.alter_topic_configs(STATE_TOPIC, STATE_CONFIGS)
         assert topic is not None
-        partition = topic.partitions[0]
-        offset = partition.log_start_offset
-        while offset < partition.high_watermark:
-            records = partition.read_records(offset, 1 << 20)
-            if not records:
-                break
-            for record in records:
-                self._replay(record)
-            offset = records[-1].offset + 1
+        for record in topic.partitions[0].all_records():
+            self._replay(record)
 
     def _replay(self, record: Record) -> None:
         sub_id = (record.key or b"").decode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from dovecote.core.config import FLUSH_ACK, BrokerConfig
 from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge, OutOfOrderSequence
@@ -145,6 +145,16 @@ class Partition:
 
     def read_records(self, offset: int, max_bytes: int = 1 << 20) -> list[Record]:
         return self.log.read_records(offset, max_bytes)
+
+    def all_records(self, chunk: int = 1 << 20) -> Iterator[Record]:
+        """Every visible record from the log start: how internal topics are replayed."""
+        offset = self.log_start_offset
+        while offset < self.high_watermark:
+            records = self.read_records(offset, chunk)
+            if not records:
+                return
+            yield from records
+            offset = records[-1].offset + 1
 
     def _wake(self) -> None:
         if self._watchers:
