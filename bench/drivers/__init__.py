@@ -69,9 +69,13 @@ class Driver(ABC):
     def drop(self, stream: str, partitions: int) -> None:
         """Delete a stream and its data, so long runs do not pile up memory or disk."""
 
-    @abstractmethod
     def producer(self, stream: str, partitions: int, mode: Mode) -> Producer:
         """A new producer connection (the client's default batching, as users run it)."""
+        return self.producer_to([(stream, p) for p in range(partitions)], mode)
+
+    @abstractmethod
+    def producer_to(self, destinations: Sequence[tuple[str, int]], mode: Mode) -> Producer:
+        """A producer sending round-robin to these (stream, partition) pairs."""
 
     @abstractmethod
     def read(

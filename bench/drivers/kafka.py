@@ -22,10 +22,9 @@ ACKS: dict[str, str] = {"durable": "all", "fire-and-forget": "0"}
 
 
 class KafkaProducer(Producer):
-    def __init__(self, bootstrap: str, topic: str, partitions: int, mode: Mode) -> None:
+    def __init__(self, bootstrap: str, destinations: Sequence[tuple[str, int]], mode: Mode):
         self.errors: list[object] = []
-        self.topic = topic
-        self.partitions = partitions
+        self.destinations = list(destinations)
         self.next = 0
         self.client = confluent_kafka.Producer(
             {
@@ -46,19 +45,20 @@ class KafkaProducer(Producer):
             self.errors.append(err)
 
     def send(self, values: Sequence[bytes]) -> None:
-        produce, topic, partitions = self.client.produce, self.topic, self.partitions
-        p = self.next
+        produce, destinations = self.client.produce, self.destinations
+        n, i = len(destinations), self.next
         for value in values:
+            topic, partition = destinations[i]
             for _ in range(10_000):  # bounded wait for room in librdkafka's queue
                 try:
-                    produce(topic, value, partition=p)
+                    produce(topic, value, partition=partition)
                     break
                 except BufferError:
                     self.client.poll(0.005)
             else:
                 raise TimeoutError("librdkafka's queue stayed full for 50 s")
-            p = p + 1 if p + 1 < partitions else 0
-        self.next = p
+            i = i + 1 if i + 1 < n else 0
+        self.next = i
         self.client.poll(0)
 
     def flush(self, timeout: float) -> None:
@@ -108,8 +108,8 @@ class KafkaDriver(Driver):
         for future in self.admin.delete_topics([stream], request_timeout=60).values():
             future.result(60)
 
-    def producer(self, stream: str, partitions: int, mode: Mode) -> Producer:
-        return KafkaProducer(self.bootstrap, stream, partitions, mode)
+    def producer_to(self, destinations: Sequence[tuple[str, int]], mode: Mode) -> Producer:
+        return KafkaProducer(self.bootstrap, destinations, mode)
 
     def _consumer(self) -> confluent_kafka.Consumer:
         return confluent_kafka.Consumer(

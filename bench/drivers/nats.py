@@ -31,10 +31,12 @@ def _subject(name: str, p: int) -> str:
 
 
 class NatsProducer(Producer):
-    def __init__(self, driver: NatsDriver, stream: str, partitions: int, mode: Mode) -> None:
+    def __init__(
+        self, driver: NatsDriver, destinations: Sequence[tuple[str, int]], mode: Mode
+    ) -> None:
         self.loop = driver.loop
         self.url = driver.url
-        self.subjects = [_subject(stream, p) for p in range(partitions)]
+        self.subjects = [_subject(stream, p) for stream, p in destinations]
         self.mode = mode
         self.next = 0
         self.errors: list[BaseException] = []
@@ -108,8 +110,8 @@ class NatsDriver(Driver):
 
         self.loop.run(drop_all())
 
-    def producer(self, stream: str, partitions: int, mode: Mode) -> Producer:
-        return NatsProducer(self, stream, partitions, mode)
+    def producer_to(self, destinations: Sequence[tuple[str, int]], mode: Mode) -> Producer:
+        return NatsProducer(self, destinations, mode)
 
     async def _read(
         self,

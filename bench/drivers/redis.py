@@ -29,9 +29,9 @@ def _key(name: str, p: int) -> str:
 
 
 class RedisProducer(Producer):
-    def __init__(self, driver: RedisDriver, stream: str, partitions: int) -> None:
+    def __init__(self, driver: RedisDriver, destinations: Sequence[tuple[str, int]]) -> None:
         self.loop = driver.loop
-        self.keys = [_key(stream, p) for p in range(partitions)]
+        self.keys = [_key(stream, p) for stream, p in destinations]
         self.next = 0
         self.client = redis.asyncio.Redis(
             host=driver.host, port=driver.port, single_connection_client=True
@@ -78,8 +78,8 @@ class RedisDriver(Driver):
     def drop(self, stream: str, partitions: int) -> None:
         self.sync.delete(*(_key(stream, p) for p in range(partitions)))
 
-    def producer(self, stream: str, partitions: int, mode: Mode) -> Producer:
-        return RedisProducer(self, stream, partitions)
+    def producer_to(self, destinations: Sequence[tuple[str, int]], mode: Mode) -> Producer:
+        return RedisProducer(self, destinations)
 
     def read(
         self,
