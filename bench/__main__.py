@@ -257,7 +257,8 @@ def run_step(step: Step, quick: bool, log_dir: Path) -> StepRun:
         status = "ok"
     seconds = time.monotonic() - started
     print(f"== {step.name}: {status} in {seconds:.0f}s", flush=True)
-    return StepRun(step.name, shown, status, seconds, str(log_path.relative_to(ROOT)))
+    shown_log = log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path
+    return StepRun(step.name, shown, status, seconds, str(shown_log))
 
 
 def save_run(run: Run) -> None:
