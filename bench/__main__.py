@@ -149,7 +149,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "amqp",
         "bench.amqp",
-        ("--no-docs", "--messages", "10000", "--repeats", "3"),
+        ("--no-docs", "--messages", "5000", "--repeats", "3"),
         ("--no-docs", "--messages", "2000", "--repeats", "1", "--clients", "pika"),
         timeout=300,
         needs=(RABBITMQ,),

@@ -44,7 +44,7 @@ class Plan:
     repeats: int
 
 
-FULL = Plan((1, 10, 100, 1000), (1, 10, 100), records=40_000, seconds=2.0, repeats=3)
+FULL = Plan((1, 10, 100, 1000), (1, 10, 100), records=40_000, seconds=1.0, repeats=3)
 QUICK = Plan((1, 100), (1, 10), records=5_000, seconds=0.5, repeats=1)
 
 

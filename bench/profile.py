@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="2 s per scenario")
-    parser.add_argument("--seconds", type=float, default=10.0, help="sampling time per scenario")
+    parser.add_argument("--seconds", type=float, default=8.0, help="sampling time per scenario")
     parser.add_argument("--out", default="profile.json", help="results file (bench/results/)")
     args = parser.parse_args(argv)
     seconds = 2.0 if args.quick else args.seconds
