@@ -59,7 +59,11 @@ class Step:
             if need.startswith("py:"):
                 if importlib.util.find_spec(need[3:]) is None:
                     gone.append(need[3:])
-            elif shutil.which(need) is None and not Path(need).exists():
+            elif not (
+                shutil.which(need)
+                or Path(need).exists()
+                or (Path(sys.executable).parent / need).exists()  # the venv's own tools
+            ):
                 gone.append(need)
         if importlib.util.find_spec(self.module) is None:
             gone.append(self.module)
