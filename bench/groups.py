@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ from bench.kafka_member import MemberProcess
 from bench.peers.dovecote import dovecote
 from bench.peers.tansu import tansu
 
-COMMAND = "python -m bench.groups"
+COMMAND = "python -m bench.groups " + " ".join(sys.argv[1:])
 SESSION_TIMEOUT_S = 6.0
 PARTITIONS = 6
 

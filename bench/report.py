@@ -155,6 +155,34 @@ class Report:
             ]
         return [*lines, intro, ""]
 
+    def glance_section(self) -> list[str]:
+        """The headline figures: Dovecote's and its ratio to each peer, per mode."""
+        lines: list[str] = []
+        picks = [
+            ("produce", "produce 1 KiB, 1 partition", 1024, 1),
+            ("produce", "produce 100 B, 8 partitions", 100, 8),
+            ("consume", "consume 1 KiB, 1 partition", 1024, 1),
+            ("end-to-end", "end-to-end 1 KiB, 1 partition", 1024, 1),
+            ("latency p99", "latency p99 (ms, lower is better)", 1024, 1),
+        ]
+        for mode in MODES:
+            rows = []
+            peers = [t.system for t in TARGETS if t.mode == mode and t.system != DOVECOTE]
+            for name, label, size, partitions in picks:
+                key = {"mode": mode, "size": size, "partitions": partitions}
+                mine = self.one(name, DOVECOTE, **key)
+                if mine is None:
+                    continue
+                unit = "ms" if mine.unit == "ms" else "rec/s"
+                cells = [label, f"{num(mine.figure)} {unit}"]
+                cells += [ratio(mine, self.one(name, p, **key)) for p in peers]
+                rows.append(cells)
+            if rows:
+                lines += [f"**{mode.capitalize()}** (Dovecote ÷ peer):", ""]
+                lines += table(["figure", "Dovecote", *[f"÷ {p}" for p in peers]], rows)
+                lines.append("")
+        return ["## At a glance", "", *lines] if lines else []
+
     def run_section(self) -> list[str]:
         m = self.run.get("machine", {})
         lines = ["## The run", ""]
@@ -635,6 +663,7 @@ class Report:
     def render(self) -> str:
         parts = [
             self.header(),
+            self.glance_section(),
             self.run_section(),
             self.targets_section(),
             self.limits_section(),
