@@ -81,6 +81,8 @@ def spread(r: Result) -> str:
 def ratio(mine: Result | None, theirs: Result | None) -> str:
     if mine is None or theirs is None or not theirs.figure:
         return "-"
+    if theirs.params.get("short_runs") or mine.params.get("short_runs"):
+        return "n/a (incomplete runs)"
     return f"{mine.figure / theirs.figure:.2f}"
 
 
