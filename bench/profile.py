@@ -116,6 +116,17 @@ C_CODE = {
 }
 
 
+#: Frames on every stack (start-up, the loop runner, thread bootstrap): no news in "total".
+SCAFFOLD = (
+    "<frozen runpy>",
+    "dovecote/__main__.py",
+    "dovecote/cli/",
+    "asyncio/runners.py",
+    "(threading.py)",
+    "_worker (concurrent/futures/thread.py)",
+)
+
+
 def short_frame(frame: str) -> str:
     """``func (path/to/file.py:123)`` -> ``func (dovecote/kafka/server.py)``."""
     m = _FRAME.match(frame)
@@ -154,7 +165,8 @@ def aggregate(lines: Iterable[str]) -> tuple[int, Counter[str], Counter[str]]:
         samples += count
         own[C_CODE.get(frames[-1], frames[-1])] += count
         for frame in set(frames):
-            total[frame] += count
+            if not any(part in frame for part in SCAFFOLD):
+                total[frame] += count
     return samples, own, total
 
 
