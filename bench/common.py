@@ -22,7 +22,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: Where result files go; BENCH_RESULTS_DIR moves them (the orchestrator's test does).
+RESULTS_DIR = Path(
+    os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results"
+)
 
 #: One id for every result written by this process, so a report can pair a
 #: Dovecote figure with the peer figure measured in the same run. Set

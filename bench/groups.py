@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 import uuid
@@ -22,12 +23,12 @@ from pathlib import Path
 import confluent_kafka
 
 from bench.common import Result, append_results, summarize
-from bench.kafka import create_topic
+from bench.drivers.kafka import KafkaDriver
 from bench.kafka_member import MemberProcess
 from bench.peers.dovecote import dovecote
 from bench.peers.tansu import tansu
 
-COMMAND = "python -m bench.groups"
+COMMAND = "python -m bench.groups " + " ".join(sys.argv[1:])
 SESSION_TIMEOUT_S = 6.0
 PARTITIONS = 6
 
@@ -53,6 +54,14 @@ class Feeder:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(10)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    driver = KafkaDriver(bootstrap)
+    try:
+        driver.create(topic, partitions)
+    finally:
+        driver.close()
 
 
 def wait_for(predicate, timeout: float) -> float:

@@ -11,22 +11,24 @@ For 1 KiB records in batches of 16 KiB to 1 MiB it measures, in one run:
   own ceiling for it) and against Dovecote's own no-fsync rate;
 - reading the log back from offset 0 through ``Log.read`` against a plain
   sequential read of the same file.
-Each figure is the median of ``--repeats`` runs (spread = min..max).
+Each figure is the median of ``--repeats`` runs (spread = min..max); the
+figures are appended as result records to bench/results/storage.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.common import Result, append_results
 from dovecote.core.broker import BrokerCore
 from dovecote.core.config import BrokerConfig
 from dovecote.storage.batch import Record, build_batch
@@ -199,6 +201,39 @@ def report(results: list[dict], repeats: int) -> str:
     return "\n".join(lines)
 
 
+#: What each storage.py figure is, for the result records: (system, description).
+FIGURES: dict[str, tuple[str, str]] = {
+    "raw": ("machine", "raw write"),
+    "append": ("dovecote", "append, flush=never"),
+    "raw_sync": ("machine", "raw write + fdatasync per batch"),
+    "raw_group": ("machine", f"raw write + fdatasync per {CONCURRENCY} batches"),
+    "append_durable": ("dovecote", f"append, flush=ack, {CONCURRENCY} appenders"),
+    "raw_read": ("machine", "raw read"),
+    "read": ("dovecote", "read"),
+}
+
+
+def as_results(results: list[dict], repeats: int, command: str) -> list[Result]:
+    """The run's figures as shared result records (name ``storage <figure>``)."""
+    records = []
+    for row in results:
+        for key, (system, text) in FIGURES.items():
+            med, lo, hi = row[key]
+            records.append(
+                Result(
+                    name=f"storage {key}",
+                    system=system,
+                    figure=med,
+                    unit="MiB/s",
+                    repeats=repeats,
+                    spread={"min": lo, "max": hi},
+                    command=command,
+                    params={"batch_bytes": row["batch_bytes"], "what": text},
+                )
+            )
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -208,14 +243,14 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
-    parser.add_argument("--json", type=Path, default=Path("bench/results/storage.json"))
+    parser.add_argument("--json", default="storage.json", help="results file (bench/results/)")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="dovecote-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     results = run(args.total_mib << 20, args.repeats, base)
     print(report(results, args.repeats))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    command = "python -m bench.storage " + " ".join(sys.argv[1:])
+    print(f"appended to {append_results(as_results(results, args.repeats, command), args.json)}")
 
 
 if __name__ == "__main__":
