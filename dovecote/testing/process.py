@@ -17,13 +17,19 @@ class BrokerProcess:
     """``dovecote serve`` as a subprocess on free loopback ports.
 
     ``extra_args`` are passed to ``serve``; the bound addresses are read from
-    the ready file the server writes once it is serving."""
+    the ready file the server writes once it is serving. ``env`` replaces the
+    child's environment (default: this process's)."""
 
     def __init__(
-        self, data_dir: str | Path, *extra_args: str, listeners: dict[str, str] | None = None
+        self,
+        data_dir: str | Path,
+        *extra_args: str,
+        listeners: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
+        self.env = env
         self.listeners = {name: "127.0.0.1:0" for name in LISTENERS}
         if listeners:
             self.listeners.update(listeners)
@@ -39,7 +45,7 @@ class BrokerProcess:
             args += [f"--{name}", address]
         args += ["--ready-file", str(ready), *self.extra_args]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
         deadline = time.monotonic() + timeout
         while not ready.exists():
