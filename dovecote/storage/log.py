@@ -112,7 +112,9 @@ class Log:
             segment = Segment(directory, base, config.index_interval_bytes)
             last = i == len(bases) - 1
             if last and not clean:
-                cut, reason = segment.recover(check_crc=True)
+                # Only appends write the last segment (compaction never
+                # touches it), so its offsets must follow one another.
+                cut, reason = segment.recover(check_crc=True, contiguous=True)
                 if cut:
                     report.bytes_cut += cut
                     report.reason = reason

@@ -27,6 +27,7 @@ from dovecote.storage.batch import (
 
 INDEX_ENTRY = struct.Struct(">ii")  # relative offset, position
 TIME_ENTRY = struct.Struct(">qi")  # timestamp, relative offset
+MAX_RELATIVE_OFFSET = (1 << 31) - 1  # index entries store offsets relative to the base
 SCAN_CHUNK = 8 * 1024
 RECOVERY_CHUNK = 1 << 20
 IOV_MAX = 1024
@@ -257,10 +258,12 @@ class Segment:
         self.synced_size = self.size
         return True
 
-    def recover(self, check_crc: bool) -> tuple[int, str | None]:
+    def recover(self, check_crc: bool, contiguous: bool = False) -> tuple[int, str | None]:
         """Validate the whole file, cut a torn or corrupt tail and rebuild the
-        indexes. Returns (bytes cut, reason or None)."""
-        valid_end, reason = self._rebuild_from_scan(check_crc)
+        indexes. ``contiguous``: each batch must start where the previous one
+        ended (true of a segment only appends wrote, i.e. never compacted).
+        Returns (bytes cut, reason or None)."""
+        valid_end, reason = self._rebuild_from_scan(check_crc, contiguous)
         cut = self.size - valid_end
         if cut:
             os.ftruncate(self.fd, valid_end)
@@ -269,7 +272,9 @@ class Segment:
         self.synced_size = self.size
         return cut, reason
 
-    def _rebuild_from_scan(self, check_crc: bool) -> tuple[int, str | None]:
+    def _rebuild_from_scan(
+        self, check_crc: bool, contiguous: bool = False
+    ) -> tuple[int, str | None]:
         """Re-read every batch header (and CRC when asked); returns the end of
         the valid data and why the scan stopped early, if it did."""
         self._idx_offsets, self._idx_positions = array("q"), array("q")
@@ -284,6 +289,9 @@ class Segment:
             chunk = os.pread(self.fd, min(chunk_size, self.size - position), position)
             infos, error = scan_prefix(chunk, check_crc=check_crc)
             for info in infos:
+                problem = self._offset_problem(info, contiguous)
+                if problem is not None:
+                    return position + info.position, problem
                 self._note_batch(info, position + info.position, info.base_offset)
             if error is None:
                 position += len(chunk)
@@ -300,6 +308,20 @@ class Segment:
                     return position, "batch extends past the end of the file"
                 chunk_size = max(chunk_size, needed)
         return position, None
+
+    def _offset_problem(self, info: BatchInfo, contiguous: bool) -> str | None:
+        """Why ``info`` cannot come next in this segment, if it cannot.
+
+        The CRC does not cover baseOffset (it is rewritten on append), so a
+        damaged one is caught here or served at offsets the records never
+        had. Offsets only grow; compaction leaves gaps between batches, appends
+        never do."""
+        expected = self.next_offset
+        if info.base_offset < expected or (contiguous and info.base_offset != expected):
+            return f"batch offset {info.base_offset} where {expected} was expected"
+        if info.base_offset + info.last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET:
+            return f"batch offset {info.base_offset} beyond the segment's range"
+        return None
 
 
 def _declared_size(chunk: bytes) -> int | None:
