@@ -65,10 +65,12 @@ def _whole(data: bytes) -> int:
     return infos[-1].position + infos[-1].size
 
 
-def test_sigkill_never_loses_an_acknowledged_append(tmp_path):
-    rng = random.Random(int(os.environ.get("DOVECOTE_FAULT_SEED", "0")) or None)
+def test_sigkill_never_loses_an_acknowledged_append(tmp_path, fault_report):
+    seed = int(os.environ.get("DOVECOTE_FAULT_SEED") or random.SystemRandom().getrandbits(32))
+    rng = random.Random(seed)
     data_dir = tmp_path / "data"
     acked: dict[int, tuple[int, int]] = {}
+    missing: set[int] = set()
     next_n = 0
     for _round in range(ROUNDS):
         proc, lines = start_appender(data_dir, next_n)
@@ -85,10 +87,18 @@ def test_sigkill_never_loses_an_acknowledged_append(tmp_path):
                 acked[int(n)] = (int(partition), int(offset))
         next_n += 10_000_000 // ROUNDS
         stored = read_everything(data_dir)
-        missing = [n for n, where in acked.items() if stored.get(where) != b"%d" % n]
-        assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
+        missing |= {n for n, where in acked.items() if stored.get(where) != b"%d" % n}
+    fault_report(
+        "crash loop (storage appender, SIGKILL)",
+        runs=ROUNDS,
+        acknowledged=len(acked),
+        lost=len(missing),
+        seed=seed,
+    )
+    assert not missing, (
+        f"seed {seed}: {len(missing)} acknowledged appends lost, e.g. {sorted(missing)[:5]}"
+    )
     assert len(acked) > 100, "the appender should have been acknowledged many times"
-    print(f"{len(acked)} acknowledged appends over {ROUNDS} SIGKILLs, none lost")
 
 
 def test_damaged_tail_is_cut_and_the_broker_starts(tmp_path):
