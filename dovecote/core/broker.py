@@ -141,8 +141,13 @@ class BrokerCore:
                 partition.log.close()
         self.flusher.close()
         self.catalog.close()
-        (self.data_dir / CLEAN_SHUTDOWN).write_text(str(int(time.time() * 1000)))
-        fsync_dir(self.data_dir)
+        try:
+            (self.data_dir / CLEAN_SHUTDOWN).write_text(str(int(time.time() * 1000)))
+            fsync_dir(self.data_dir)
+        except OSError as err:  # disk full: every log is closed; the next start just checks more
+            log.warning(
+                "clean-shutdown marker not written (%s): the next start checks log tails", err
+            )
         self._release_lock()
 
     def _take_lock(self) -> None:
@@ -229,7 +234,16 @@ class BrokerCore:
                 "internal": internal,
             }
             await self.catalog.put("topic", name, meta)
-            topic = self._open_topic(name, meta, clean=True)
+            try:
+                topic = self._open_topic(name, meta, clean=True)
+            except OSError as err:
+                # No room for its files: take the topic back out of the catalog
+                # (if that fails too, it appears, empty, on the next start).
+                log.error("creating topic %s failed: %s", name, err)
+                self.topics.pop(name, None)
+                with contextlib.suppress(OSError):
+                    await self.catalog.delete("topic", name)
+                raise
             log.info("created topic %s with %d partitions", name, count)
             return topic
 

@@ -3,12 +3,15 @@
 An append-only file of JSON lines, one change per line, fsynced before the
 change is acknowledged. On start it is replayed into dictionaries and, when
 mostly dead entries, rewritten compactly. A torn last line (crash during a
-write) is ignored: that change was never acknowledged.
+write) is ignored: that change was never acknowledged. A write that fails
+(disk full) is cut back off the file at once, so it can neither come back on
+the next start nor glue itself to the next change's line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +31,8 @@ class Catalog:
         self.entries: dict[str, dict[str, Any]] = {}  # kind -> name -> value
         self._lines = 0
         self._lock = asyncio.Lock()
-        self._file = None
+        self._fd: int | None = None
+        self._size = 0  # end of the last complete change
 
     def load(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +52,14 @@ class Catalog:
                 self._lines += 1
         live = sum(len(v) for v in self.entries.values())
         if self._lines > 2 * live + 100 or not self.path.exists():
-            self._rewrite()
-        self._file = open(self.path, "ab")
+            try:
+                self._rewrite()
+            except OSError as err:
+                if not self.path.exists():
+                    raise
+                log.warning("%s: not compacted (%s); keeping it as it is", self.path, err)
+        self._fd = os.open(self.path, os.O_WRONLY)
+        self._size = os.fstat(self._fd).st_size
 
     def _apply(self, change: dict[str, Any]) -> None:
         kind, name = change["kind"], change["name"]
@@ -82,7 +92,7 @@ class Catalog:
         await self._write({"op": "del", "kind": kind, "name": name})
 
     async def _write(self, change: dict[str, Any]) -> None:
-        assert self._file is not None, "catalog not loaded"
+        assert self._fd is not None, "catalog not loaded"
         data = _line(change)
         async with self._lock:
             await asyncio.get_running_loop().run_in_executor(None, self._append_sync, data)
@@ -90,15 +100,23 @@ class Catalog:
             self._lines += 1
 
     def _append_sync(self, data: bytes) -> None:
-        assert self._file is not None
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        assert self._fd is not None
+        start = self._size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.pwrite(self._fd, data[written:], start + written)
+            os.fsync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise
+        self._size = start + len(data)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _line(change: dict[str, Any]) -> bytes:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dovecote.storage.flush import StorageError
+from dovecote.storage.errors import StorageError
 from dovecote.storage.log import OffsetOutOfRange
 
 __all__ = [

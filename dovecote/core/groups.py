@@ -50,6 +50,7 @@ class GroupError(enum.Enum):
     NON_EMPTY_GROUP = "NON_EMPTY_GROUP"
     INVALID_GROUP_ID = "INVALID_GROUP_ID"
     COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
+    NOT_COORDINATOR = "NOT_COORDINATOR"
     UNKNOWN_TOPIC_OR_PARTITION = "UNKNOWN_TOPIC_OR_PARTITION"
     GROUP_SUBSCRIBED_TO_TOPIC = "GROUP_SUBSCRIBED_TO_TOPIC"
     GROUP_MAX_SIZE_REACHED = "GROUP_MAX_SIZE_REACHED"
@@ -765,7 +766,17 @@ class GroupCoordinator:
             )
             results[(topic, partition)] = GroupError.NONE
         if records:
-            await self._write(records)
+            try:
+                await self._write(records)
+            except OSError as err:
+                # Not stored, so not committed. As Kafka does for a storage
+                # error, the client is told to find its coordinator again and
+                # retry.
+                log.warning("storing offsets of group %s failed: %s", group_id, err)
+                return {
+                    tp: GroupError.NOT_COORDINATOR if error == GroupError.NONE else error
+                    for tp, error in results.items()
+                }
             group.offsets.update(accepted)
         return results
 

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Iterable, Iterator
 
 from dovecote.core.config import FLUSH_ACK, BrokerConfig
 from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge, OutOfOrderSequence
 from dovecote.core.producers import ProducerStates
+from dovecote.core.ratelog import RateLimitedLog
 from dovecote.storage.batch import BatchInfo, CorruptBatch, Record, build_batch, scan_batches
+from dovecote.storage.errors import StorageError
 from dovecote.storage.flush import Flusher
 from dovecote.storage.log import AppendResult, Log
 from dovecote.storage.segment import FileSlice
+
+logger = logging.getLogger(__name__)
+storage_warnings = RateLimitedLog(logger)
 
 
 def validate_batches(data: bytes | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
@@ -51,6 +57,7 @@ class Partition:
         self._watchers: set[asyncio.Future[None]] = set()
         self.producers: ProducerStates | None = None  # idempotent producer state, if any
         log.on_high_watermark = self._wake
+        log.on_truncate = self._forget_producers
 
     def __repr__(self) -> str:
         return f"<Partition {self.topic.name}-{self.index}>"
@@ -123,7 +130,17 @@ class Partition:
         durable: bool,
         record_producers: bool = False,
     ) -> AppendResult:
-        result = self.log.append(data, infos, int(time.time() * 1000))
+        try:
+            result = self.log.append(data, infos, int(time.time() * 1000))
+        except OSError as err:
+            # Nothing was written (a partial write is cut at once): the
+            # producer gets a storage error, readers keep reading.
+            storage_warnings.log(
+                logging.ERROR, f"{self!r}:{err.errno}", "appending to %r failed: %s", self, err
+            )
+            if isinstance(err, StorageError):
+                raise
+            raise StorageError(err.errno, f"append failed: {err.strerror or err}") from err
         if record_producers and self.producers is not None:
             offset = result.base_offset
             for info in infos:
@@ -137,6 +154,10 @@ class Partition:
         else:
             self.log.mark_written()
         return result
+
+    def _forget_producers(self) -> None:
+        """Unacknowledged appends were cut: rebuild producer state from the log."""
+        self.producers = None
 
     # --- reads --------------------------------------------------------------
 

@@ -15,14 +15,13 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from dovecote.storage.errors import StorageError
 from dovecote.storage.log import Log
 from dovecote.storage.segment import Segment
 
 log = logging.getLogger(__name__)
 
-
-class StorageError(OSError):
-    """An fsync or write failed (disk full, I/O error): the data is not durable."""
+__all__ = ["Flusher", "StorageError"]
 
 
 def _sync_files(rolled: list[Segment], active: Segment, directory_fd: int | None) -> None:
@@ -80,7 +79,10 @@ class Flusher:
                     await job
                 except OSError as err:
                     log.error("fsync of %s failed: %s", target.directory, err)
-                    _fail(batch[target], StorageError(err.errno, f"fsync failed: {err}"))
+                    error = StorageError(err.errno, f"fsync failed: {err}")
+                    _fail(batch[target], error)
+                    _fail(self._dirty.pop(target, []), error)
+                    target.discard_unsynced()
                     continue
                 target.mark_durable(active, position, offset)
                 for future in batch[target]:

@@ -10,6 +10,7 @@ written (other policies).
 from __future__ import annotations
 
 import bisect
+import errno
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from dovecote.storage.batch import (
     scan_prefix,
     stamp_log_append_time,
 )
+from dovecote.storage.errors import StorageError
 from dovecote.storage.fsutil import atomic_write
 from dovecote.storage.segment import FileSlice, Segment, close_segment, delete_segment
 
@@ -84,6 +86,9 @@ class Log:
         self.compacted_end = -1  # closed segments up to here were compacted
         # Called whenever the high watermark moves (wakes long-polling readers).
         self.on_high_watermark: Callable[[], None] | None = None
+        # Called after unacknowledged appends were cut (a failed fsync).
+        self.on_truncate: Callable[[], None] | None = None
+        self.failed: str | None = None  # set when the log can no longer be written
 
     # --- opening and recovery -----------------------------------------------
 
@@ -183,6 +188,8 @@ class Log:
         Offsets are assigned from the log end; the CRC does not cover them, so
         the batch bodies are written as they came.
         """
+        if self.failed is not None:
+            raise StorageError(errno.EIO, self.failed)
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         append_time = -1
@@ -407,6 +414,25 @@ class Log:
         if self.high_watermark > self.log_end_offset:
             self._set_high_watermark(segment, segment.size, segment.next_offset)
 
+    def discard_unsynced(self) -> None:
+        """Cut everything past the high watermark after a failed fsync.
+
+        Only under flush.policy=ack is the high watermark the durable end, and
+        only then does the flusher wait; what is cut was never acknowledged.
+        If the cut itself fails, the log takes no more appends (restart the
+        broker: recovery checks the tail)."""
+        try:
+            self.truncate_to(self.high_watermark)
+        except OSError as err:
+            self.failed = (
+                f"{self.directory}: cutting unsynced data after a failed fsync failed: {err}"
+            )
+            log.critical("%s", self.failed)
+        self.unsynced = [s for s in self.unsynced if s in self.segments[:-1]]
+        self.dir_dirty = True
+        if self.on_truncate is not None:
+            self.on_truncate()
+
     def delete(self) -> None:
         """Remove the log and its directory (topic deletion)."""
         for segment in self.segments:
@@ -423,5 +449,11 @@ class Log:
         for segment in self.segments:
             if not segment.closed:
                 os.fdatasync(segment.fd)
-            close_segment(segment, write_indexes=True)
+            try:
+                close_segment(segment, write_indexes=True)
+            except OSError as err:  # disk full: the data is safe, the indexes get rebuilt
+                log.warning(
+                    "%s: index of %s not written: %s", self.directory, segment.log_path.name, err
+                )
+                close_segment(segment, write_indexes=False)
         self.closed = True

@@ -9,6 +9,7 @@ a crash they are rebuilt by scanning, which is what recovery does anyway.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import struct
 from array import array
@@ -91,7 +92,7 @@ class Segment:
             for i in range(0, len(pieces), IOV_MAX):
                 written += os.pwritev(self.fd, pieces[i : i + IOV_MAX], start + written)
             if written != total:
-                raise OSError(f"short write: {written} of {total} bytes")
+                _rewrite_after_short_write(self.fd, pieces, start)
         except OSError:
             # A partial write (disk full) leaves a tail recovery would cut; cut it now.
             os.ftruncate(self.fd, start)
@@ -198,22 +199,29 @@ class Segment:
     # --- index persistence and recovery ---------------------------------------
 
     def write_indexes(self) -> None:
+        """Write both index files; if that fails (disk full) neither is left
+        behind, and the next start rebuilds them by scanning."""
         base = self.base_offset
         self._index_max_timestamp()
-        with open(self.index_path, "wb") as f:
-            f.write(
-                b"".join(
-                    INDEX_ENTRY.pack(o - base, p)
-                    for o, p in zip(self._idx_offsets, self._idx_positions, strict=True)
+        try:
+            with open(self.index_path, "wb") as f:
+                f.write(
+                    b"".join(
+                        INDEX_ENTRY.pack(o - base, p)
+                        for o, p in zip(self._idx_offsets, self._idx_positions, strict=True)
+                    )
                 )
-            )
-        with open(self.time_index_path, "wb") as f:
-            f.write(
-                b"".join(
-                    TIME_ENTRY.pack(t, o - base)
-                    for t, o in zip(self._time_stamps, self._time_offsets, strict=True)
+            with open(self.time_index_path, "wb") as f:
+                f.write(
+                    b"".join(
+                        TIME_ENTRY.pack(t, o - base)
+                        for t, o in zip(self._time_stamps, self._time_offsets, strict=True)
+                    )
                 )
-            )
+        except OSError:
+            self.index_path.unlink(missing_ok=True)
+            self.time_index_path.unlink(missing_ok=True)
+            raise
 
     def load_indexes(self) -> bool:
         """Load index files written at a clean close; False if absent or implausible."""
@@ -322,6 +330,18 @@ class Segment:
         if info.base_offset + info.last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET:
             return f"batch offset {info.base_offset} beyond the segment's range"
         return None
+
+
+def _rewrite_after_short_write(fd: int, pieces: list[bytes | memoryview], start: int) -> None:
+    """A short write (the disk filled up mid-write) says nothing of why; write
+    the rest again so the kernel reports the real error (ENOSPC, EDQUOT, EIO)."""
+    data = b"".join(pieces)
+    position = 0
+    while position < len(data):
+        count = os.pwrite(fd, data[position:], start + position)
+        if count == 0:
+            raise OSError(errno.EIO, f"short write: {position} of {len(data)} bytes")
+        position += count
 
 
 def _declared_size(chunk: bytes) -> int | None:

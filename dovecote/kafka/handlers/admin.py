@@ -65,7 +65,7 @@ async def create_topics(ctx: KafkaContext, session: Session, request: Request) -
             topic = await ctx.core.create_topic(
                 entry.name, partitions, configs, validate_only=body.validate_only
             )
-        except BrokerError as e:
+        except (BrokerError, OSError) as e:  # OSError: disk full or failing
             err = e
         code, message = _outcome(err)
         results.append(_created(ctx, entry.name, code, message, topic))
@@ -120,7 +120,7 @@ async def delete_topics(ctx: KafkaContext, session: Session, request: Request) -
         try:
             await ctx.core.delete_topic(topic.name)
             ctx.topics_by_id.pop(topic_id, None)
-        except BrokerError as e:
+        except (BrokerError, OSError) as e:  # OSError: disk full or failing
             err = e
         code, message = _outcome(err)
         results.append(
@@ -140,7 +140,7 @@ async def create_partitions(
             await ctx.core.create_partitions(
                 entry.name, entry.count, validate_only=body.validate_only
             )
-        except BrokerError as e:
+        except (BrokerError, OSError) as e:  # OSError: disk full or failing
             err = e
         code, message = _outcome(err)
         results.append({"name": entry.name, "error_code": code, "error_message": message})
@@ -261,7 +261,7 @@ async def _alter(
         await ctx.core.alter_topic_configs(
             resource.resource_name, sets, deletes, replace=replace, validate_only=validate_only
         )
-    except BrokerError as e:
+    except (BrokerError, OSError) as e:
         err = e
     entry["error_code"], entry["error_message"] = _outcome(err)
     return entry
@@ -332,7 +332,15 @@ async def init_producer_id(ctx: KafkaContext, session: Session, request: Request
             "producer_id": body.producer_id,
             "producer_epoch": (body.producer_epoch + 1) % 32767,
         }
-    pid = await ctx.core.allocate_producer_id()
+    try:
+        pid = await ctx.core.allocate_producer_id()
+    except OSError:  # the id block could not be recorded: retriable, as Kafka's coordinator errors
+        return {
+            "throttle_time": 0,
+            "error_code": ErrorCode.coordinator_not_available,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
     return {
         "throttle_time": 0,
         "error_code": ErrorCode.none,

@@ -73,7 +73,7 @@ async def metadata(ctx: KafkaContext, session: Session, request: Request) -> dic
                 try:
                     check_kafka_topic_name(name)
                     topic = await core.ensure_topic(name)
-                except BrokerError as err:
+                except (BrokerError, OSError) as err:
                     entries.append(
                         _error_entry(name, getattr(item, "topic_id", None), error_code(err))
                     )

@@ -41,7 +41,7 @@ async def produce(ctx: KafkaContext, session: Session, request: Request) -> dict
             try:
                 check_kafka_topic_name(name)
                 topic = await ctx.core.ensure_topic(name)
-            except BrokerError:
+            except (BrokerError, OSError):  # OSError: no room for the new topic
                 topic = None
         rows: list = []
         results.append((name, topic_id, rows))
@@ -69,7 +69,7 @@ async def _append(partition: Partition, records: bytes, durable: bool, slot: lis
         slot[1] = error_code(err)
         slot[2] = (-1, -1, partition.log_start_offset, str(err))
         return
-    except OSError as err:
+    except OSError as err:  # StorageError: disk full or failing; nothing was acknowledged
         slot[1] = ErrorCode.kafka_storage_error
         slot[2] = (-1, -1, -1, str(err))
         return
