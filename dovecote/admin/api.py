@@ -6,6 +6,7 @@ The ``dovecote`` CLI is a client of this API.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,6 +48,17 @@ STATUS = [
 MAX_WAIT_MS = 30_000
 
 
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body, which every route that takes one wants as an object."""
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be a JSON object"}),
+            content_type="application/json",
+        )
+    return body
+
+
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -62,8 +74,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             if isinstance(err, kinds):
                 return error(status, str(err) or type(err).__name__)
         return error(500, str(err))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+        # AttributeError: a nested JSON value of the wrong shape (a list where
+        # an object belongs); the handlers only call methods on client JSON.
         return error(400, f"bad request: {err!r}")
+    except OSError as err:  # disk full or failing: nothing was done
+        return error(507 if err.errno == errno.ENOSPC else 503, f"storage error: {err}")
 
 
 class AdminApi:
@@ -134,7 +150,7 @@ class AdminApi:
         return web.json_response(sorted(topics, key=lambda t: t["name"]))
 
     async def create_topic(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = await json_object(request)
         topic = await self.core.create_topic(
             body["name"],
             body.get("partitions"),
@@ -152,7 +168,7 @@ class AdminApi:
         return web.json_response({"deleted": request.match_info["topic"]})
 
     async def alter_topic(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = await json_object(request)
         name = request.match_info["topic"]
         await self.core.alter_topic_configs(
             name, {k: str(v) for k, v in body.get("set", {}).items()}, body.get("delete", [])
@@ -160,7 +176,7 @@ class AdminApi:
         return web.json_response(views.topic_detail(self.core, self.core.get_topic(name)))
 
     async def add_partitions(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        body = await json_object(request)
         name = request.match_info["topic"]
         await self.core.create_partitions(name, int(body["count"]))
         return web.json_response(views.topic_detail(self.core, self.core.get_topic(name)))
@@ -170,7 +186,7 @@ class AdminApi:
     async def produce(self, request: web.Request) -> web.Response:
         """Append records: {"records": [{"key", "value", "headers", "partition",
         "encoding"}]}. Keyed records are placed as Kafka's Java client would."""
-        body = await request.json()
+        body = await json_object(request)
         name = request.match_info["topic"]
         topic = self.core.topic(name)
         if topic is None:
@@ -270,7 +286,7 @@ class AdminApi:
 
     async def commit_offsets(self, request: web.Request) -> web.Response:
         """Commit as a standalone consumer (no membership): {"offsets": [{"topic", "partition", "offset"}]}."""
-        body = await request.json()
+        body = await json_object(request)
         name = request.match_info["group"]
         offsets = {
             (o["topic"], int(o["partition"])): (int(o["offset"]), -1, o.get("metadata"))
@@ -285,7 +301,7 @@ class AdminApi:
     async def reset_offsets(self, request: web.Request) -> web.Response:
         """Move a group's committed offsets (group must have no members):
         {"topic", "to": earliest|latest|timestamp|offset|shift, "value", "dry_run": true}."""
-        body = await request.json()
+        body = await json_object(request)
         name = request.match_info["group"]
         group = self.core.groups.groups.get(name)
         if group is not None and group.members and group.state != State.EMPTY:
