@@ -38,6 +38,7 @@ class BrokerProcess:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.broker.log"
 
     def start(self, timeout: float = 60) -> BrokerProcess:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         ready = self.data_dir.parent / f"{self.data_dir.name}.ready.json"
         ready.unlink(missing_ok=True)
         args = [sys.executable, "-m", "dovecote", "serve", "--data-dir", str(self.data_dir)]

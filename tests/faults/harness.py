@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,18 @@ class Broker(BrokerProcess):
             return False
         self.proc._counted = True  # type: ignore[attr-defined]
         self.crashes += 1
-        self.crash_logs.append(f"exit {code}:\n{self.log_tail(60)}")
+        self.crash_logs.append(f"exit {code}:\n{self.log_tail(200)}")
         return False
+
+    def settle(self, grace: float = 1.0) -> bool:
+        """:meth:`check` after giving a dying process ``grace`` seconds to go
+        (an abort takes a moment to write its backtrace)."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.check()
 
     def kill(self) -> None:
         if self.proc is not None and self.check():

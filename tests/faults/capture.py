@@ -1,0 +1,90 @@
+"""Real client requests to mutate: what confluent-kafka (librdkafka) sends to
+a broker while producing (every codec, idempotent), consuming in a group,
+committing, and administering topics, captured as raw request frames from
+the broker's side of the socket."""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+import uuid
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+from dovecote.kafka import server
+from dovecote.testing import BrokerThread
+
+
+def split_frames(stream: bytes) -> list[bytes]:
+    """Size-prefixed frames (prefix included) of one connection's byte stream."""
+    frames = []
+    pos = 0
+    while pos + 4 <= len(stream):
+        (size,) = struct.unpack_from(">i", stream, pos)
+        if size < 0 or pos + 4 + size > len(stream):
+            break
+        frames.append(stream[pos : pos + 4 + size])
+        pos += 4 + size
+    return frames
+
+
+def _exercise(bootstrap: str) -> None:
+    topic = f"capture-{uuid.uuid4().hex[:8]}"
+    quiet = {"bootstrap.servers": bootstrap, "log_level": 0}
+    admin = AdminClient(quiet)
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    for codec in ("none", "gzip", "snappy", "lz4", "zstd"):
+        producer = confluent_kafka.Producer(
+            quiet | {"compression.type": codec, "enable.idempotence": True, "linger.ms": 5}
+        )
+        for i in range(50):
+            producer.produce(topic, b"v%d" % i, b"k%d" % (i % 5), headers=[("h", b"x")])
+        assert producer.flush(30) == 0
+    consumer = confluent_kafka.Consumer(
+        quiet
+        | {"group.id": f"g-{topic}", "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    for _ in range(100):
+        msgs = consumer.consume(100, 0.2)
+        seen += len(msgs)
+        if msgs:
+            consumer.commit(asynchronous=False)
+        if seen >= 250:
+            break
+    consumer.close()
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    admin.describe_configs([resource])[resource].result(30)
+    resource.set_config("retention.ms", "86400000")
+    admin.alter_configs([resource])[resource].result(30)
+    admin.create_partitions([NewPartitions(topic, 3)])[topic].result(30)
+    admin.list_groups(timeout=30)
+    admin.describe_consumer_groups([f"g-{topic}"])[f"g-{topic}"].result(30)
+    admin.delete_topics([topic])[topic].result(30)
+
+
+def capture_client_requests() -> list[bytes]:
+    """Every distinct request frame confluent-kafka sent during :func:`_exercise`."""
+    streams: dict[int, bytearray] = {}
+    original = server.KafkaConnection.data_received
+
+    def tap(self, data: bytes) -> None:
+        streams.setdefault(id(self), bytearray()).extend(data)
+        original(self, data)
+
+    server.KafkaConnection.data_received = tap  # type: ignore[method-assign]
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="dovecote-capture-") as tmp,
+            BrokerThread(tmp, amqp="off", http="off") as broker,
+        ):
+            _exercise(broker.kafka_bootstrap)
+    finally:
+        server.KafkaConnection.data_received = original  # type: ignore[method-assign]
+    frames: dict[bytes, None] = {}
+    for stream in streams.values():
+        for frame in split_frames(bytes(stream)):
+            frames.setdefault(frame, None)
+    return list(frames)
