@@ -73,4 +73,23 @@ def render_metrics(core: BrokerCore) -> str:
         lines.append(f"dovecote_queue_consumers{_labels(queue=queue.name)} {queue.consumers}")
     family("dovecote_fsync_rounds_total", "counter", "Group-commit flush rounds run.")
     lines.append(f"dovecote_fsync_rounds_total {core.flusher.rounds}")
+    memory = core.memory
+    family(
+        "dovecote_inflight_request_bytes", "gauge", "Bytes of requests received, not yet answered."
+    )
+    lines.append(f"dovecote_inflight_request_bytes {memory.used}")
+    family(
+        "dovecote_inflight_request_bytes_peak", "gauge", "Most bytes of requests ever in flight."
+    )
+    lines.append(f"dovecote_inflight_request_bytes_peak {memory.peak}")
+    family("dovecote_inflight_request_bytes_limit", "gauge", "max_inflight_bytes (0: unlimited).")
+    lines.append(f"dovecote_inflight_request_bytes_limit {max(memory.limit, 0)}")
+    family(
+        "dovecote_inflight_budget_waits_total",
+        "counter",
+        "Requests that waited for the in-flight budget (connections paused).",
+    )
+    lines.append(f"dovecote_inflight_budget_waits_total {memory.refusals}")
+    family("dovecote_produce_throttled_total", "counter", "Produce requests throttled by quota.")
+    lines.append(f"dovecote_produce_throttled_total {core.produce_quotas.throttled}")
     return "\n".join(lines) + "\n"

@@ -37,7 +37,9 @@ from dovecote.core.errors import (
     UnknownTopic,
 )
 from dovecote.core.groups import GroupCoordinator, GroupSettings
+from dovecote.core.memory import MemoryBudget
 from dovecote.core.queues import QueueManager
+from dovecote.core.quotas import ByteRateQuotas
 from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
 from dovecote.core.substate import SubscriptionStore
 from dovecote.core.topic import Partition, Topic
@@ -69,6 +71,11 @@ class BrokerCore:
         self.data_dir = Path(config.data_dir)
         self.catalog = Catalog(self.data_dir)
         self.flusher = Flusher()
+        # Shared by every protocol adapter: bytes of requests in flight.
+        self.memory = MemoryBudget(config.max_inflight_bytes)
+        self.produce_quotas = ByteRateQuotas(
+            config.produce_quota_bytes_per_sec, window_ms=config.quota_window_ms
+        )
         self.topics: dict[str, Topic] = {}
         self.recovery: list[RecoveryReport] = []
         self.started_ms = 0

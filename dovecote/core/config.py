@@ -173,6 +173,19 @@ class BrokerConfig:
     message_max_bytes: int = 1048588
     retention_check_interval_ms: int = 300_000
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
+    # Bytes of requests received and not yet answered, all connections and
+    # protocols together (Kafka: queued.max.request.bytes). Connections stop
+    # reading while it is used up; the total stays under this plus one request.
+    max_inflight_bytes: int = 256 * 1024 * 1024
+    # A connection whose request stops arriving midway for this long is
+    # closed: it holds budget the others may need.
+    request_stall_timeout_ms: int = 30_000
+    # Bytes per second each Kafka client id may produce (0: no quota);
+    # beyond it, responses carry throttle_time_ms and the connection is muted.
+    produce_quota_bytes_per_sec: int = 0
+    # Rates are measured over 11 windows of this (Kafka: quota.window.size.seconds).
+    quota_window_ms: int = 1000
+    fetch_max_bytes: int = 55 * 1024 * 1024  # Kafka's fetch.max.bytes: cap of one fetch response
     group_initial_rebalance_delay_ms: int = 300
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000

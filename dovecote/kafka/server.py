@@ -3,7 +3,11 @@
 Requests on a connection are handled concurrently (a slow Fetch long-poll does
 not hold up a Produce behind it), but responses go back in request order, as
 the protocol requires. A malformed or oversized frame closes that connection
-only. Reading pauses while the client does not read its responses.
+only. Reading pauses while the client does not read its responses, while
+the broker's budget for requests in flight is used up (each frame's size is
+reserved when its size prefix arrives, see :mod:`dovecote.kafka.intake`),
+and while the connection is muted by a produce quota (KIP-219: the response
+carries throttle_time_ms and nothing more is read until it has passed).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import asyncio
 import collections
 import logging
 import socket
+import time
 from typing import Any
 
+from dovecote.core.ratelog import RateLimitedLog
 from dovecote.kafka.build import build
 from dovecote.kafka.codec import (
     FrameError,
-    FrameReader,
     Request,
     RequestError,
     UnsupportedVersion,
@@ -28,10 +33,15 @@ from dovecote.kafka.codec import (
 )
 from dovecote.kafka.handlers import API_VERSIONS_KEY, HANDLERS, cluster, supported_versions
 from dovecote.kafka.handlers.context import Encoded, KafkaContext, Session
+from dovecote.kafka.intake import WAIT, Frame, FrameIntake
 
 log = logging.getLogger(__name__)
+# A client sending garbage in a loop would otherwise fill the disk with the log.
+noisy = RateLimitedLog(log)
 
 MAX_IN_FLIGHT = 64  # requests per connection before reading pauses
+PRODUCE_KEY = 0
+CLIENT_THROTTLING_PRODUCE_VERSION = 6  # from here clients back off themselves (KIP-219)
 
 
 class KafkaListener:
@@ -58,12 +68,23 @@ class KafkaConnection(asyncio.Protocol):
         self.listener = listener
         self.ctx = listener.ctx
         self.supported = supported
-        self.reader = FrameReader(listener.ctx.core.config.max_request_bytes)
+        core = listener.ctx.core
+        self.budget = core.memory
+        self.quotas = core.produce_quotas
+        self.intake = FrameIntake(self.budget, core.config.max_request_bytes)
+        self.stall_timeout = core.config.request_stall_timeout_ms / 1000
         self.transport: asyncio.Transport | None = None
         self.session = Session("")
-        self.pending: collections.deque[tuple[Request, asyncio.Future[Any]]] = collections.deque()
+        # (request, its response to come, bytes reserved for it in the budget)
+        self.pending: collections.deque[tuple[Request | None, asyncio.Future[Any], int]] = (
+            collections.deque()
+        )
         self.reading_paused = False
         self.writing_paused = False
+        self.muted_until = 0.0  # produce quota: read nothing more until then
+        self._unmute: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
         self.closed = False
 
     # --- transport events ---------------------------------------------------------
@@ -84,9 +105,14 @@ class KafkaConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.listener.connections.discard(self)
-        for _request, future in self.pending:
+        for _request, future, reserved in self.pending:
             future.cancel()
+            self.budget.release(reserved)
         self.pending.clear()
+        self.intake.close()
+        for timer in (self._unmute, self._stall):
+            if timer is not None:
+                timer.cancel()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -97,17 +123,38 @@ class KafkaConnection(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            frames = self.reader.feed(data)
-        except FrameError as err:
-            log.warning("closing Kafka connection from %s: %s", self.session.client_host, err)
-            self.abort()
-            return
-        for frame in frames:
-            if self.closed:
+        self._last_data = time.monotonic()
+        self.intake.feed(data)
+        self._take_frames()
+
+    def _take_frames(self) -> None:
+        """Dispatch every whole frame the budget admits; stop at a frame that
+        must wait for budget (reading pauses until it is reserved)."""
+        while not self.closed:
+            try:
+                taken = self.intake.take(self._budget_granted)
+            except FrameError as err:
+                self._close_for("%s", err)
                 return
-            self._dispatch(frame)
+            if taken is None or taken == WAIT:
+                break
+            frame, reserved = taken
+            self._dispatch(frame, reserved)
         self._update_reading()
+
+    def _budget_granted(self) -> None:
+        # Called from inside the budget's bookkeeping: carry on at the next turn.
+        asyncio.get_running_loop().call_soon(self._take_frames)
+
+    def _close_for(self, reason: str, *args: object) -> None:
+        noisy.log(
+            logging.WARNING,
+            reason,
+            "closing Kafka connection from %s: " + reason,
+            self.session.client_host,
+            *args,
+        )
+        self.abort()
 
     def abort(self) -> None:
         self.closed = True
@@ -116,33 +163,65 @@ class KafkaConnection(asyncio.Protocol):
 
     # --- requests ----------------------------------------------------------------------
 
-    def _dispatch(self, frame: bytes | memoryview) -> None:
+    def _dispatch(self, frame: Frame, reserved: int) -> None:
         try:
             request = decode_request(frame, self.supported)
         except UnsupportedVersion as err:
             if err.api_key == API_VERSIONS_KEY and err.correlation_id is not None:
-                self._answer_unsupported_api_versions(err.correlation_id)
+                self._answer_unsupported_api_versions(err.correlation_id, reserved)
                 return
-            log.warning("closing Kafka connection from %s: %s", self.session.client_host, err)
-            self.abort()
+            self.budget.release(reserved)
+            self._close_for("%s", err)
             return
         except RequestError as err:
-            log.warning(
-                "closing Kafka connection from %s: api %s v%s: %s",
-                self.session.client_host,
-                err.api_key,
-                err.api_version,
-                err,
-            )
-            self.abort()
+            self.budget.release(reserved)
+            self._close_for("api %s v%s: %s", err.api_key, err.api_version, err)
             return
         if request.client_id is not None:
             self.session.client_id = request.client_id
-        future = asyncio.ensure_future(self._handle(request))
-        self.pending.append((request, future))
+        throttle_ms = 0
+        if request.api_key == PRODUCE_KEY and self.quotas.enabled:
+            throttle_ms = self.quotas.record(self.session.client_id or "", len(frame))
+            if throttle_ms:
+                self._mute(throttle_ms)
+        future = asyncio.ensure_future(self._handle(request, throttle_ms))
+        self.pending.append((request, future, reserved))
         future.add_done_callback(self._write_ready)
 
-    async def _handle(self, request: Request) -> Any:
+    async def _handle(self, request: Request, throttle_ms: int = 0) -> Any:
+        result = await self._call_handler(request)
+        if throttle_ms:
+            if request.api_version < CLIENT_THROTTLING_PRODUCE_VERSION:
+                # Older clients do not back off on their own: the answer waits.
+                await asyncio.sleep(throttle_ms / 1000)
+            if isinstance(result, dict):
+                result["throttle_time"] = max(result.get("throttle_time", 0), throttle_ms)
+        return result
+
+    def _mute(self, throttle_ms: int) -> None:
+        """Read nothing more from this client until its throttle time has passed."""
+        until = time.monotonic() + throttle_ms / 1000
+        if until <= self.muted_until:
+            return
+        self.muted_until = until
+        self._arm_unmute()
+        self._update_reading()
+
+    def _arm_unmute(self) -> None:
+        if self._unmute is not None:
+            self._unmute.cancel()
+        delay = max(self.muted_until - time.monotonic(), 0.0) + 0.001
+        self._unmute = asyncio.get_running_loop().call_later(delay, self._unmuted)
+
+    def _unmuted(self) -> None:
+        # Timers may fire a little early by this clock: wait out the rest.
+        self._unmute = None
+        if time.monotonic() < self.muted_until:
+            self._arm_unmute()
+        else:
+            self._update_reading()
+
+    async def _call_handler(self, request: Request) -> Any:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s: api %d v%d %.300r",
@@ -157,13 +236,13 @@ class KafkaConnection(asyncio.Protocol):
         handler, _ = HANDLERS[request.api_key]
         return await handler(self.ctx, self.session, request)
 
-    def _answer_unsupported_api_versions(self, correlation_id: int) -> None:
+    def _answer_unsupported_api_versions(self, correlation_id: int, reserved: int) -> None:
         """A too-new ApiVersions request gets a v0 answer with our ranges (KIP-511)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(
             Encoded([unsupported_api_versions_response(correlation_id, self.supported)])
         )
-        self.pending.append((None, done))  # type: ignore[arg-type]
+        self.pending.append((None, done, reserved))
         self._write_ready(done)
 
     def _write_ready(self, _future: asyncio.Future[Any]) -> None:
@@ -171,14 +250,20 @@ class KafkaConnection(asyncio.Protocol):
         pending = self.pending
         out = []
         while pending and pending[0][1].done():
-            request, future = pending.popleft()
+            request, future, reserved = pending.popleft()
+            # The request's bytes are done with once its answer is built
+            # (what is written is the transport's, bounded by its buffer).
+            self.budget.release(reserved)
             if future.cancelled():
                 continue
             error = future.exception()
             if error is not None:
-                log.error(
+                api = request.api_key if request else "?"
+                noisy.log(
+                    logging.ERROR,
+                    f"{api}:{type(error).__name__}",
                     "Kafka api %s from %s failed; closing the connection",
-                    request.api_key if request else "?",
+                    api,
                     self.session.client_host,
                     exc_info=error,
                 )
@@ -190,6 +275,7 @@ class KafkaConnection(asyncio.Protocol):
             if isinstance(result, Encoded):
                 out.extend(result.buffers)
                 continue
+            assert request is not None
             try:
                 body = build(response_class(request.api_key, request.api_version), result)
                 out.append(encode_response(request, body))
@@ -206,13 +292,36 @@ class KafkaConnection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self.transport is None or self.closed:
             return
-        should_pause = self.writing_paused or len(self.pending) >= MAX_IN_FLIGHT
+        should_pause = (
+            self.writing_paused
+            or len(self.pending) >= MAX_IN_FLIGHT
+            or self.intake.waiter is not None
+            or time.monotonic() < self.muted_until
+        )
         if should_pause and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
         elif not should_pause and self.reading_paused:
             self.reading_paused = False
+            self._last_data = time.monotonic()  # the wait was ours, not the client's
             self.transport.resume_reading()
+        if self.intake.partial and self._stall is None:
+            self._stall = asyncio.get_running_loop().call_later(
+                self.stall_timeout, self._check_stall
+            )
+
+    def _check_stall(self) -> None:
+        """Close a connection whose half-received request holds budget while
+        the client sends nothing more (only while we are reading from it)."""
+        self._stall = None
+        if self.closed or not self.intake.partial:
+            return
+        idle = time.monotonic() - self._last_data
+        if not self.reading_paused and idle >= self.stall_timeout:
+            self._close_for("no more of a request for %.0fs", idle)
+            return
+        delay = self.stall_timeout if self.reading_paused else self.stall_timeout - idle
+        self._stall = asyncio.get_running_loop().call_later(delay, self._check_stall)
 
 
 async def start_listener(broker, host: str, port: int) -> KafkaListener:

@@ -116,7 +116,8 @@ async def fetch(ctx: KafkaContext, session: Session, request: Request) -> Encode
     body = request.body
     deadline = time.monotonic() + ms(body.max_wait) / 1000
     min_bytes = body.min_bytes
-    max_bytes = getattr(body, "max_bytes", 0x7FFFFFFF)
+    # fetch.max.bytes: the broker's cap on one response, whatever the client asks
+    max_bytes = min(getattr(body, "max_bytes", 0x7FFFFFFF), ctx.core.config.fetch_max_bytes)
     wanted: list[tuple[str | None, Any, list[tuple[int, int, int, Partition | None]]]] = []
     for entry in body.topics:
         name, topic = ctx.resolve(entry)

@@ -1,0 +1,96 @@
+"""The broker-wide budget of bytes held for requests in flight.
+
+Every protocol adapter reserves the size of a request as soon as it knows it
+(for Kafka, when the 4-byte size prefix arrives, before the body is buffered)
+and releases it once the request is answered. When the budget is used up a
+reservation is refused and the connection stops reading until bytes are
+released: the kernel's socket buffers fill and TCP slows the client down, so
+a flood of producers costs the broker a bounded amount of memory instead of
+an unbounded queue of requests.
+
+Admission follows Kafka's memory pool: a request is let in while less than
+the whole budget is in use, even if it takes the total past the limit. So a
+request larger than the budget still gets through (alone), nobody waits for
+room that small requests keep taking, and the bytes held never exceed
+``limit + largest request``. Waiting connections are resumed in the order
+they started waiting.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False, slots=True)
+class Waiter:
+    """A connection waiting to reserve ``size`` bytes; ``on_reserved`` runs
+    once they are reserved for it (then the connection resumes reading)."""
+
+    size: int
+    on_reserved: Callable[[], None]
+    cancelled: bool = False
+
+
+@dataclass
+class MemoryBudget:
+    """``limit`` bytes (0 or less: unlimited, but still counted)."""
+
+    limit: int
+    used: int = 0
+    peak: int = 0
+    refusals: int = 0  # reservations that had to wait: how often the budget was exhausted
+    _waiters: collections.deque[Waiter] = field(default_factory=collections.deque)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit <= 0
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.unlimited and self.used >= self.limit
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiters if not w.cancelled)
+
+    def try_reserve(self, size: int) -> bool:
+        """Reserve ``size`` bytes now if the budget admits them (and nobody
+        is waiting ahead); False means: call :meth:`wait`."""
+        if self._waiters or self.exhausted:
+            self.refusals += 1
+            return False
+        self._take(size)
+        return True
+
+    def wait(self, size: int, on_reserved: Callable[[], None]) -> Waiter:
+        """Queue a reservation; ``on_reserved`` is called (from :meth:`release`)
+        once the bytes are reserved. Cancel it if the connection goes away."""
+        waiter = Waiter(size, on_reserved)
+        self._waiters.append(waiter)
+        self._admit()
+        return waiter
+
+    def cancel(self, waiter: Waiter) -> None:
+        waiter.cancelled = True
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        if self.used < 0:
+            raise AssertionError(f"released more than was reserved ({self.used})")
+        self._admit()
+
+    def _take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.peak:
+            self.peak = self.used
+
+    def _admit(self) -> None:
+        waiters = self._waiters
+        while waiters and not self.exhausted:
+            waiter = waiters.popleft()
+            if waiter.cancelled:
+                continue
+            self._take(waiter.size)
+            waiter.on_reserved()
