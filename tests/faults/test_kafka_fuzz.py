@@ -7,8 +7,7 @@ well-behaved client doing produce/consume round trips keeps working.
 
 Request bodies with random or mutated content (random bodies behind valid
 headers, mutations of real client requests) are fuzzed in
-test_kafka_fuzz_kio_crash.py: today they abort the broker inside kio's
-decoder, which pre-allocates arrays from untrusted lengths.
+test_kafka_fuzz_kio_crash.py, named after what they found in kio.
 
 The memory bound: nothing a client sends is buffered beyond what arrived
 (the frame reader holds received bytes only, and each connection has at

@@ -25,7 +25,7 @@ from tests.compat.kafka.raw import RawKafka, ms
 from tests.faults.fuzzing import MiB, Watch
 from tests.faults.harness import SCALE, Broker, create_topic, read_topic, seeded
 
-LIMIT = 8 * MiB  # max_inflight_bytes for the test broker
+LIMIT = 2 * MiB  # max_inflight_bytes for the test broker: well below what 4 producers push
 MAX_REQUEST = 2 * MiB
 FETCH_MAX = 4 * MiB
 # RSS may grow by the budget, one request past it, one fetch response, and
