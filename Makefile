@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test lint format faults bench clean
+.PHONY: run test install install-test lint format faults soak faults-doc bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,19 @@ format: install-test
 	$(BIN)/ruff format dovecote tests bench scripts
 	$(BIN)/ruff check --fix dovecote tests bench scripts
 
-## make faults: the reliability suite with its report table
+## make faults: the reliability suite; prints its report table (rows in build/faults.jsonl)
 faults: install-test
 	$(BIN)/python -m pytest tests/faults -q
+
+## make soak: the reliability suite at SOAK times its counts and time budgets (CI: e.g. SOAK=3)
+SOAK ?= 10
+soak: install-test
+	DOVECOTE_FAULT_SCALE=$(SOAK) $(BIN)/python -m pytest tests/faults -q --timeout=$$((300 * $(SOAK)))
+
+## make faults-doc: write the last run's table into docs/reliability.md (COMMAND names the run)
+COMMAND ?= make faults
+faults-doc:
+	$(BIN)/python -m tests.faults.report --doc docs/reliability.md --command "$(COMMAND)"
 
 ## make bench: benchmarks side by side with peers; writes docs/benchmarks.md
 bench: install-test
