@@ -70,7 +70,7 @@ class BrokerCore:
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.catalog = Catalog(self.data_dir)
-        self.flusher = Flusher()
+        self.flusher = Flusher(syncfs_min_logs=config.flush_syncfs_min_logs)
         # Shared by every protocol adapter: bytes of requests in flight.
         self.memory = MemoryBudget(config.max_inflight_bytes)
         self.produce_quotas = ByteRateQuotas(

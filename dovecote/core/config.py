@@ -173,6 +173,9 @@ class BrokerConfig:
     message_max_bytes: int = 1048588
     retention_check_interval_ms: int = 300_000
     max_request_bytes: int = 100 * 1024 * 1024  # socket.request.max.bytes
+    # A flush round with this many dirty logs on one file system syncs them
+    # with one syncfs instead of one fdatasync each (0: never).
+    flush_syncfs_min_logs: int = 8
     # Bytes of requests received and not yet answered, all connections and
     # protocols together (Kafka: queued.max.request.bytes). Connections stop
     # reading while it is used up; the total stays under this plus one request.

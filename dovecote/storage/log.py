@@ -73,6 +73,7 @@ class Log:
     def __init__(self, directory: Path, config: LogConfig) -> None:
         self.directory = directory
         self.config = config
+        self.device = os.stat(directory).st_dev  # file system, for the flusher's syncfs
         self.segments: list[Segment] = []
         self._bases: list[int] = []
         self.log_start_offset = 0

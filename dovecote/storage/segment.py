@@ -140,6 +140,10 @@ class Segment:
             if self.closed:
                 return
             raise
+        self.mark_synced(size)
+
+    def mark_synced(self, size: int) -> None:
+        """Bytes up to ``size`` are on disk (after an fdatasync or a syncfs)."""
         if size > self.synced_size:
             self.synced_size = size
 
