@@ -1,14 +1,20 @@
 """Request intake for one Kafka connection: the codec's framing (int32 size +
-body, zero-copy views of the received chunks, one join for a frame split
-across chunks) with admission control in front of every body.
+body) with admission control in front of every body, reading straight into
+the memory a frame will live in.
 
 Each frame's size is reserved from the broker's memory budget as soon as its
 size prefix has arrived, before its body is taken in. When the budget
 refuses, :meth:`FrameIntake.take` answers ``WAIT``; the connection stops
 reading, and the budget calls back once the bytes are reserved. A frame let
 in can always be completed (its memory is reserved), so connections waiting
-for budget never hold up those that got it. What a waiting connection holds
-beyond its reservations is the rest of the chunk it last read.
+for budget never hold up those that got it.
+
+The socket reads into buffers this class hands out (asyncio's
+BufferedProtocol): a scratch buffer for size prefixes and small frames, and,
+once a frame's size is known and reserved and its body has not all arrived,
+the frame's own buffer. A large produce request is thus received in place:
+no copy into the event loop's read buffer, none to join its chunks. What a
+waiting connection holds beyond its reservations is the scratch buffer.
 
 (The codec's :class:`~dovecote.kafka.codec.FrameReader` takes in every body
 as it comes, which is what an admission gate must not do; hence this.)
@@ -16,7 +22,7 @@ as it comes, which is what an admission gate must not do; hence this.)
 
 from __future__ import annotations
 
-import collections
+import mmap
 import struct
 from collections.abc import Callable
 from typing import Final
@@ -30,21 +36,94 @@ WAIT: Final = "wait"
 Frame = bytes | memoryview
 
 
+# The scratch buffer starts small (idle connections are many) and doubles,
+# up to SCRATCH_MAX, while reads fill all the room it offers.
+SCRATCH_START = 16 * 1024
+SCRATCH_MAX = 256 * 1024
+LAZY_BUFFER_BYTES = 256 * 1024  # frame bodies this large get a lazily backed buffer
+MIN_FREE = 4 * 1024
+PEEK_BYTES = (
+    4 * 1024
+)  # what is read into the scratch after a frame received in place  # below this much room at its end, the scratch is compacted
+
+
+def _frame_buffer(size: int) -> bytearray | mmap.mmap:
+    """A writable buffer for a frame body. A large one is an anonymous mapping,
+    whose pages are only backed by memory as the body arrives: a client that
+    announces a large request and sends nothing costs budget, not RSS."""
+    if size >= LAZY_BUFFER_BYTES:
+        return mmap.mmap(-1, size)
+    return bytearray(size)
+
+
 class FrameIntake:
     def __init__(self, budget: MemoryBudget, max_frame_size: int) -> None:
         self.budget = budget
         self.max_frame_size = max_frame_size
-        self._chunks: collections.deque[memoryview] = collections.deque()
-        self._available = 0  # bytes in _chunks
+        self._scratch = bytearray(SCRATCH_START)
+        self._view = memoryview(self._scratch)
+        self._offered = 0  # room the last get_buffer offered in the scratch
+        self._into_body = False  # the last get_buffer offered the frame's own buffer
+        self._large_frames = False  # the last frame was received in place
+        self._start = 0  # unparsed bytes are _scratch[_start:_end]
+        self._end = 0
+        self._body: bytearray | mmap.mmap | None = None  # the frame received in place
+        self._filled = 0  # bytes of _body received
         self._size = -1  # body size of the frame whose prefix was read; -1: none
         self.reserved = 0  # bytes reserved for that frame
         self.waiter: Waiter | None = None
 
+    # --- what the socket reads into ------------------------------------------------
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the next read goes: the rest of the frame being received in
+        place, else the free end of the scratch buffer."""
+        self._into_body = self._body is not None and self._filled < len(self._body)
+        if self._into_body:
+            return memoryview(self._body)[self._filled :]  # type: ignore[arg-type]
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif len(self._scratch) - self._end < MIN_FREE:
+            kept = self._end - self._start
+            if kept + MIN_FREE > len(self._scratch):
+                self._grow(kept)  # a prefix and the start of a body waiting for budget
+            else:
+                self._scratch[:kept] = self._scratch[self._start : self._end]
+            self._start, self._end = 0, kept
+        if self._start == self._end == 0 and self._large_frames:
+            # Large frames come one after another: read little beyond the next
+            # size prefix, so the body goes into its own buffer, not the scratch.
+            self._offered = -1  # a short read says nothing about the scratch's size
+            return self._view[:PEEK_BYTES]
+        self._offered = len(self._scratch) - self._end
+        return self._view[self._end :]
+
+    def _grow(self, kept: int) -> None:
+        grown = bytearray(2 * len(self._scratch))
+        grown[:kept] = self._view[self._start : self._start + kept]
+        self._scratch, self._view = grown, memoryview(grown)
+
+    def buffer_updated(self, count: int) -> None:
+        """``count`` bytes were read into the buffer :meth:`get_buffer` gave."""
+        if self._into_body:
+            self._filled += count
+            return
+        self._end += count
+        if count == self._offered and len(self._scratch) < SCRATCH_MAX:
+            # More was waiting: a larger scratch takes it in fewer reads.
+            kept = self._end - self._start
+            self._grow(kept)
+            self._start, self._end = 0, kept
+
     def feed(self, data: bytes) -> None:
-        """Take a chunk as the socket delivered it (bytes: never written to again)."""
-        if data:
-            self._chunks.append(memoryview(data))
-            self._available += len(data)
+        """Take bytes that were read elsewhere (tests, other transports)."""
+        view = memoryview(data)
+        while view:
+            buffer = self.get_buffer(len(view))
+            count = min(len(buffer), len(view))
+            buffer[:count] = view[:count]
+            self.buffer_updated(count)
+            view = view[count:]
 
     @property
     def partial(self) -> bool:
@@ -53,7 +132,9 @@ class FrameIntake:
 
     @property
     def buffered(self) -> int:
-        return self._available
+        return self._end - self._start + self._filled
+
+    # --- frames out ------------------------------------------------------------------
 
     def take(self, on_reserved: Callable[[], None]) -> tuple[Frame, int] | str | None:
         """The next whole frame (size prefix removed) and the bytes reserved
@@ -63,24 +144,43 @@ class FrameIntake:
         impossible size prefix."""
         if self.waiter is not None:
             return WAIT
-        if self._size < 0:
-            if self._available < 4:
+        if self._body is not None:
+            if self._filled < len(self._body):
                 return None
-            (size,) = SIZE.unpack(self._consume(4))
+            frame: Frame = memoryview(self._body).toreadonly()  # the codec reads only
+            self._body, self._filled = None, 0
+            self._large_frames = True
+            return frame, self._done()
+        if self._size < 0:
+            if self._end - self._start < 4:
+                return None
+            (size,) = SIZE.unpack_from(self._scratch, self._start)
             if size < 0:
                 raise MalformedFrame(f"negative frame size {size}", size)
             if size > self.max_frame_size:
                 raise FrameTooLarge(
                     f"frame of {size} bytes exceeds the limit of {self.max_frame_size}", size
                 )
+            self._start += 4
             self._size = size
         if not self.reserved and not self._reserve(max(self._size, 1), on_reserved):
             return WAIT
-        if self._available < self._size:
-            return None
-        body = self._consume(self._size) if self._size else b""
+        available = self._end - self._start
+        if available >= self._size:
+            frame = bytes(self._view[self._start : self._start + self._size])
+            self._start += self._size
+            self._large_frames = False
+            return frame, self._done()
+        # The rest of the body is read straight into the frame's own buffer.
+        body = _frame_buffer(self._size)
+        body[:available] = self._view[self._start : self._end]
+        self._start = self._end = 0
+        self._body, self._filled = body, available
+        return None
+
+    def _done(self) -> int:
         reserved, self.reserved, self._size = self.reserved, 0, -1
-        return body, reserved
+        return reserved
 
     def _reserve(self, charge: int, on_reserved: Callable[[], None]) -> bool:
         if self.budget.try_reserve(charge):
@@ -102,29 +202,6 @@ class FrameIntake:
         self.waiter = waiter
         return False
 
-    def _consume(self, count: int) -> Frame:
-        """The next ``count`` bytes: a view of one chunk, or one join of several."""
-        self._available -= count
-        chunks = self._chunks
-        first = chunks[0]
-        if len(first) > count:
-            chunks[0] = first[count:]
-            return first[:count]
-        if len(first) == count:
-            chunks.popleft()
-            return first
-        parts = []
-        while count:
-            chunk = chunks[0]
-            if len(chunk) <= count:
-                parts.append(chunks.popleft())
-                count -= len(chunk)
-            else:
-                parts.append(chunk[:count])
-                chunks[0] = chunk[count:]
-                count = 0
-        return b"".join(parts)
-
     def close(self) -> None:
         """Give back what this connection holds (it is gone)."""
         if self.waiter is not None:
@@ -133,5 +210,5 @@ class FrameIntake:
         if self.reserved:
             self.budget.release(self.reserved)
             self.reserved = 0
-        self._chunks.clear()
-        self._available = 0
+        self._body = None
+        self._start = self._end = self._filled = 0

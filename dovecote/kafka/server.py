@@ -63,7 +63,7 @@ class KafkaListener:
         await self.server.wait_closed()
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, listener: KafkaListener, supported: dict[int, tuple[int, int]]) -> None:
         self.listener = listener
         self.ctx = listener.ctx
@@ -122,9 +122,12 @@ class KafkaConnection(asyncio.Protocol):
         self.writing_paused = False
         self._update_reading()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.intake.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
         self._last_data = time.monotonic()
-        self.intake.feed(data)
+        self.intake.buffer_updated(nbytes)
         self._take_frames()
 
     def _take_frames(self) -> None:

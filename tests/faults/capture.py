@@ -16,19 +16,6 @@ from dovecote.kafka import server
 from dovecote.testing import BrokerThread
 
 
-def split_frames(stream: bytes) -> list[bytes]:
-    """Size-prefixed frames (prefix included) of one connection's byte stream."""
-    frames = []
-    pos = 0
-    while pos + 4 <= len(stream):
-        (size,) = struct.unpack_from(">i", stream, pos)
-        if size < 0 or pos + 4 + size > len(stream):
-            break
-        frames.append(stream[pos : pos + 4 + size])
-        pos += 4 + size
-    return frames
-
-
 def _exercise(bootstrap: str) -> None:
     topic = f"capture-{uuid.uuid4().hex[:8]}"
     quiet = {"bootstrap.servers": bootstrap, "log_level": 0}
@@ -67,14 +54,15 @@ def _exercise(bootstrap: str) -> None:
 
 def capture_client_requests() -> list[bytes]:
     """Every distinct request frame confluent-kafka sent during :func:`_exercise`."""
-    streams: dict[int, bytearray] = {}
-    original = server.KafkaConnection.data_received
+    frames: dict[bytes, None] = {}
+    original = server.KafkaConnection._dispatch
 
-    def tap(self, data: bytes) -> None:
-        streams.setdefault(id(self), bytearray()).extend(data)
-        original(self, data)
+    def tap(self, frame, reserved: int) -> None:
+        body = bytes(frame)
+        frames.setdefault(struct.pack(">i", len(body)) + body, None)
+        original(self, frame, reserved)
 
-    server.KafkaConnection.data_received = tap  # type: ignore[method-assign]
+    server.KafkaConnection._dispatch = tap  # type: ignore[method-assign]
     try:
         with (
             tempfile.TemporaryDirectory(prefix="dovecote-capture-") as tmp,
@@ -82,9 +70,5 @@ def capture_client_requests() -> list[bytes]:
         ):
             _exercise(broker.kafka_bootstrap)
     finally:
-        server.KafkaConnection.data_received = original  # type: ignore[method-assign]
-    frames: dict[bytes, None] = {}
-    for stream in streams.values():
-        for frame in split_frames(bytes(stream)):
-            frames.setdefault(frame, None)
+        server.KafkaConnection._dispatch = original  # type: ignore[method-assign]
     return list(frames)

@@ -70,12 +70,11 @@ def test_oversized_and_negative_sizes_are_refused_before_anything_is_reserved():
     assert budget.used == 0
 
 
-def test_frames_inside_one_chunk_are_views_and_split_frames_are_joined_once():
-    intake = FrameIntake(MemoryBudget(0), 1 << 20)
-    chunk = framed(b"one") + framed(b"two")[:5]
-    intake.feed(chunk)
+def test_small_frames_come_from_the_scratch_and_large_ones_are_read_in_place():
+    intake = FrameIntake(MemoryBudget(0), 1 << 24)
+    intake.feed(framed(b"one") + framed(b"two")[:5])
     first, _ = intake.take(lambda: None)
-    assert isinstance(first, memoryview) and bytes(first) == b"one"
+    assert first == b"one"
     assert intake.take(lambda: None) is None
     intake.feed(b"wo")
     second, _ = intake.take(lambda: None)
@@ -83,3 +82,44 @@ def test_frames_inside_one_chunk_are_views_and_split_frames_are_joined_once():
     intake.feed(framed(b""))
     empty, reserved = intake.take(lambda: None)
     assert bytes(empty) == b"" and reserved == 1
+
+    big = bytes(range(256)) * 4096  # 1 MiB
+    stream = framed(big) + framed(b"after")
+    intake.feed(stream[:1000])
+    assert intake.take(lambda: None) is None  # reserved; the rest goes into its own buffer
+    into = intake.get_buffer(-1)
+    assert len(into) == len(big) - 996  # exactly the rest of the body, nothing beyond
+    into[:] = stream[1000 : 4 + len(big)]
+    intake.buffer_updated(len(into))
+    frame, reserved = intake.take(lambda: None)
+    assert isinstance(frame, memoryview) and frame == big and reserved == len(big)
+    assert frame.readonly
+    # After a large frame the next read peeks: the next large body is not read into the scratch.
+    assert len(intake.get_buffer(-1)) <= 4096
+    intake.feed(stream[4 + len(big) :])
+    after, _ = intake.take(lambda: None)
+    assert after == b"after" and intake.buffered == 0
+
+
+def test_a_frame_whose_body_arrived_is_not_read_into_again():
+    intake = FrameIntake(MemoryBudget(0), 1 << 24)
+    body = b"x" * 100_000
+    intake.feed(framed(body)[:10])
+    assert intake.take(lambda: None) is None
+    intake.feed(framed(body)[10:] + framed(b"next"))  # body complete, next frame behind it
+    frame, _ = intake.take(lambda: None)
+    assert frame == body
+    nxt, _ = intake.take(lambda: None)
+    assert nxt == b"next"
+
+
+def test_many_small_frames_in_any_chunking_come_out_in_order():
+    intake = FrameIntake(MemoryBudget(0), 1 << 24)
+    bodies = [bytes([i % 251]) * (i * 37 % 5000) for i in range(400)]
+    stream = b"".join(framed(b) for b in bodies)
+    out = []
+    for i in range(0, len(stream), 7919):
+        intake.feed(stream[i : i + 7919])
+        while (taken := intake.take(lambda: None)) is not None:
+            out.append(bytes(taken[0]))
+    assert out == bodies
