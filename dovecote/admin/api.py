@@ -31,6 +31,7 @@ from dovecote.core.errors import (
     UnknownTopic,
 )
 from dovecote.core.groups import GroupError, State
+from dovecote.core.local_member import LocalMember
 from dovecote.core.partitioner import Partitioner
 from dovecote.core.queues import AccessRefused, NotFound, PreconditionFailed, ResourceLocked
 from dovecote.core.topic import wait_for_appends
@@ -87,6 +88,8 @@ class AdminApi:
         self.core = core
         self.broker = broker
         self.partitioner = Partitioner()
+        # Broker-side group members of clients without a Kafka connection, by session id.
+        self.members: dict[str, LocalMember] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -107,6 +110,9 @@ class AdminApi:
             web.get("/v1/groups/{group}", self.describe_group),
             web.delete("/v1/groups/{group}", self.delete_group),
             web.post("/v1/groups/{group}/offsets", self.commit_offsets),
+            web.post("/v1/groups/{group}/members", self.join_group),
+            web.get("/v1/groups/{group}/members/{session}", self.poll_member),
+            web.delete("/v1/groups/{group}/members/{session}", self.leave_group),
             web.post("/v1/groups/{group}/reset-offsets", self.reset_offsets),
             web.get("/v1/queues", self.list_queues),
             web.get("/v1/queues/{queue}", self.describe_queue),
@@ -285,18 +291,75 @@ class AdminApi:
         return web.json_response({"deleted": name})
 
     async def commit_offsets(self, request: web.Request) -> web.Response:
-        """Commit as a standalone consumer (no membership): {"offsets": [{"topic", "partition", "offset"}]}."""
+        """Commit {"offsets": [{"topic", "partition", "offset"}]}: as a standalone
+        consumer, or with "session" as that broker-side member (its generation)."""
         body = await json_object(request)
         name = request.match_info["group"]
         offsets = {
             (o["topic"], int(o["partition"])): (int(o["offset"]), -1, o.get("metadata"))
             for o in body["offsets"]
         }
-        results = await self.core.groups.commit_offsets(name, -1, "", None, offsets)
+        generation, member_id = -1, ""
+        if body.get("session") is not None:
+            member = self._member(name, str(body["session"]))
+            generation, member_id = member.generation, member.member_id
+        results = await self.core.groups.commit_offsets(name, generation, member_id, None, offsets)
         failed = {f"{t}-{p}": e.value for (t, p), e in results.items() if e != GroupError.NONE}
         if failed:
             raise PreconditionFailed(f"commit refused: {failed}")
         return web.json_response({"committed": len(results)})
+
+    async def join_group(self, request: web.Request) -> web.Response:
+        """Join as a broker-side member: {"topics": [...], "client_id"?, "session_timeout_ms"?}.
+        Answers once the first assignment is in; poll the session to stay in."""
+        self._reap_members()
+        body = await json_object(request)
+        topics = [str(t) for t in body["topics"]]
+        if not topics:
+            raise ValueError("topics: subscribe to at least one")
+        for topic in topics:
+            self.core.get_topic(topic)  # 404 for an unknown topic
+        peer = request.remote or "unknown"
+        member = LocalMember(
+            self.core.groups,
+            request.match_info["group"],
+            topics,
+            client_id=str(body.get("client_id") or "dovecote-cli"),
+            client_host=f"/{peer}",
+            session_timeout_ms=int(body.get("session_timeout_ms") or 10_000),
+        )
+        self.members[member.session_id] = member
+        await member.start(timeout=min(MAX_WAIT_MS, member.session_timeout_ms * 3) / 1000)
+        return web.json_response(member.poll(), status=201)
+
+    async def poll_member(self, request: web.Request) -> web.Response:
+        member = self._member(request.match_info["group"], request.match_info["session"])
+        return web.json_response(member.poll())
+
+    async def leave_group(self, request: web.Request) -> web.Response:
+        member = self._member(request.match_info["group"], request.match_info["session"])
+        del self.members[member.session_id]
+        await member.close()
+        return web.json_response({"left": member.session_id})
+
+    def _member(self, group: str, session: str) -> LocalMember:
+        self._reap_members()
+        member = self.members.get(session)
+        if member is None or member.group_id != group:
+            raise NotFound(f"no member session '{session}' in group '{group}'")
+        return member
+
+    def _reap_members(self) -> None:
+        """Forget sessions whose member left (its client went silent)."""
+        for session, member in list(self.members.items()):
+            if member.closed and member.error is None:
+                del self.members[session]
+
+    async def close(self) -> None:
+        """The admin listener stops: its members leave their groups."""
+        members, self.members = list(self.members.values()), {}
+        for member in members:
+            await member.close()
 
     async def reset_offsets(self, request: web.Request) -> web.Response:
         """Move a group's committed offsets (group must have no members):
@@ -402,5 +465,11 @@ class AdminApi:
 
 def build_app(core: BrokerCore, broker=None) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=64 << 20)
-    app.add_routes(AdminApi(core, broker).routes())
+    api = AdminApi(core, broker)
+    app.add_routes(api.routes())
+
+    async def leave_groups(_app: web.Application) -> None:
+        await api.close()
+
+    app.on_shutdown.append(leave_groups)
     return app

@@ -163,15 +163,47 @@ SPEC: dict[str, Any] = {
         },
         "/v1/groups/{group}/offsets": {
             "post": _op(
-                "Commit offsets as a standalone consumer",
+                "Commit offsets: as a standalone consumer, or with session as that member",
                 params=[_path("group")],
                 body={
                     "type": "object",
                     "required": ["offsets"],
-                    "properties": {"offsets": {"type": "array", "items": {"type": "object"}}},
+                    "properties": {
+                        "offsets": {"type": "array", "items": {"type": "object"}},
+                        "session": {"type": "string"},
+                    },
                 },
                 responses={"200": "OK", **ERRORS},
             )
+        },
+        "/v1/groups/{group}/members": {
+            "post": _op(
+                "Join the group as a broker-side consumer member; answers with its first"
+                " assignment. Poll the session within session_timeout_ms to stay in.",
+                params=[_path("group")],
+                body={
+                    "type": "object",
+                    "required": ["topics"],
+                    "properties": {
+                        "topics": {"type": "array", "items": {"type": "string"}},
+                        "client_id": {"type": "string"},
+                        "session_timeout_ms": {"type": "integer"},
+                    },
+                },
+                responses={"201": "Joined", **ERRORS},
+            )
+        },
+        "/v1/groups/{group}/members/{session}": {
+            "get": _op(
+                "The member's generation and assignment (also keeps it in the group)",
+                params=[_path("group"), _path("session")],
+                responses={"200": "OK", **ERRORS},
+            ),
+            "delete": _op(
+                "Leave the group",
+                params=[_path("group"), _path("session")],
+                responses={"200": "OK", **ERRORS},
+            ),
         },
         "/v1/groups/{group}/reset-offsets": {
             "post": _op(

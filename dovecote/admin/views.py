@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from dovecote.core.broker import BrokerCore
+from dovecote.core.consumer_protocol import ProtocolError, decode_assignment
 from dovecote.core.groups import Group
 from dovecote.core.queues import Queue
 from dovecote.core.topic import Topic
@@ -152,28 +153,11 @@ def group_summary(core: BrokerCore, group: Group) -> dict[str, Any]:
 
 
 def decode_consumer_assignment(data: bytes) -> dict[str, list[int]]:
-    """Topics and partitions in a ConsumerProtocolAssignment (version int16,
-    [topic string, [partition int32]], user data). Unreadable -> {}."""
-    out: dict[str, list[int]] = {}
+    """Topics and partitions of a member's assignment; unreadable -> {}."""
     try:
-        pos = 2
-        count = int.from_bytes(data[pos : pos + 4], "big", signed=True)
-        pos += 4
-        for _ in range(max(0, count)):
-            length = int.from_bytes(data[pos : pos + 2], "big", signed=True)
-            pos += 2
-            topic = data[pos : pos + length].decode()
-            pos += length
-            n = int.from_bytes(data[pos : pos + 4], "big", signed=True)
-            pos += 4
-            out[topic] = [
-                int.from_bytes(data[pos + 4 * i : pos + 4 * i + 4], "big", signed=True)
-                for i in range(max(0, n))
-            ]
-            pos += 4 * max(0, n)
-    except (ValueError, IndexError, UnicodeDecodeError):
+        return decode_assignment(data)
+    except ProtocolError:
         return {}
-    return out
 
 
 def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:

@@ -37,7 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--partition", type=int, help="only this partition")
     c.add_argument(
-        "--group", help="start from the group's committed offsets and commit as records are printed"
+        "--group",
+        help="consume as a member of this consumer group: share its partitions with the"
+        " group's other members, start at its committed offsets, commit as records are printed",
     )
     c.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
     c.add_argument("--max-messages", type=int, help="stop after this many records")
@@ -136,7 +138,30 @@ def _start_offsets(args: argparse.Namespace, partitions: list[int]) -> dict[int,
     return start
 
 
+def _print_records(args: argparse.Namespace, records: list[dict]) -> None:
+    out = sys.stdout
+    for r in records:
+        parts = []
+        if args.print_offset:
+            parts.append(f"{r['partition']}:{r['offset']}")
+        if args.print_key:
+            parts.append(r["key"] if r["key"] is not None else "null")
+        if args.print_headers:
+            parts.append(",".join(f"{k}={v}" for k, v in r["headers"]) or "-")
+        parts.append(r["value"] if r["value"] is not None else "null")
+        out.write(args.key_separator.join(parts) + "\n")
+    out.flush()
+
+
 def consume(args: argparse.Namespace) -> int:
+    if args.group:
+        if args.partition is not None or args.offset is not None or args.timestamp:
+            err_console.print(
+                "--group consumes the partitions the group assigns from its committed offsets;"
+                " --partition, --offset and --timestamp do not go with it"
+            )
+            return 2
+        return _consume_in_group(args)
     client = args.client
     topic = client.get(f"/v1/topics/{quote(args.topic)}")
     partitions = (
@@ -145,52 +170,110 @@ def consume(args: argparse.Namespace) -> int:
     position = _start_offsets(args, partitions)
     ends = {p["partition"]: p["high_watermark"] for p in topic["partition_details"]}
     printed = 0
-    out = sys.stdout
     while True:
         got_any = False
         for p in partitions:
             if not args.follow and position[p] >= ends[p]:
                 continue
-            page = client.get(
-                f"/v1/topics/{quote(args.topic)}/partitions/{p}/records",
-                offset=position[p],
-                max_records=BATCH,
-                timeout_ms=0,
-            )
-            records = page["records"]
-            if args.max_messages is not None:
-                records = records[: args.max_messages - printed]
-            for r in records:
-                parts = []
-                if args.print_offset:
-                    parts.append(f"{r['partition']}:{r['offset']}")
-                if args.print_key:
-                    parts.append(r["key"] if r["key"] is not None else "null")
-                if args.print_headers:
-                    parts.append(",".join(f"{k}={v}" for k, v in r["headers"]) or "-")
-                parts.append(r["value"] if r["value"] is not None else "null")
-                out.write(args.key_separator.join(parts) + "\n")
-            out.flush()
+            records, position[p] = _page(args, p, position[p], printed)
+            _print_records(args, records)
             printed += len(records)
-            position[p] = records[-1]["offset"] + 1 if records else page["next_offset"]
-            if records:
-                got_any = True
-                if args.group:
-                    client.post(
-                        f"/v1/groups/{quote(args.group)}/offsets",
-                        {"offsets": [{"topic": args.topic, "partition": p, "offset": position[p]}]},
-                    )
+            got_any = got_any or bool(records)
             if args.max_messages is not None and printed >= args.max_messages:
                 return 0
         if not got_any:
             if not args.follow and all(position[p] >= ends[p] for p in partitions):
                 return 0
-            if args.follow:
-                client.get(
-                    f"/v1/topics/{quote(args.topic)}/partitions/{partitions[0]}/records",
-                    offset=position[partitions[0]],
-                    max_records=1,
-                    timeout_ms=1000 if len(partitions) == 1 else 200,
+            _wait(args, partitions, position)
+
+
+def _page(args: argparse.Namespace, partition: int, offset: int, printed: int) -> tuple[list, int]:
+    """The next records of a partition (at most what --max-messages leaves) and the
+    offset after them."""
+    page = args.client.get(
+        f"/v1/topics/{quote(args.topic)}/partitions/{partition}/records",
+        offset=offset,
+        max_records=BATCH,
+        timeout_ms=0,
+    )
+    records = page["records"]
+    if args.max_messages is not None:
+        records = records[: args.max_messages - printed]
+    return records, (records[-1]["offset"] + 1 if records else page["next_offset"])
+
+
+def _wait(args: argparse.Namespace, partitions: list[int], position: dict[int, int]) -> None:
+    """Nothing new: long-poll one partition (or nap) instead of spinning."""
+    if args.follow and partitions:
+        args.client.get(
+            f"/v1/topics/{quote(args.topic)}/partitions/{partitions[0]}/records",
+            offset=position[partitions[0]],
+            max_records=1,
+            timeout_ms=1000 if len(partitions) == 1 else 200,
+        )
+    else:
+        time.sleep(0.05 if partitions else 0.2)
+
+
+def _consume_in_group(args: argparse.Namespace) -> int:
+    """Consume as a broker-side member of the group: the partitions the
+    group's assignor gives this member, re-read at every poll (a rebalance
+    takes some away or brings new ones), offsets committed with the member's
+    generation so a stale member cannot move them."""
+    client = args.client
+    group = quote(args.group)
+    joined = client.post(f"/v1/groups/{group}/members", {"topics": [args.topic]})
+    session = joined["session_id"]
+    try:
+        generation: int | None = None
+        partitions: list[int] = []
+        position: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        printed = 0
+        while True:
+            state = client.get(f"/v1/groups/{group}/members/{session}")
+            if state["error"]:
+                err_console.print(f"group {args.group}: {state['error']}")
+                return 1
+            if state["generation"] != generation or not state["stable"]:
+                generation = state["generation"] if state["stable"] else None
+                partitions = sorted(
+                    a["partition"] for a in state["assignment"] if a["topic"] == args.topic
                 )
-            else:
-                time.sleep(0.05)
+                position = _start_offsets(args, partitions)
+                topic = client.get(f"/v1/topics/{quote(args.topic)}")
+                ends = {p["partition"]: p["high_watermark"] for p in topic["partition_details"]}
+            got_any = False
+            for p in partitions:
+                if not args.follow and position[p] >= ends[p]:
+                    continue
+                records, position[p] = _page(args, p, position[p], printed)
+                if not records:
+                    continue
+                _print_records(args, records)
+                printed += len(records)
+                got_any = True
+                try:
+                    client.post(
+                        f"/v1/groups/{group}/offsets",
+                        {
+                            "session": session,
+                            "offsets": [
+                                {"topic": args.topic, "partition": p, "offset": position[p]}
+                            ],
+                        },
+                    )
+                except AdminError:
+                    break  # a rebalance began: the next poll has the new assignment
+                if args.max_messages is not None and printed >= args.max_messages:
+                    return 0
+            if not got_any:
+                done = generation is not None and all(position[p] >= ends[p] for p in partitions)
+                if not args.follow and done:
+                    return 0
+                _wait(args, partitions, position)
+    finally:
+        try:
+            client.delete(f"/v1/groups/{group}/members/{session}")
+        except AdminError:
+            pass

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dovecote.core.consumer_protocol import ProtocolError, decode_subscription
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
@@ -178,19 +179,10 @@ class Group:
 
 
 def _consumer_topics(metadata: bytes) -> set[str]:
-    """Topics in a ConsumerProtocolSubscription (version int16, topics array)."""
+    """Topics of a member's subscription; unreadable -> none."""
     try:
-        pos = 2
-        count = int.from_bytes(metadata[pos : pos + 4], "big", signed=True)
-        pos += 4
-        topics = set()
-        for _ in range(max(0, count)):
-            length = int.from_bytes(metadata[pos : pos + 2], "big", signed=True)
-            pos += 2
-            topics.add(metadata[pos : pos + length].decode())
-            pos += length
-        return topics
-    except (ValueError, IndexError, UnicodeDecodeError):
+        return set(decode_subscription(metadata))
+    except ProtocolError:
         return set()
 
 
