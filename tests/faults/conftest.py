@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.disk import mounted_tmpfs
 from tests.faults.report import Row, append_row, load_rows, render_text, results_path
 
 
@@ -50,6 +51,14 @@ def fault_report(request: pytest.FixtureRequest) -> Callable[..., Row]:
         return row
 
     return record
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A small tmpfs mounted as the broker's data directory (its log and ready
+    files live one level up, on the real disk); see :mod:`tests.faults.disk`."""
+    with mounted_tmpfs(tmp_path / "data") as mount:
+        yield mount
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

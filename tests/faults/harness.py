@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -51,13 +52,22 @@ class Broker(BrokerProcess):
     cause; any other exit seen by :meth:`check` is a crash. Ports stay the
     same across restarts so clients reconnect to the same address."""
 
-    def __init__(self, data_dir: Path, *args: str, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        settings: dict[str, str] | None = None,
+        amqp: bool = False,
+    ) -> None:
         super().__init__(
             data_dir,
             *args,
-            listeners={"amqp": "off"},
+            listeners={} if amqp else {"amqp": "off"},
             env=child_env(**(settings or {})),
         )
+        for name, address in self.listeners.items():
+            if address == "127.0.0.1:0":
+                self.listeners[name] = f"127.0.0.1:{stable_port()}"
         self.kills = 0
         self.crashes = 0
         self.crash_logs: list[str] = []
@@ -104,12 +114,39 @@ class Broker(BrokerProcess):
         return self.proc.pid
 
     @property
+    def amqp_address(self) -> tuple[str, int]:
+        host, port = self.addresses["amqp"].rsplit(":", 1)
+        return host, int(port)
+
+    @property
     def http(self) -> str:
         return f"http://{self.addresses['http']}"
 
     def rss(self) -> int:
         """Resident memory of the broker process in bytes (0 once it is gone)."""
         return rss_bytes(self.pid)
+
+
+def stable_port() -> int:
+    """A free loopback port below the kernel's ephemeral range. The broker keeps
+    its ports across restarts; one from the ephemeral range can be taken, while
+    the broker is down, by a client's outgoing connection (even by a client
+    connecting to it: TCP self-connect), and the restart fails to bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    picker = random.Random()
+    for _ in range(100):
+        port = picker.randrange(10_000, max(10_001, low))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def rss_bytes(pid: int) -> int:

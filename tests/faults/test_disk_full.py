@@ -7,73 +7,24 @@ full disk; and producing works again once space returns, first by deleting
 a filler file, then by growing the tmpfs. At the end every acknowledged
 record is there exactly once.
 
-Mounting needs root (or CAP_SYS_ADMIN), which CI has. Without it the test
-fails and says so: a reliability suite that quietly skips its disk-full case
-would report a guarantee it never checked. ``DOVECOTE_FAULTS_NO_MOUNT=1``
-turns the failure into an explicit skip on machines where that is known.
+The tmpfs (``small_disk``, see tests/faults/disk.py) must be mountable:
+without root the test fails rather than skip quietly.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import urllib.request
-from pathlib import Path
 
 import confluent_kafka
-import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.faults.disk import SIZE_MB, free_bytes, grow, top_off
 from tests.faults.harness import Broker, create_topic, read_topic
 
 TOPIC = "full"
 PARTITIONS = 2
-SIZE_MB = 6
 FILLER_MB = 1
 VALUE = b"." * 200
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A tmpfs of SIZE_MB mounted as the broker's data directory (its log and
-    ready files live one level up, on the real disk)."""
-    mount = tmp_path / "data"
-    mount.mkdir()
-    command = ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m", "dovecote-full", str(mount)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        message = (
-            f"the disk-full test mounts a {SIZE_MB} MiB tmpfs and could not "
-            f"({' '.join(command)}: {result.stderr.strip() or result.returncode}); run it as root "
-            "or with CAP_SYS_ADMIN, or set DOVECOTE_FAULTS_NO_MOUNT=1 to skip it knowingly"
-        )
-        if os.environ.get("DOVECOTE_FAULTS_NO_MOUNT") == "1":
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def top_off(path: Path) -> None:
-    """Take the last free bytes too: a refused produce leaves a few pages that
-    small writes (a group commit) would still fit in."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for size in (1 << 16, 4096, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                continue
-    finally:
-        os.close(fd)
-
-
-def free_bytes(path: Path) -> int:
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize
 
 
 class Producer:
@@ -201,11 +152,7 @@ def test_disk_full_refuses_writes_keeps_reads_and_recovers(small_disk, fault_rep
 
         # Full again; then the tmpfs grows.
         plain.until_refused("c")
-        subprocess.run(
-            ["mount", "-o", f"remount,size={SIZE_MB * 2}m", str(data)],
-            check=True,
-            capture_output=True,
-        )
+        grow(data, SIZE_MB * 2)
         refused = sum(plain.errors.values())
         plain.send(2000, "d")
         assert sum(plain.errors.values()) == refused, plain.errors

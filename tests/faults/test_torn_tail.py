@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import confluent_kafka
 import pytest
 
-from dovecote.storage.batch import BatchInfo, scan_batches
+from tests.faults.damage import damage, intact_prefix
 from tests.faults.harness import Broker, create_topic, read_topic, scaled, seeded
 
 TOPIC = "torn"
 PARTITIONS = 2
 RECORDS = 4000
 RUNS = scaled(6)
-UNCHECKED = range(12, 16)  # partitionLeaderEpoch: covered by no check in the format
 
 
 @dataclass
@@ -70,71 +69,6 @@ def templates(tmp_path_factory) -> dict[str, Template]:
     }
 
 
-@dataclass
-class Damage:
-    """What one run did to the last segment of one partition."""
-
-    partition: int
-    segment: Path
-    before: list[BatchInfo]
-    size: int = 0
-    touched: set[int] = field(default_factory=set)
-    steps: list[str] = field(default_factory=list)
-
-
-def damage(data_dir: Path, rng: random.Random) -> Damage:
-    partition = rng.randrange(PARTITIONS)
-    directory = data_dir / "topics" / TOPIC / str(partition)
-    segment = sorted(directory.glob("*.log"))[-1]
-    raw = bytearray(segment.read_bytes())
-    hurt = Damage(partition, segment, scan_batches(bytes(raw)))
-    for _ in range(rng.randint(1, 3)):
-        kind = rng.choice(["truncate", "flip", "flip-header", "garbage"])
-        size = len(raw)
-        near_end = rng.random() < 0.5
-        position = size - 1 - rng.randrange(min(size, 400)) if near_end else rng.randrange(size)
-        if kind == "truncate":
-            del raw[position:]
-            hurt.touched |= set(range(position, size))
-        elif kind == "flip":
-            raw[position] ^= rng.randint(1, 255)
-            hurt.touched.add(position)
-        elif kind == "flip-header":
-            batch = rng.choice([b for b in hurt.before if b.position + 61 <= size])
-            position = batch.position + rng.randrange(61)
-            raw[position] ^= rng.randint(1, 255)
-            hurt.touched.add(position)
-        else:
-            garbage = rng.choice(
-                [bytes(rng.randrange(1, 300)), rng.randbytes(rng.randrange(1, 300))]
-            )
-            raw += garbage
-            hurt.touched |= set(range(size, size + len(garbage)))
-        hurt.steps.append(f"{kind}@{position}")
-    segment.write_bytes(bytes(raw))
-    hurt.size = len(raw)
-    if rng.random() < 0.5:
-        for index in data_dir.glob("topics/*/*/*index"):
-            if rng.random() < 0.7:
-                index.unlink()
-                hurt.steps.append(f"rm {index.parent.name}/{index.name}")
-    (data_dir / ".clean-shutdown").unlink(missing_ok=True)
-    return hurt
-
-
-def intact_prefix(hurt: Damage) -> list[BatchInfo]:
-    """The batches before the first one the damage touched (a flip of the
-    leader epoch alone leaves a batch intact)."""
-    kept = []
-    for info in hurt.before:
-        span = range(info.position, info.position + info.size)
-        harmful = [p for p in hurt.touched if p in span and p - info.position not in UNCHECKED]
-        if harmful or info.position + info.size > hurt.size:
-            break
-        kept.append(info)
-    return kept
-
-
 def produce_one(bootstrap: str, partition: int) -> list[object]:
     """Offset (or error) of one new record."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap})
@@ -157,7 +91,7 @@ def test_damaged_tails_are_cut_back_to_the_last_intact_batch(templates, tmp_path
         template = templates[rng.choice(["killed", "clean"])]
         data_dir = tmp_path / f"run{run}" / "data"
         shutil.copytree(template.data_dir, data_dir)
-        hurt = damage(data_dir, rng)
+        hurt = damage(data_dir, TOPIC, PARTITIONS, rng)
         kept = intact_prefix(hurt)
         segment_base = int(hurt.segment.stem)
         end = kept[-1].last_offset + 1 if kept else segment_base
