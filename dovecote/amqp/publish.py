@@ -18,6 +18,7 @@ due together go out as one ``basic.ack multiple=true``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,10 +49,14 @@ from dovecote.amqp.mapping import (
     publish_props,
     publish_record,
 )
+from dovecote.core.ratelog import RateLimitedLog
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
     from dovecote.amqp.connection import Connection
+
+# A full disk fails every publish of every connection: one line now and then.
+noisy = RateLimitedLog(logging.getLogger(__name__))
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 REPLY_TO_PREFIX = REPLY_TO + "."
@@ -263,9 +268,15 @@ class Publishing:
     ) -> None:
         confirms = self.confirms
         durable = run.persistent and (confirms is not None or waits_out is not None)
-        result, waits = self.connection.queues.enqueue_now(
-            names, run.records, priority=run.priority, durable=durable
-        )
+        try:
+            result, waits = self.connection.queues.enqueue_now(
+                names, run.records, priority=run.priority, durable=durable
+            )
+        except OSError as exc:
+            if waits_out is not None:
+                raise  # tx.commit fails as a whole
+            self._not_stored(run, exc)
+            return
         if not result.routed:
             self._return_unroutable(run, exchange, routing_key)
         if waits_out is not None:
@@ -280,6 +291,21 @@ class Publishing:
         else:
             confirms.add(len(run.records), ACK)
             self.connection.confirm_later(self)
+
+    def _not_stored(self, run: Run, exc: OSError) -> None:
+        """The disk refused the append (full, failing): nack what has confirms,
+        and have the resource monitor look now, so publishers are blocked
+        (disk alarm) without waiting for its next round."""
+        noisy.log(
+            logging.WARNING,
+            "store",
+            "AMQP publish not stored (%s); nacked where confirms are on",
+            exc.strerror or exc,
+        )
+        if self.confirms is not None:
+            self.confirms.add(len(run.records), NACK)
+            self.connection.confirm_later(self)
+        self.connection.listener.monitor.check()
 
     def _confirm_when_durable(self, entry: list[int], waits: list[asyncio.Future[None]]) -> None:
         remaining = [len(waits)]
