@@ -528,13 +528,19 @@ class QueueManager:
         return count
 
     async def _forget_queue(self, name: str, delete_topic: bool) -> None:
-        self.queues.pop(name, None)
-        self.core.drop_subscription(f"queue:{name}")
-        if self.core.catalog.get("queue", name) is not None:
-            await self.core.catalog.delete("queue", name)
-        topic = self.core.topic(name)
-        if delete_topic and topic is not None and topic.config("retention.acked") == "true":
-            await self.core.delete_topic(name)
+        # Under the declaration lock: a declare of the same name waits until
+        # the old topic is gone. Without it, the declare found the topic still
+        # there (TopicExists: "a Kafka topic, the queue reads it") and got a
+        # queue whose log this deletion then closed (reads and appends on a
+        # closed file descriptor, found by the AMQP fuzzer).
+        async with self._lock:
+            self.queues.pop(name, None)
+            self.core.drop_subscription(f"queue:{name}")
+            if self.core.catalog.get("queue", name) is not None:
+                await self.core.catalog.delete("queue", name)
+            topic = self.core.topic(name)
+            if delete_topic and topic is not None and topic.config("retention.acked") == "true":
+                await self.core.delete_topic(name)
 
     async def purge_queue(self, name: str, owner: object | None = None) -> int:
         return self.get_queue(name, owner).subscription.purge()

@@ -360,7 +360,8 @@ def close_segment(segment: Segment, *, write_indexes: bool) -> None:
     if write_indexes:
         segment.write_indexes()
     segment.closed = True
-    os.close(segment.fd)
+    fd, segment.fd = segment.fd, -1  # a late read or write fails (EBADF) instead of
+    os.close(fd)  # reaching whatever file reuses the number
 
 
 def delete_segment(segment: Segment) -> None:

@@ -315,3 +315,29 @@ def test_server_named_queues_may_use_the_reserved_prefix(tmp_path):
         await core.stop()
 
     run(main())
+
+
+def test_redeclare_while_the_queue_is_being_deleted_gets_a_working_queue(tmp_path):
+    """A declare racing a delete of the same name used to find the old topic
+    still there and take it over, and the delete then closed its log under
+    the new queue (found by the AMQP fuzzer: basic.get read a closed file
+    descriptor)."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("q")
+        await qm.publish("", "q", [Record(b"old")])
+        deleting = asyncio.ensure_future(qm.delete_queue("q"))
+        await asyncio.sleep(0)  # the delete is under way, its topic not yet gone
+        queue = await qm.declare_queue("q")
+        await deleting
+        assert qm.queues["q"] is queue
+        assert not any(p.log.closed for p in queue.topic.partitions)
+        await qm.publish("", "q", [Record(b"new")])
+        deliveries = queue.subscription.pull(10, "reader")
+        assert [d.record.value for d in deliveries] == [b"new"]
+        await core.stop()
+
+    run(main())
