@@ -143,7 +143,7 @@ class Declarations:
         queue.touch()  # x-expires counts from the last use
         await connection.visible(queue)
         if not m.nowait:
-            self.send(C.Queue.DeclareOk(name, queue.message_count(), queue.consumers))
+            self.send(declare_ok(name, queue.message_count(), queue.consumers))
 
     def _declare_reply_to(self, m: C.Queue.Declare) -> None:
         name = m.queue
@@ -152,7 +152,7 @@ class Declarations:
             if token not in self.connection.listener.reply_consumers:
                 raise ChannelError(NOT_FOUND, f"no queue '{name}' in vhost '/'")
         if not m.nowait:
-            self.send(C.Queue.DeclareOk(name, 0, 1 if self.reply_consumer else 0))
+            self.send(declare_ok(name, 0, 1 if self.reply_consumer else 0))
 
     async def on_queue_bind(self, m: C.Queue.Bind) -> None:
         name = self._queue_name(m.queue)
@@ -197,3 +197,13 @@ class Declarations:
                 raise
         if not m.nowait:
             self.send(C.Queue.DeleteOk(count))
+
+
+def declare_ok(name: str, messages: int, consumers: int) -> C.Queue.DeclareOk:
+    """queue.declare-ok for any name a client may declare. pamqp's constructor
+    refuses names outside the spec's ``[a-zA-Z0-9-_.:]`` (plus a few), which
+    RabbitMQ and clients accept ("ütf-8 names", spaces...): building the reply
+    raised, and the connection was closed with 541 (found by the AMQP fuzzer)."""
+    reply = C.Queue.DeclareOk.__new__(C.Queue.DeclareOk)
+    reply.queue, reply.message_count, reply.consumer_count = name, messages, consumers
+    return reply

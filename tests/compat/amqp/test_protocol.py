@@ -393,3 +393,16 @@ def test_alarm_limits_come_from_the_config(tmp_path):
         assert reasons == ["low on disk"]
         # A blocked connection is not read, not even its connection.close (as
         # in RabbitMQ): leave it to the broker's shutdown.
+
+
+def test_queue_names_outside_the_specs_character_set_are_served(channel, name):
+    """RabbitMQ takes any UTF-8 queue name; building the declare-ok used to
+    raise for names pamqp's validation refuses, closing the connection with
+    541 (found by the AMQP fuzzer)."""
+    queue = f"{name} über*queue?"
+    declared = channel.queue_declare(queue).method
+    assert (declared.queue, declared.message_count) == (queue, 0)
+    channel.basic_publish("", queue, b"hi")
+    assert channel.basic_get(queue, auto_ack=True)[2] == b"hi"
+    assert channel.queue_declare(queue, passive=True).method.queue == queue
+    channel.queue_delete(queue)
