@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
+from dovecote.amqp.admission import Admission
 from dovecote.amqp.channel import HANDLERS, SETTLE_METHODS, Channel
 from dovecote.amqp.codec import (
     FRAME_MIN_SIZE,
@@ -118,6 +119,11 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         self._inbox: deque[Any] = deque()
         self._busy = False
         self._read_pauses: set[str] = set()
+        self.admission = Admission(
+            listener.core.memory,
+            pause=lambda: self._pause_reading("budget"),
+            resume=self._budget_granted,
+        )
         self._group: list[Any] | None = None  # [channel, exchange, routing key, messages]
         self._settle: set[Channel] = set()
         self._settle_timer: asyncio.TimerHandle | None = None
@@ -169,6 +175,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
             gone += channel.release()
         self.channels.clear()
         self.listener.connections.discard(self)
+        self.admission.close()
         for task in self._tasks:
             task.cancel()
         if previous >= AWAIT_OPEN or gone:
@@ -202,6 +209,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
             self._process()
             if self.blocked and self.published:
                 self._block()
+            self._settle_budget()
         finally:
             self._flush()
 
@@ -227,6 +235,28 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         if self._writable is None:
             self._writable = self.loop.create_future()
         await self._writable
+
+    # --- the in-flight budget (see dovecote.amqp.admission) --------------------------
+
+    def _held(self) -> int:
+        """Bytes of messages received and not handled yet."""
+        held = self.reader.assembler.pending_bytes()
+        for command in self._inbox:
+            if type(command) is Message:
+                held += len(command.body) + len(command.property_block)
+        if self._group is not None:
+            for message in self._group[3]:
+                held += len(message.body) + len(message.property_block)
+        return held
+
+    def _settle_budget(self) -> None:
+        if self.state != CLOSED:
+            self.admission.settle(self._held())
+
+    def _budget_granted(self) -> None:
+        # Called from inside the budget's bookkeeping: carry on at the next turn.
+        self._resume_reading("budget")
+        self.loop.call_soon(self._settle_budget)
 
     def _pause_reading(self, reason: str) -> None:
         if reason in self._read_pauses:
@@ -351,6 +381,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         if self.state == CLOSED:
             return
         self._flush_publishes()
+        self._settle_budget()
         self._flush()
 
     def _on_error(self, command: Any, exc: Exception) -> None:
@@ -516,6 +547,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         self._flush_pending = True
         try:
             self._process()
+            self._settle_budget()
         finally:
             self._flush()
         if not self._busy:

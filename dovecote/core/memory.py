@@ -64,6 +64,14 @@ class MemoryBudget:
         self._take(size)
         return True
 
+    def take(self, size: int) -> None:
+        """Reserve ``size`` bytes whatever the budget says. For a connection
+        that already holds budget for something it has not finished receiving
+        (an AMQP message whose body frames are interleaved with another's):
+        pausing it could leave every byte of the budget with paused
+        connections, and nothing would ever be released."""
+        self._take(size)
+
     def wait(self, size: int, on_reserved: Callable[[], None]) -> Waiter:
         """Queue a reservation; ``on_reserved`` is called (from :meth:`release`)
         once the bytes are reserved. Cancel it if the connection goes away."""

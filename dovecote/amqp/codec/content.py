@@ -74,12 +74,13 @@ class Message:
 class _Pending:
     """A channel's content in progress."""
 
-    __slots__ = ("block", "chunks", "method", "remaining")
+    __slots__ = ("block", "chunks", "method", "remaining", "size")
 
     def __init__(self, method: base.Frame) -> None:
         self.method = method
         self.block: bytes | None = None  # None until the header arrives
         self.remaining = 0
+        self.size = 0  # property block + announced body, once the header arrived
         self.chunks: list[bytes] = []
 
 
@@ -110,6 +111,10 @@ class ContentAssembler:
     def discard(self, channel: int) -> None:
         """Forget partial content on ``channel`` (e.g. when the channel closes)."""
         self._pending.pop(channel, None)
+
+    def pending_bytes(self) -> int:
+        """Announced size (properties + body) of the messages still arriving."""
+        return sum(p.size for p in self._pending.values()) if self._pending else 0
 
     def process(self, event: FrameEvent) -> Message | FrameEvent | None:
         """Advance the channel's state with one frame event."""
@@ -179,6 +184,7 @@ class ContentAssembler:
             return Message(channel, method, block, b"")
         pending.block = block
         pending.remaining = body_size
+        pending.size = len(block) + body_size
         return None
 
     def on_body(self, channel: int, payload: bytes) -> Message | None:

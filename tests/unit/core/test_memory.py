@@ -83,3 +83,14 @@ def test_never_more_than_limit_plus_one_request_and_nothing_leaks(steps):
         budget.release(held.pop())
     assert budget.used == sum(held) == 0
     assert budget.waiting == 0
+
+
+def test_take_reserves_past_the_limit_and_ahead_of_waiters():
+    budget = MemoryBudget(100)
+    budget.try_reserve(100)
+    woken: list[str] = []
+    budget.wait(10, lambda: woken.append("w"))
+    budget.take(30)
+    assert budget.used == 130 and budget.peak == 130 and not woken
+    budget.release(130)
+    assert woken == ["w"] and budget.used == 10
