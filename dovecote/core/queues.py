@@ -348,6 +348,10 @@ class QueueManager:
             raise PreconditionFailed(f"exchange '{name}' in use")
         for binding in list(exchange.bindings) + self.router.bindings_to(EXCHANGE, name):
             await self._remove_binding(binding)
+        # Another delete (or a delete and a new declare) may have run while
+        # the bindings went: forget this exchange only if it is still the one.
+        if self.router.exchanges.get(name) is not exchange:
+            return
         del self.router.exchanges[name]
         if exchange.durable:
             await self.core.catalog.delete("exchange", name)
@@ -524,16 +528,20 @@ class QueueManager:
             raise PreconditionFailed(f"queue '{name}' not empty")
         for binding in self.router.bindings_to(QUEUE, name):
             await self._remove_binding(binding)
-        await self._forget_queue(name, delete_topic=True)
+        await self._forget_queue(name, delete_topic=True, queue=queue)
         return count
 
-    async def _forget_queue(self, name: str, delete_topic: bool) -> None:
+    async def _forget_queue(
+        self, name: str, delete_topic: bool, queue: Queue | None = None
+    ) -> None:
         # Under the declaration lock: a declare of the same name waits until
         # the old topic is gone. Without it, the declare found the topic still
         # there (TopicExists: "a Kafka topic, the queue reads it") and got a
         # queue whose log this deletion then closed (reads and appends on a
         # closed file descriptor, found by the AMQP fuzzer).
         async with self._lock:
+            if queue is not None and self.queues.get(name) is not queue:
+                return  # deleted meanwhile (and perhaps declared anew): not ours to delete
             self.queues.pop(name, None)
             self.core.drop_subscription(f"queue:{name}")
             if self.core.catalog.get("queue", name) is not None:

@@ -341,3 +341,29 @@ def test_redeclare_while_the_queue_is_being_deleted_gets_a_working_queue(tmp_pat
         await core.stop()
 
     run(main())
+
+
+def test_concurrent_deletes_of_one_exchange_or_queue(tmp_path):
+    """Two connections deleting the same exchange at once: the second used to
+    fail with KeyError (541 to its client; found by the AMQP fuzzer). Two
+    deleting the same queue must not take a queue declared in between."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("x", "topic")
+        await qm.declare_queue("q")
+        await qm.bind("x", "q", "#")
+        await asyncio.gather(qm.delete_exchange("x"), qm.delete_exchange("x"))
+        assert "x" not in qm.router.exchanges
+        first = asyncio.ensure_future(qm.delete_queue("q"))
+        second = asyncio.ensure_future(qm.delete_queue("q"))
+        await asyncio.sleep(0)
+        await first
+        fresh = await qm.declare_queue("q")
+        await second
+        assert qm.queues.get("q") is fresh
+        await core.stop()
+
+    run(main())
