@@ -47,7 +47,7 @@ from tests.faults.fuzzing import Watch, blast, mutate
 from tests.faults.harness import SCALE, Broker, scaled, seeded
 
 RSS_BOUND_MIB = 128
-SECONDS = 8 * SCALE
+SECONDS = 5 * SCALE
 FRAME_ERROR, SYNTAX_ERROR, COMMAND_INVALID, CHANNEL_ERROR, UNEXPECTED_FRAME = range(501, 506)
 CLOSE_CODES = {501, 502, 503, 504, 505, 530, 540, 541}
 PUBLISH = encode_method(1, C.Basic.Publish(exchange="", routing_key="fuzz"))
@@ -156,7 +156,7 @@ def payload_frame(method) -> bytes:
 
 
 @settings(
-    max_examples=scaled(1000),
+    max_examples=scaled(500),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -188,7 +188,7 @@ def sessions() -> list[bytes]:
 def test_pika_sessions_cut_at_every_byte_and_mutated(broker, sessions, fault_report):
     seed, rng = seeded()
     cuts = [stream[:end] for stream in sessions for end in range(1, len(stream))]
-    mutated = [mutate_stream(rng.choice(sessions), rng) for _ in range(scaled(1500))]
+    mutated = [mutate_stream(rng.choice(sessions), rng) for _ in range(scaled(800))]
     inputs = cuts + mutated
     batches = ([data] for data in inputs)
     with (
