@@ -141,6 +141,8 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         self._sent = False
         self._timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
+        self.stall_timeout = listener.config.request_stall_timeout_ms / 1000
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
@@ -163,7 +165,13 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         if previous == RUNNING and self._group is not None:
             self._flush_publishes()  # what arrived before the socket went is stored
         self.state = CLOSED
-        for timer in (self._timer, self._close_timer, self._settle_timer, self._linger):
+        for timer in (
+            self._timer,
+            self._close_timer,
+            self._settle_timer,
+            self._linger,
+            self._stall,
+        ):
             if timer is not None:
                 timer.cancel()
         self._inbox.clear()
@@ -250,8 +258,34 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         return held
 
     def _settle_budget(self) -> None:
-        if self.state != CLOSED:
-            self.admission.settle(self._held())
+        if self.state == CLOSED:
+            return
+        self.admission.settle(self._held())
+        if self.admission.reserved and self._stall is None:
+            self._stall = self.loop.call_later(self.stall_timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """Drop a connection whose unfinished message holds budget while the
+        client sends nothing more (as the Kafka listener does with
+        ``request_stall_timeout_ms``); time we spent not reading is not its."""
+        self._stall = None
+        if self.state == CLOSED or not self.admission.reserved:
+            return
+        now = self.loop.time()
+        if self._read_pauses:
+            self.last_received = now
+        elif now - self.last_received >= self.stall_timeout:
+            log.warning(
+                "%r: no more of a message for %.0fs while it holds %d bytes of the "
+                "in-flight budget; closing",
+                self,
+                now - self.last_received,
+                self.admission.reserved,
+            )
+            self.abort()
+            return
+        delay = max(self.stall_timeout - (now - self.last_received), 0.01)
+        self._stall = self.loop.call_later(delay, self._check_stall)
 
     def _budget_granted(self) -> None:
         # Called from inside the budget's bookkeeping: carry on at the next turn.

@@ -406,3 +406,40 @@ def test_queue_names_outside_the_specs_character_set_are_served(channel, name):
     assert channel.basic_get(queue, auto_ack=True)[2] == b"hi"
     assert channel.queue_declare(queue, passive=True).method.queue == queue
     channel.queue_delete(queue)
+
+
+def test_a_message_that_stops_arriving_is_dropped_with_its_budget(tmp_path):
+    """A publisher announcing a 1 MiB message and then going silent holds that
+    much of the in-flight budget: after request_stall_timeout_ms it is
+    disconnected and the budget is whole again."""
+    from dovecote.testing import BrokerThread
+    from tests.compat.amqp.conftest import ONLY_AMQP
+
+    with BrokerThread(tmp_path / "data", request_stall_timeout_ms=300, **ONLY_AMQP) as running:
+        host, port = running.amqp_url.rsplit("@", 1)[1].rstrip("/").rsplit(":", 1)
+        client = RawClient((host, int(port)))
+        client.handshake()
+        client.method(1, C.Channel.Open())
+        client.read()
+        client.method(1, C.Basic.Publish(exchange="", routing_key="stalled"))
+        client.send(
+            b"\x02\x00\x01\x00\x00\x00\x0e\x00\x3c\x00\x00"
+            + struct.pack(">Q", 1 << 20)
+            + b"\x00\x00\xce"
+            + b"\x03\x00\x01\x00\x00\x03\xe8"
+            + b"x" * 1000
+            + b"\xce"
+        )
+        memory = running.broker.core.memory
+        deadline = time.monotonic() + 5
+        while memory.used < 1 << 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert memory.used >= 1 << 20, "the announced message is charged"
+        started = time.monotonic()
+        assert client.read(timeout=5) is None, "the silent publisher is disconnected"
+        assert 0.2 < time.monotonic() - started < 3
+        deadline = time.monotonic() + 2
+        while memory.used and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert memory.used == 0
+        client.close()
