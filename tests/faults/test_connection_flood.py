@@ -13,6 +13,9 @@ core busy, so a fair share of the machine for the broker and its active
 clients is about half of what they had alone; we allow for measurement noise
 below that. Starvation (the event loop busy accepting, idle connections
 costing per-turn work) would show as a collapse far below it.
+
+AMQP_IDLE of the idle connections are AMQP connections past their handshake
+(heartbeats off): they too must still be served afterwards.
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ import sys
 import time
 
 import confluent_kafka
+from pamqp import commands as C
 
+from dovecote.amqp.codec import FrameReader, MethodFrame, encode_method
+from tests.faults.amqp_wire import handshake
 from tests.faults.harness import REPO, Broker, child_env, create_topic
 
 IDLE = 1000
+AMQP_IDLE = 200
 FLOODERS = 2
 MEASURE_S = 3.0
 MIN_SHARE = 0.4
@@ -80,9 +87,21 @@ def round_trip_rate(bootstrap: str, seconds: float) -> float:
     return done / seconds
 
 
+def amqp_served(sock: socket.socket) -> bool:
+    """Open a channel on an AMQP connection that sat idle: open-ok comes back."""
+    sock.sendall(encode_method(1, C.Channel.Open()))
+    reader = FrameReader(frame_max=0, expect_protocol_header=False)
+    while data := sock.recv(65536):
+        for event in reader.feed(data):
+            if isinstance(event, MethodFrame) and isinstance(event.method, C.Channel.OpenOk):
+                return True
+    return False
+
+
 def test_idle_connections_and_a_flood_do_not_starve_active_clients(tmp_path, fault_report):
-    broker = Broker(tmp_path / "data").start()
+    broker = Broker(tmp_path / "data", amqp=True).start()
     idle: list[socket.socket] = []
+    amqp_idle: list[socket.socket] = []
     flooders: list[subprocess.Popen[str]] = []
     try:
         bootstrap = broker.kafka_bootstrap
@@ -93,7 +112,12 @@ def test_idle_connections_and_a_flood_do_not_starve_active_clients(tmp_path, fau
         base_rt = round_trip_rate(bootstrap, MEASURE_S)
 
         host, port = bootstrap.rsplit(":", 1)
-        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(IDLE)]
+        idle = [
+            socket.create_connection((host, int(port)), timeout=10) for _ in range(IDLE - AMQP_IDLE)
+        ]
+        for _ in range(AMQP_IDLE):
+            amqp_idle.append(socket.create_connection(broker.amqp_address, timeout=10))
+            amqp_idle[-1].sendall(handshake(channels=0))
         flood_for = 2 * MEASURE_S + 2
         flooders = [
             subprocess.Popen(
@@ -114,11 +138,13 @@ def test_idle_connections_and_a_flood_do_not_starve_active_clients(tmp_path, fau
         for sock in idle[:: IDLE // 10]:
             sock.sendall(b"\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x07\x00\x00")
             assert sock.recv(4), "an idle connection was dropped"
+        for sock in amqp_idle[:: AMQP_IDLE // 10]:
+            assert amqp_served(sock), "an idle AMQP connection was dropped"
         alive = broker.settle(0.1)
     finally:
         for f in flooders:
             f.kill()
-        for sock in idle:
+        for sock in idle + amqp_idle:
             sock.close()
         broker.stop()
 
@@ -133,6 +159,7 @@ def test_idle_connections_and_a_flood_do_not_starve_active_clients(tmp_path, fau
         produce_share=round(produce_share, 2),
         round_trip_share=round(rt_share, 2),
         flood_connects_per_s=int(connects / flood_for),
+        amqp_idle=AMQP_IDLE,
     )
     assert alive
     assert produce_share >= MIN_SHARE, f"producer kept {produce_share:.0%} of its throughput"
