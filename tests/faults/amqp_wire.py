@@ -122,7 +122,7 @@ def _session(url: str) -> None:
         app_id="a",
     )
     for i in range(3):
-        channel.basic_publish(name, "a.b", b"body-%d" % i + b"x" * (i * 700), props)
+        channel.basic_publish(name, "a.b", b"body-%d" % i + b"x" * (i * 250), props)
     channel.basic_publish("", name, b"", pika.BasicProperties())
     method, _props, _body = channel.basic_get(name)
     channel.basic_ack(method.delivery_tag)

@@ -146,7 +146,7 @@ def test_sigkill_loop_with_confirmed_publishers_and_acking_consumer(tmp_path, fa
         for worker in [*publishers, consumer]:
             worker.start()
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0, 0.3) if rng.random() < 0.3 else rng.uniform(0.2, 0.8))
+            time.sleep(rng.uniform(0, 0.3) if rng.random() < 0.3 else rng.uniform(0.15, 0.6))
             if not broker.check():
                 broker.start()  # a crash: counted, and the loop goes on
                 continue

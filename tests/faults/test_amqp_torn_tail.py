@@ -24,7 +24,7 @@ from tests.faults.harness import Broker, scaled, seeded
 QUEUE = "torn-q"
 MESSAGES = 2000
 BURST = 25  # messages per write: the broker stores each read as one batch
-RUNS = scaled(4)
+RUNS = scaled(3)
 
 
 @dataclass
