@@ -65,9 +65,9 @@ class Broker(BrokerProcess):
             listeners={} if amqp else {"amqp": "off"},
             env=child_env(**(settings or {})),
         )
-        for name, address in self.listeners.items():
-            if address == "127.0.0.1:0":
-                self.listeners[name] = f"127.0.0.1:{stable_port()}"
+        wanted = [name for name, address in self.listeners.items() if address == "127.0.0.1:0"]
+        for name, port in zip(wanted, stable_ports(len(wanted)), strict=True):
+            self.listeners[name] = f"127.0.0.1:{port}"
         self.kills = 0
         self.crashes = 0
         self.crash_logs: list[str] = []
@@ -127,26 +127,44 @@ class Broker(BrokerProcess):
         return rss_bytes(self.pid)
 
 
-def stable_port() -> int:
-    """A free loopback port below the kernel's ephemeral range. The broker keeps
-    its ports across restarts; one from the ephemeral range can be taken, while
-    the broker is down, by a client's outgoing connection (even by a client
-    connecting to it: TCP self-connect), and the restart fails to bind."""
+_HANDED_OUT: set[int] = set()  # never the same port to two brokers of one run
+
+
+def stable_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports below the kernel's ephemeral
+    range. The broker keeps its ports across restarts; one from the
+    ephemeral range can be taken, while the broker is down, by a client's
+    outgoing connection (even by a client connecting to it: TCP self-connect),
+    and the restart fails to bind."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
             low = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
     picker = random.Random()
-    for _ in range(100):
-        port = picker.randrange(10_000, max(10_001, low))
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
+    probes: list[socket.socket] = []
+    try:
+        for _ in range(100 * max(count, 1)):
+            if len(probes) == count:
+                break
+            port = picker.randrange(10_000, max(10_001, low))
+            if port in _HANDED_OUT:
                 continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
+            probe = socket.socket()
+            try:
+                probe.bind(("127.0.0.1", port))  # held until all are found: distinct
+            except OSError:
+                probe.close()
+                continue
+            probes.append(probe)
+        else:
+            raise RuntimeError("no free ports below the ephemeral range")
+        ports = [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+    _HANDED_OUT.update(ports)
+    return ports
 
 
 def rss_bytes(pid: int) -> int:
