@@ -69,12 +69,15 @@ from dovecote.amqp.handshake import (
 )
 from dovecote.core.errors import BrokerError
 from dovecote.core.queues import Queue
+from dovecote.core.ratelog import RateLimitedLog
 from dovecote.core.routing import HEADERS
 
 if TYPE_CHECKING:
     from dovecote.amqp.server import AMQPListener
 
 log = logging.getLogger(__name__)
+# A client sending garbage in a loop would otherwise fill the disk with the log.
+noisy = RateLimitedLog(log)
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
 # Acks are settled in the core at most this late: a client acking one message
@@ -275,7 +278,9 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         if self._read_pauses:
             self.last_received = now
         elif now - self.last_received >= self.stall_timeout:
-            log.warning(
+            noisy.log(
+                logging.WARNING,
+                "stall",
                 "%r: no more of a message for %.0fs while it holds %d bytes of the "
                 "in-flight budget; closing",
                 self,
@@ -443,7 +448,14 @@ class Connection(ConnectionMethods, asyncio.Protocol):
             self._flush_publishes()  # publishes before the failing method still count
             if found.closing:
                 return
-        log.info("%r: channel %d error: %s", self, channel, exc.reply_text)
+        noisy.log(
+            logging.INFO,
+            f"channel:{exc.code}",
+            "%r: channel %d error: %s",
+            self,
+            channel,
+            exc.reply_text,
+        )
         self.send_method(
             channel, C.Channel.Close(exc.code, exc.reply_text, exc.class_id, exc.method_id)
         )
@@ -658,7 +670,6 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         if self.state == CLOSING:
             return
         if isinstance(exc, AMQPError):
-            log.info("%r: protocol error: %s", self, exc.reply_text)
             self.close(
                 exc.reply_code, exc.reply_text, exc.class_id, exc.method_id, wait=not exc.fatal
             )
@@ -677,7 +688,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
             if self.state in (CLOSING, CLOSED):
                 return
         if code != REPLY_SUCCESS and code != CONNECTION_FORCED:
-            log.info("%r: closing: %s", self, text)
+            noisy.log(logging.INFO, f"close:{code}", "%r: closing: %s", self, text)
         self.state = CLOSING
         self._inbox.clear()
         self._group = None

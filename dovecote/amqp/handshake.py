@@ -32,11 +32,14 @@ from dovecote.amqp.errors import (
     ConnectionError_,
     reply_text,
 )
+from dovecote.core.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
     from dovecote.amqp.server import AMQPListener
 
 log = logging.getLogger(__name__)
+# Refused logins and dead handshakes can come by the thousand: one line now and then.
+noisy = RateLimitedLog(log)
 
 # handshake states, then running, then closing
 AWAIT_HEADER, AWAIT_START_OK, AWAIT_TUNE_OK, AWAIT_OPEN, RUNNING, CLOSING, CLOSED = range(7)
@@ -166,7 +169,7 @@ class ConnectionMethods:
         )
 
     def _refuse(self, why: str, mechanism: str) -> None:
-        log.warning("%r: login refused: %s", self, why)
+        noisy.log(logging.WARNING, "login", "%r: login refused: %s", self, why)
         text = (
             f"Login was refused using authentication mechanism {mechanism}. "
             "For details see the broker logfile."
@@ -230,5 +233,5 @@ class ConnectionMethods:
     def _handshake_timeout(self) -> None:
         self._timer = None
         if self.state < RUNNING:
-            log.warning("%r: handshake timed out", self)
+            noisy.log(logging.WARNING, "handshake", "%r: handshake timed out", self)
             self._drop()

@@ -47,6 +47,9 @@ from tests.faults.fuzzing import Watch, blast, mutate
 from tests.faults.harness import SCALE, Broker, scaled, seeded
 
 RSS_BOUND_MIB = 128
+# Bad connections are logged at most once per kind every 10 s (rate-limited):
+# a garbage flood must not become a log flood.
+MAX_LOG_LINES = 200
 SECONDS = 5 * SCALE
 FRAME_ERROR, SYNTAX_ERROR, COMMAND_INVALID, CHANNEL_ERROR, UNEXPECTED_FRAME = range(501, 506)
 CLOSE_CODES = {501, 502, 503, 504, 505, 530, 540, 541}
@@ -223,6 +226,11 @@ def test_pika_sessions_cut_at_every_byte_and_mutated(broker, sessions, fault_rep
     assert watch.growth_mib < RSS_BOUND_MIB, f"RSS grew by {watch.growth_mib:.0f} MiB"
 
 
+def log_lines(broker: Broker) -> int:
+    with open(broker.log_path, "rb") as f:
+        return sum(1 for _ in f)
+
+
 def mutate_stream(stream: bytes, rng: random.Random) -> bytes:
     """:func:`tests.faults.fuzzing.mutate` on a whole AMQP byte stream."""
     return mutate(struct.pack(">i", len(stream)) + stream, rng)[4:]
@@ -250,6 +258,7 @@ def test_frame_floods_and_garbage_with_a_steady_client(broker, fault_report):
             else:
                 yield [handshake() + rng.randbytes(rng.randint(1, 2000))]
 
+    lines_before = log_lines(broker)
     with (
         SteadyAMQP(broker, f"steady-{uuid.uuid4().hex[:8]}") as steady,
         Watch(broker) as watch,
@@ -262,6 +271,7 @@ def test_frame_floods_and_garbage_with_a_steady_client(broker, fault_report):
             read_for=0.5,
             alive=broker.check,
         )
+    logged = log_lines(broker) - lines_before
     fault_report(
         "malformed AMQP frames",
         runs=sent.frames,
@@ -270,8 +280,10 @@ def test_frame_floods_and_garbage_with_a_steady_client(broker, fault_report):
         crashes=broker.crashes,
         rss_growth_mib=round(watch.growth_mib, 1),
         steady_p99_s=round(steady.p99, 3),
+        log_lines=logged,
         seed=seed,
     )
     assert broker.settle(), broker.crash_logs[-1]
+    assert logged < MAX_LOG_LINES, f"{logged} log lines for {sent.connections} bad connections"
     assert not steady.failures, steady.failures[:5]
     assert watch.growth_mib < RSS_BOUND_MIB, f"RSS grew by {watch.growth_mib:.0f} MiB"
