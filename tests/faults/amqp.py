@@ -49,9 +49,9 @@ def connect(
     while True:
         try:
             return pika.BlockingConnection(parameters(broker, **extra))
-        except GONE:
+        except (*GONE, ValueError) as err:  # ValueError: pika's getpeername() on a reset socket
             if time.monotonic() > deadline or (stop is not None and stop.is_set()):
-                raise
+                raise ConnectionError(f"no connection to the broker: {err!r}") from err
             time.sleep(0.05)
 
 
