@@ -23,55 +23,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dovecote.core.memory import MemoryBudget, Waiter
+from dovecote.core.memory import Hold, MemoryBudget
 
 
 class Admission:
     def __init__(
         self, budget: MemoryBudget, pause: Callable[[], None], resume: Callable[[], None]
     ) -> None:
-        self.budget = budget
-        self.reserved = 0
-        self.waiter: Waiter | None = None
+        self.hold = Hold(budget)
         self._pause = pause
         self._resume = resume
 
+    @property
+    def reserved(self) -> int:
+        return self.hold.reserved
+
     def settle(self, held: int) -> None:
         """Make the reservation match ``held`` bytes, or pause until it can."""
-        if self.waiter is not None:
+        hold = self.hold
+        if hold.waiter is not None:
             return  # paused: settled again when the budget calls back
-        if held <= self.reserved:
-            if held < self.reserved:
-                self.budget.release(self.reserved - held)
-                self.reserved = held
+        if held <= hold.reserved:
+            if held < hold.reserved:
+                hold.release(hold.reserved - held)
             return
-        need = held - self.reserved
-        if self.budget.try_reserve(need):
-            self.reserved = held
-        elif self.reserved:
-            self.budget.take(need)
-            self.reserved = held
-        else:
-            granted = False
-
-            def reserved() -> None:
-                nonlocal granted
-                granted = True
-                self.reserved += need
-                if self.waiter is not None:
-                    self.waiter = None
-                    self._resume()
-
-            waiter = self.budget.wait(need, reserved)
-            if not granted:
-                self.waiter = waiter
-                self._pause()
+        need = held - hold.reserved
+        if hold.reserved:
+            hold.take(need)  # never pause a connection holding budget (see above)
+        elif not hold.reserve(need, self._resume):
+            self._pause()
 
     def close(self) -> None:
         """The connection is gone: give back everything."""
-        if self.waiter is not None:
-            self.budget.cancel(self.waiter)
-            self.waiter = None
-        if self.reserved:
-            self.budget.release(self.reserved)
-            self.reserved = 0
+        self.hold.close()

@@ -102,3 +102,61 @@ class MemoryBudget:
                 continue
             self._take(waiter.size)
             waiter.on_reserved()
+
+
+class Hold:
+    """What one connection holds of the budget: the bytes reserved for it and,
+    while it waits for more, its place in line. Both protocol adapters keep
+    one per connection and give everything back when the connection goes."""
+
+    def __init__(self, budget: MemoryBudget) -> None:
+        self.budget = budget
+        self.reserved = 0
+        self.waiter: Waiter | None = None
+
+    def reserve(self, size: int, on_granted: Callable[[], None]) -> bool:
+        """Reserve ``size`` more bytes. True: reserved now. False: queued;
+        the connection should stop reading, and ``on_granted()`` runs once
+        the bytes are reserved."""
+        if self.budget.try_reserve(size):
+            self.reserved += size
+            return True
+        granted = False
+
+        def reserved() -> None:
+            nonlocal granted
+            granted = True
+            self.reserved += size
+            if self.waiter is not None:  # we answered "queued": say it is over
+                self.waiter = None
+                on_granted()
+
+        waiter = self.budget.wait(size, reserved)
+        if granted:  # room was made while queueing
+            return True
+        self.waiter = waiter
+        return False
+
+    def take(self, size: int) -> None:
+        """Reserve ``size`` more bytes whatever the budget says (see :meth:`MemoryBudget.take`)."""
+        self.budget.take(size)
+        self.reserved += size
+
+    def release(self, size: int) -> None:
+        self.budget.release(size)
+        self.reserved -= size
+
+    def hand_over(self) -> int:
+        """Stop holding what is reserved and return it: its new owner (a
+        request being handled) releases it."""
+        reserved, self.reserved = self.reserved, 0
+        return reserved
+
+    def close(self) -> None:
+        """Give back everything (the connection is gone)."""
+        if self.waiter is not None:
+            self.budget.cancel(self.waiter)
+            self.waiter = None
+        if self.reserved:
+            self.budget.release(self.reserved)
+            self.reserved = 0

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dovecote.core.memory import MemoryBudget, Waiter
+from dovecote.core.memory import Hold, MemoryBudget
 from dovecote.kafka.codec import FrameTooLarge, MalformedFrame
 
 SIZE = struct.Struct(">i")
@@ -58,7 +58,6 @@ def _frame_buffer(size: int) -> bytearray | mmap.mmap:
 
 class FrameIntake:
     def __init__(self, budget: MemoryBudget, max_frame_size: int) -> None:
-        self.budget = budget
         self.max_frame_size = max_frame_size
         self._scratch = bytearray(SCRATCH_START)
         self._view = memoryview(self._scratch)
@@ -70,8 +69,7 @@ class FrameIntake:
         self._body: bytearray | mmap.mmap | None = None  # the frame received in place
         self._filled = 0  # bytes of _body received
         self._size = -1  # body size of the frame whose prefix was read; -1: none
-        self.reserved = 0  # bytes reserved for that frame
-        self.waiter: Waiter | None = None
+        self.hold = Hold(budget)  # what is reserved for that frame
 
     # --- what the socket reads into ------------------------------------------------
 
@@ -128,7 +126,12 @@ class FrameIntake:
     @property
     def partial(self) -> bool:
         """A frame's size is reserved and its body is still arriving."""
-        return self.reserved > 0
+        return self.hold.reserved > 0
+
+    @property
+    def waiting(self) -> bool:
+        """Queued for budget: reading should stay paused."""
+        return self.hold.waiter is not None
 
     @property
     def buffered(self) -> int:
@@ -142,7 +145,7 @@ class FrameIntake:
         needed; WAIT when the budget is used up (``on_reserved`` is called
         once it has made room). Raises the codec's FrameError on an
         impossible size prefix."""
-        if self.waiter is not None:
+        if self.hold.waiter is not None:
             return WAIT
         if self._body is not None:
             if self._filled < len(self._body):
@@ -163,7 +166,7 @@ class FrameIntake:
                 )
             self._start += 4
             self._size = size
-        if not self.reserved and not self._reserve(max(self._size, 1), on_reserved):
+        if not self.hold.reserved and not self.hold.reserve(max(self._size, 1), on_reserved):
             return WAIT
         available = self._end - self._start
         if available >= self._size:
@@ -179,36 +182,11 @@ class FrameIntake:
         return None
 
     def _done(self) -> int:
-        reserved, self.reserved, self._size = self.reserved, 0, -1
-        return reserved
-
-    def _reserve(self, charge: int, on_reserved: Callable[[], None]) -> bool:
-        if self.budget.try_reserve(charge):
-            self.reserved = charge
-            return True
-        granted = False
-
-        def reserved() -> None:
-            nonlocal granted
-            granted = True
-            self.reserved = charge
-            if self.waiter is not None:  # we answered WAIT: say it is over
-                self.waiter = None
-                on_reserved()
-
-        waiter = self.budget.wait(charge, reserved)
-        if granted:  # room was made while queueing
-            return True
-        self.waiter = waiter
-        return False
+        self._size = -1
+        return self.hold.hand_over()
 
     def close(self) -> None:
         """Give back what this connection holds (it is gone)."""
-        if self.waiter is not None:
-            self.budget.cancel(self.waiter)
-            self.waiter = None
-        if self.reserved:
-            self.budget.release(self.reserved)
-            self.reserved = 0
+        self.hold.close()
         self._body = None
         self._start = self._end = self._filled = 0

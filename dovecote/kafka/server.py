@@ -298,7 +298,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         should_pause = (
             self.writing_paused
             or len(self.pending) >= MAX_IN_FLIGHT
-            or self.intake.waiter is not None
+            or self.intake.waiting
             or time.monotonic() < self.muted_until
         )
         if should_pause and not self.reading_paused:
