@@ -19,7 +19,12 @@ class AdminClient:
         self.timeout = timeout
 
     def request(
-        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         url = self.base_url + path
         if query:
@@ -28,7 +33,7 @@ class AdminClient:
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
             try:
@@ -48,8 +53,8 @@ class AdminClient:
     def patch(self, path: str, body: Any) -> Any:
         return self.request("PATCH", path, body)
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
+    def delete(self, path: str, timeout: float | None = None) -> Any:
+        return self.request("DELETE", path, timeout=timeout)
 
 
 def quote(name: str) -> str:

@@ -96,8 +96,9 @@ class LocalMember:
         self.closed = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Leaving must not wait on a join or sync stuck elsewhere.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 2)
         if self.member_id:
             await self.coordinator.leave(self.group_id, [(self.member_id, None)])
 

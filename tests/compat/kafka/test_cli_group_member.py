@@ -83,7 +83,7 @@ class KafkaMember(threading.Thread):
         self.consumer.close()
 
 
-def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name):
+def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name, tmp_path):
     group = f"g-{topic_name}"
     admin = AdminClient({"bootstrap.servers": broker.kafka_bootstrap})
     admin.create_topics([NewTopic(topic_name, PARTITIONS, 1)])[topic_name].result(30)
@@ -96,6 +96,7 @@ def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name):
     member = KafkaMember(broker.kafka_bootstrap, group, topic_name)
     member.start()
     cli = None
+    stderr = (tmp_path / "cli.stderr").open("w+")
     try:
         wait_for(lambda: member.assigned() == [0, 1, 2, 3], what="the Kafka consumer's assignment")
         env = dict(os.environ, DOVECOTE_ADMIN_URL=f"http://{broker.addresses['http']}")
@@ -105,7 +106,7 @@ def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name):
                 *("--from-beginning", "--follow", "--print-offset"),
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             text=True,
             env=env,
         )
@@ -144,12 +145,19 @@ def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name):
 
         # Ctrl-C: the CLI leaves and the Kafka consumer gets everything back.
         cli.send_signal(signal.SIGINT)
-        cli.wait(20)
+        try:
+            cli.wait(30)
+        except subprocess.TimeoutExpired:
+            stderr.seek(0)
+            raise AssertionError(
+                f"the CLI did not exit on SIGINT; stderr:\n{stderr.read()}"
+            ) from None
         wait_for(lambda: member.assigned() == [0, 1, 2, 3], what="partitions handed back")
         assert len(group_view(broker, group)["members"]) == 1
     finally:
         if cli is not None and cli.poll() is None:
             cli.kill()
+        stderr.close()
         member.close()
 
 
