@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from datetime import datetime
@@ -215,6 +216,10 @@ def _wait(args: argparse.Namespace, partitions: list[int], position: dict[int, i
         time.sleep(0.05 if partitions else 0.2)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _consume_in_group(args: argparse.Namespace) -> int:
     """Consume as a broker-side member of the group: the partitions the
     group's assignor gives this member, re-read at every poll (a rebalance
@@ -222,6 +227,9 @@ def _consume_in_group(args: argparse.Namespace) -> int:
     generation so a stale member cannot move them."""
     client = args.client
     group = quote(args.group)
+    # SIGTERM (and SIGINT, which a background job may have ignored) leave the
+    # group on the way out, as a Kafka consumer's shutdown does.
+    signal.signal(signal.SIGTERM, _interrupt)
     joined = client.post(f"/v1/groups/{group}/members", {"topics": [args.topic]})
     session = joined["session_id"]
     try:

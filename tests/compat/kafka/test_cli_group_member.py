@@ -30,6 +30,15 @@ def owners(view: dict) -> dict[int, str]:
     return {r["partition"]: r["owner"]["client_id"] for r in view["offsets"] if r["owner"]}
 
 
+def default_signals() -> None:
+    """In the CLI's child before exec: signals as a shell would give them.
+    A test run's process may have blocked or ignored some (libraries running
+    earlier tests in it), and a child inherits both."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def wait_for(predicate, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,6 +118,7 @@ def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name, 
             stderr=stderr,
             text=True,
             env=env,
+            preexec_fn=default_signals,
         )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(cli.stdout), daemon=True)
@@ -143,14 +153,15 @@ def test_cli_member_shares_partitions_with_a_kafka_consumer(broker, topic_name, 
             what="the CLI's commits",
         )
 
-        # Ctrl-C: the CLI leaves and the Kafka consumer gets everything back.
-        cli.send_signal(signal.SIGINT)
+        # SIGTERM (SIGINT may be ignored in a test run's children): the CLI
+        # leaves and the Kafka consumer gets everything back.
+        cli.send_signal(signal.SIGTERM)
         try:
             cli.wait(30)
         except subprocess.TimeoutExpired:
             stderr.seek(0)
             raise AssertionError(
-                f"the CLI did not exit on SIGINT; stderr:\n{stderr.read()}"
+                f"the CLI did not exit on SIGTERM; stderr:\n{stderr.read()}"
             ) from None
         wait_for(lambda: member.assigned() == [0, 1, 2, 3], what="partitions handed back")
         assert len(group_view(broker, group)["members"]) == 1
