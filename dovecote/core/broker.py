@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dovecote.core.catalog import Catalog
+from dovecote.core.clock import Clock, SystemClock
 from dovecote.core.config import (
     FLUSH_INTERVAL,
     TOPIC_CONFIGS,
@@ -66,8 +67,10 @@ def topic_dir_name(name: str) -> str:
 
 
 class BrokerCore:
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
         self.config = config
+        # Every manager below takes its time from here (tests pass a FakeClock).
+        self.clock: Clock = clock or SystemClock()
         self.data_dir = Path(config.data_dir)
         self.catalog = Catalog(self.data_dir)
         self.flusher = Flusher(syncfs_min_logs=config.flush_syncfs_min_logs)
