@@ -259,8 +259,8 @@ class AdminApi:
                 "latest": p.high_watermark,
             }
             if timestamp is not None:
-                found = p.log.offset_for_timestamp(int(timestamp))
-                row["offset_for_timestamp"] = found[0] if found else p.high_watermark
+                found = p.offset_for_timestamp(int(timestamp))
+                row["offset_for_timestamp"] = found.offset if found else p.high_watermark
             out.append(row)
         return web.json_response(out)
 
@@ -382,8 +382,8 @@ class AdminApi:
             elif to == "latest":
                 target = p.high_watermark
             elif to == "timestamp":
-                found = p.log.offset_for_timestamp(int(value))
-                target = found[0] if found else p.high_watermark
+                found = p.offset_for_timestamp(int(value))
+                target = found.offset if found else p.high_watermark
             elif to == "offset":
                 target = int(value)
             elif to == "shift":

@@ -174,6 +174,13 @@ class BrokerCore:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    # --- what operators watch ----------------------------------------------------
+
+    @property
+    def flush_rounds(self) -> int:
+        """Group-commit fsync rounds run since start (metrics)."""
+        return self.flusher.rounds
+
     # --- topics -------------------------------------------------------------
 
     def topic(self, name: str) -> Topic | None:
