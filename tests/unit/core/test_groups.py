@@ -26,6 +26,7 @@ async def after_delay(core: BrokerCore, *joins):
     """Run joins into an empty group: they answer once the initial delay passed."""
     tasks = [asyncio.ensure_future(j) for j in joins]
     await core.clock.advance(INITIAL_DELAY)
+    assert all(task.done() for task in tasks), "the joins did not answer after the delay"
     return await asyncio.gather(*tasks)
 
 
@@ -350,6 +351,33 @@ def test_broker_side_member_leaves_when_its_client_goes_silent(tmp_path):
         await core.clock.advance(8)
         assert member.closed and not core.groups.groups["g"].members
         await member.close()
+        await core.stop()
+
+    asyncio.run(main())
+
+
+class EarlyClock(FakeClock):
+    """Runs a timer 100 µs before its time (once per due time: real time moves
+    on), as uvloop's millisecond timers can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.early: set[float] = set()
+
+    def call_at(self, when, callback):
+        if when not in self.early:
+            self.early.add(when)
+            when -= 0.0001
+        return super().call_at(when, callback)
+
+
+def test_a_timer_that_fires_early_does_not_stretch_the_initial_delay(tmp_path):
+    async def main():
+        config = BrokerConfig.load(env={}, overrides={"data_dir": tmp_path})
+        core = BrokerCore(config, clock=EarlyClock())
+        await core.start()
+        (joined,) = await after_delay(core, join(core.groups))
+        assert joined.error == GroupError.NONE and joined.generation == 1
         await core.stop()
 
     asyncio.run(main())
