@@ -235,7 +235,7 @@ class AdminApi:
         max_records = int(request.query.get("max_records", 1000))
         timeout = min(int(request.query.get("timeout_ms", 0)), MAX_WAIT_MS) / 1000
         if offset >= partition.high_watermark and timeout > 0:
-            await wait_for_appends([partition], timeout)
+            await wait_for_appends([partition], timeout, self.core.clock)
         records = partition.read_records(offset, max_bytes)[:max_records]
         next_offset = records[-1].offset + 1 if records else max(offset, partition.log_start_offset)
         return web.json_response(

@@ -431,7 +431,7 @@ class BrokerCore:
 
     async def _retention_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.retention_check_interval_ms / 1000)
+            await self.clock.sleep(self.config.retention_check_interval_ms / 1000)
             self.apply_retention()
             await self.compact()
 
@@ -505,8 +505,8 @@ class BrokerCore:
         while True:
             interval_topics = [t for t in self.topics.values() if t.flush_policy == FLUSH_INTERVAL]
             period = min((t.flush_ms for t in interval_topics), default=1000) / 1000
-            await asyncio.sleep(max(0.05, period))
-            now = time.monotonic()
+            await self.clock.sleep(max(0.05, period))
+            now = self.clock.monotonic()
             for topic in interval_topics:
                 if now - last.get(topic.name, 0) < topic.flush_ms / 1000:
                     continue

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+from dovecote.core.clock import Clock
 from dovecote.core.config import FLUSH_ACK, BrokerConfig
 from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge, OutOfOrderSequence
 from dovecote.core.producers import ProducerStates
@@ -277,17 +278,27 @@ class Partition:
             self._watchers.clear()
 
 
-async def wait_for_appends(partitions: Iterable[Partition], timeout: float) -> bool:
+async def wait_for_appends(partitions: Iterable[Partition], timeout: float, clock: Clock) -> bool:
     """Sleep until any of ``partitions`` gets new visible data or ``timeout``
-    seconds pass. Returns True when woken by data."""
+    seconds of ``clock`` pass. Returns True when woken by data."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watched = list(partitions)
     for partition in watched:
         partition._watchers.add(future)
+    timed_out = False
+
+    def time_up() -> None:
+        nonlocal timed_out
+        if not future.done():
+            timed_out = True
+            future.set_result(None)
+
+    timer = clock.call_at(clock.monotonic() + timeout, time_up)
     try:
-        done, _ = await asyncio.wait({future}, timeout=timeout)
-        return bool(done)
+        await future
+        return not timed_out
     finally:
+        timer.cancel()
         if not future.done():
             future.cancel()
         for partition in watched:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -126,7 +125,8 @@ async def fetch(ctx: KafkaContext, session: Session, request: Request) -> Encode
     """Serve batches straight from segment files; long-poll until min_bytes
     arrive or max_wait passes."""
     body = request.body
-    deadline = time.monotonic() + ms(body.max_wait) / 1000
+    clock = ctx.core.clock
+    deadline = clock.monotonic() + ms(body.max_wait) / 1000
     min_bytes = body.min_bytes
     isolation = isolation_of(body)
     # fetch.max.bytes: the broker's cap on one response, whatever the client asks
@@ -145,11 +145,11 @@ async def fetch(ctx: KafkaContext, session: Session, request: Request) -> Encode
         wanted.append((name, getattr(entry, "topic_id", None), parts))
     while True:
         topics, total, errors = _read(ctx, wanted, max_bytes, request.api_version >= 13, isolation)
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock.monotonic()
         watched = [part for _, _, parts in wanted for *_, part in parts if part is not None]
         if total >= min_bytes or errors or remaining <= 0 or not watched:
             return Encoded(encode_fetch_response(request, request.api_version, 0, 0, 0, topics))
-        await wait_for_appends(watched, remaining)
+        await wait_for_appends(watched, remaining, clock)
 
 
 def _read(
