@@ -198,30 +198,26 @@ class Partition:
     def last_stable_offset(self) -> int:
         """End of what read_committed readers see. No transactions yet, so it
         is the high watermark; it falls behind once open transactions exist."""
-        return self.log.high_watermark
+        return self.high_watermark
 
     def visible_end(self, isolation: Isolation = READ_UNCOMMITTED) -> int:
         """One past the last offset a reader with ``isolation`` may see."""
         if isolation is READ_COMMITTED:
             return self.last_stable_offset
-        return self.log.high_watermark
+        return self.high_watermark
 
     def read(
         self, offset: int, max_bytes: int, isolation: Isolation = READ_UNCOMMITTED
     ) -> FileSlice | None:
         """Stored batches from ``offset`` (whole batches, the first one even if
         larger than ``max_bytes``), up to the end ``isolation`` allows."""
-        if isolation is READ_COMMITTED:
-            return self.log.read(offset, max_bytes, self.last_stable_offset)
-        return self.log.read(offset, max_bytes)
+        return self.log.read(offset, max_bytes, self.visible_end(isolation))
 
     def read_records(
         self, offset: int, max_bytes: int = 1 << 20, isolation: Isolation = READ_UNCOMMITTED
     ) -> list[Record]:
         """The records of :meth:`read`, decoded, from ``offset`` on."""
-        if isolation is READ_COMMITTED:
-            return self.log.read_records(offset, max_bytes, self.last_stable_offset)
-        return self.log.read_records(offset, max_bytes)
+        return self.log.read_records(offset, max_bytes, self.visible_end(isolation))
 
     def all_records(self, chunk: int = 1 << 20) -> Iterator[Record]:
         """Every visible record from the log start: how internal topics are replayed."""
@@ -245,7 +241,7 @@ class Partition:
         if timestamp == LATEST:
             return OffsetAtTime(end, -1)
         if timestamp == EARLIEST:
-            return OffsetAtTime(self.log.log_start_offset, -1)
+            return OffsetAtTime(self.log_start_offset, -1)
         if timestamp == MAX_TIMESTAMP:
             found = self.log.max_timestamp(end)
         else:
