@@ -381,3 +381,34 @@ def test_a_timer_that_fires_early_does_not_stretch_the_initial_delay(tmp_path):
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_a_member_waiting_in_join_outlives_its_session_timeout(tmp_path):
+    """As in Kafka, the rebalance timeout, not the session, bounds a member
+    waiting in JoinGroup; its session timer keeps watching it."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        groups = core.groups
+
+        async def join_as(member_id: str, session: int):
+            return await groups.join(
+                "g", member_id, None, "c", "h", session, 20_000, "consumer", PROTOCOLS, False
+            )
+
+        a, b = await after_delay(core, join_as("", 6000), join_as("", 10_000))
+        await sync_all(groups, [a, b])
+        a_again = asyncio.ensure_future(join_as(a.member_id, 6000))  # b does not rejoin
+        await core.clock.advance(6.5)
+        group = groups.groups["g"]
+        assert not a_again.done() and a.member_id in group.members
+        alarm = group.members[a.member_id].alarm
+        assert alarm is not None and alarm.when is not None
+        # b's session (10 s from its SyncGroup) ends: the rebalance completes without it.
+        await core.clock.advance(4)
+        joined = await a_again
+        assert joined.generation == a.generation + 1 and set(group.members) == {a.member_id}
+        await core.stop()
+
+    asyncio.run(main())
