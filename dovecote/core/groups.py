@@ -595,6 +595,10 @@ class GroupCoordinator:
                 GroupError.NONE, group.protocol_type, group.protocol_name, member.assignment
             )
         # CompletingRebalance: the leader brings the assignment; everyone waits for it.
+        if member.sync_future is not None and not member.sync_future.done():
+            # A repeated SyncGroup replaces the one waiting; that one gets an
+            # answer too (left unanswered it would hold up its connection).
+            member.sync_future.set_result(SyncResult(GroupError.REBALANCE_IN_PROGRESS))
         future = asyncio.get_running_loop().create_future()
         member.sync_future = future
         if member_id == group.leader:
