@@ -84,7 +84,7 @@ def test_every_deadline_is_a_timer_and_time_alone_settles_the_group(ops):
             group = coordinator.groups.get("g")
             if group is None or not group.members:
                 return None
-            ids = sorted(group.members)
+            ids = list(group.members)  # join order: the same on every run
             return group.members[ids[index % len(ids)]]
 
         for op in ops:
