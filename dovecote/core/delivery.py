@@ -59,6 +59,8 @@ class Source(Protocol):
 
     def ack(self, items: Iterable[tuple[int, int]]) -> int: ...
 
+    def nack(self, items: Iterable[tuple[int, int]], *, requeue: bool = True) -> int: ...
+
     async def wait(self, timeout: float) -> bool: ...
 
     def on_close(self, callback: Callable[[], None]) -> Callable[[], None]: ...
@@ -261,14 +263,14 @@ class Dispatcher:
         credit, wake it once an eighth of the window is free, else arm a
         short timer: a client settling one record at a time then costs one
         wake-up, pull and write per burst, not per record."""
-        if self._waiter is None or self._refill.when is not None:
-            return  # not waiting for credit, or a top-up is already due
+        if self._waiter is None:
+            return  # not waiting for credit: the loop will see it
         credit = consumer.credit()
         if credit <= 0:
             return
         if credit >= max(1, consumer.window() // REFILL_FRACTION):
             self.kick()
-        else:
+        elif self._refill.when is None:
             self._refill.arm(self.clock.monotonic() + REFILL_DELAY)
 
     # --- the loop ---------------------------------------------------------------------
@@ -341,6 +343,9 @@ class Dispatcher:
             consumer.sink.deliver(deliveries)
         except Exception as exc:
             log.exception("delivering to %r from %s failed", consumer, self.name)
+            if not consumer.auto_ack:
+                consumer.in_flight -= len(deliveries)
+            self.source.nack([(d.partition, d.offset) for d in deliveries], requeue=True)
             self.remove(consumer)
             consumer.sink.cancelled(exc)
             return
