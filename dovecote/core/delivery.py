@@ -18,9 +18,9 @@ leaves, the next in attachment order takes over. An ``exclusive`` consumer
 refuses every other (and is refused where others are attached).
 
 Credit comes back in bursts: a consumer whose client settles one record at
-a time is topped up once an eighth of its window is free, or
-``REFILL_DELAY`` after the first returned credit, whichever comes first, on
-the injected :class:`~dovecote.core.clock.Clock`.
+a time is topped up at once if an eighth of its window is free when credit
+first comes back, else ``REFILL_DELAY`` later with all that came back
+meanwhile (on the injected :class:`~dovecote.core.clock.Clock`).
 """
 
 from __future__ import annotations
@@ -263,14 +263,14 @@ class Dispatcher:
         credit, wake it once an eighth of the window is free, else arm a
         short timer: a client settling one record at a time then costs one
         wake-up, pull and write per burst, not per record."""
-        if self._waiter is None:
-            return  # not waiting for credit: the loop will see it
+        if self._waiter is None or self._refill.when is not None:
+            return  # not waiting for credit, or a top-up is already due
         credit = consumer.credit()
         if credit <= 0:
             return
         if credit >= max(1, consumer.window() // REFILL_FRACTION):
             self.kick()
-        elif self._refill.when is None:
+        else:
             self._refill.arm(self.clock.monotonic() + REFILL_DELAY)
 
     # --- the loop ---------------------------------------------------------------------
@@ -280,12 +280,14 @@ class Dispatcher:
             return self.consumers[:1]
         return self._order
 
-    def _pick(self) -> PushConsumer | None:
-        """The first consumer by priority (turns within one) with credit and a writable sink."""
+    def _pick(self) -> tuple[PushConsumer | None, int]:
+        """The first consumer by priority (turns within one) with credit and a
+        writable sink, and its credit."""
         for consumer in self._candidates():
-            if consumer.credit() > 0 and consumer.sink.writable():
-                return consumer
-        return None
+            credit = consumer.credit()
+            if credit > 0 and consumer.sink.writable():
+                return consumer, credit
+        return None, 0
 
     def _took_turn(self, consumer: PushConsumer) -> None:
         """Move ``consumer`` behind the others of its priority."""
@@ -371,11 +373,11 @@ class Dispatcher:
                     self.remove(consumer)
                     consumer.sink.cancelled(None)
                 return
-            consumer = self._pick()
+            consumer, credit = self._pick()
             if consumer is None:
                 await self._wait_for_consumer()
                 continue
-            deliveries = self._pull_burst(consumer, consumer.credit())
+            deliveries = self._pull_burst(consumer, credit)
             if deliveries:
                 self._deliver(consumer, deliveries)
                 self._took_turn(consumer)

@@ -193,11 +193,16 @@ def test_single_acks_are_topped_up_in_bursts_by_fraction_or_after_the_delay():
         assert len(sink.bursts) == 1
         await clock.advance(0.001)  # due: topped up with what is free
         assert sink.bursts[-1] == [16]
-        give_back(c, source, [1])
-        give_back(c, source, [2])  # 2 free: at once, the timer is dropped
+        give_back(c, source, [1, 2])  # 2 free at once: no timer
         await settle()
         assert sink.bursts[-1] == [17, 18]
         assert clock.pending() == 0
+        give_back(c, source, [3])  # a timer, and what comes back meanwhile waits for it
+        give_back(c, source, [4, 5])
+        await settle()
+        assert sink.bursts[-1] == [17, 18]
+        await clock.advance(REFILL_DELAY)
+        assert sink.bursts[-1] == [19, 20, 21]
         group.detach(c)
 
     asyncio.run(main())
