@@ -150,14 +150,16 @@ class Channel(Declarations, Publishing):
         start = None
         if queue.args.stream:
             # RabbitMQ: stream consumers read with credit and settle to get it back
-            if m.no_ack:
-                raise ChannelError(
-                    PRECONDITION_FAILED, "consumer with no-ack is not supported for stream queues"
-                )
             if not self.prefetch_count:
                 raise ChannelError(
                     PRECONDITION_FAILED,
-                    f"consumer prefetch count is not set for queue '{name}' in vhost '/'",
+                    f"consumer prefetch count is not set for 'queue '{name}' in vhost '/''",
+                )
+            if m.no_ack:
+                raise ConnectionError_(
+                    NOT_IMPLEMENTED,
+                    "automatic acknowledgement not supported by stream queues "
+                    f"queue '{name}' in vhost '/'",
                 )
             start = stream_start(m.arguments)
         consumer = Consumer(
@@ -294,7 +296,7 @@ class Channel(Declarations, Publishing):
     def on_basic_get(self, m: C.Basic.Get) -> Any:
         queue = self._queue(m.queue)
         if queue.args.stream:
-            raise ChannelError(NOT_IMPLEMENTED, "basic.get not supported by stream queues")
+            raise ConnectionError_(NOT_IMPLEMENTED, "basic.get not supported by stream queues")
         if self.connection.has_pending_appends(queue):
             return self._get_when_visible(queue, m.no_ack)
         self._get(queue, m.no_ack)

@@ -153,11 +153,47 @@ def delivery_settings(
                     PRECONDITION_FAILED,
                     f"invalid property '{flag}' for queue '{queue}' in vhost '/'",
                 )
+        for key in arguments:
+            if key.startswith("x-") and key not in STREAM_ARGUMENTS:
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"invalid arg '{key}' for queue '{queue}' in vhost '/' "
+                    "of queue type rabbit_stream_queue",
+                )
         args.stream = True
-        # a stream keeps what is consumed: no per-message limits or expiry
-        args.max_length = args.max_length_bytes = args.message_ttl_ms = None
-        args.delivery_limit = None
+        # What is consumed stays; size and age limits are retention of the log.
+        args.retention_bytes, args.max_length_bytes = args.max_length_bytes, None
+        age = arguments.get("x-max-age")
+        if age is not None:
+            args.retention_ms = _max_age_ms(age, queue)
     return args
+
+
+# What RabbitMQ accepts on a stream queue (the cluster ones change nothing here).
+STREAM_ARGUMENTS = frozenset(
+    {
+        "x-queue-type",
+        "x-max-length-bytes",
+        "x-max-age",
+        "x-stream-max-segment-size-bytes",
+        "x-stream-filter-size-bytes",
+        "x-queue-leader-locator",
+        "x-initial-cluster-size",
+    }
+)
+
+
+def _max_age_ms(value: Any, queue: str) -> int:
+    """``x-max-age`` ("7D", "12h", ...: units Y M D h m s) in milliseconds."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    match = _INTERVAL.match(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) <= 0:
+        raise ChannelError(
+            PRECONDITION_FAILED,
+            f"invalid arg 'x-max-age' for queue '{queue}' in vhost '/': {value!r}",
+        )
+    return int(match.group(1)) * _UNIT_S[match.group(2)] * 1000
 
 
 _INTERVAL = re.compile(r"^(\d+)([YMDhms])$")

@@ -98,6 +98,8 @@ class QueueArgs:
     ordered: bool = False  # FIFO message groups
     single_active_consumer: bool = False  # one consumer receives at a time
     stream: bool = False  # consuming reads without removing: each consumer is a cursor
+    retention_ms: int | None = None  # streams: records older than this go (whole segments)
+    retention_bytes: int | None = None  # streams: the log is kept under this size
 
     @classmethod
     def from_amqp(cls, arguments: Mapping[str, Any], queue: str = "") -> QueueArgs:
@@ -496,6 +498,10 @@ class QueueManager:
             }
             if args.stream:
                 del configs["retention.acked"]  # consuming does not remove
+                if args.retention_ms is not None:
+                    configs["retention.ms"] = str(args.retention_ms)
+                if args.retention_bytes is not None:
+                    configs["retention.bytes"] = str(args.retention_bytes)
             if not durable or exclusive_owner is not None:
                 configs["flush.policy"] = "never"  # transient: gone at restart anyway
             try:

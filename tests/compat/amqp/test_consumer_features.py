@@ -12,7 +12,7 @@ import time
 import aio_pika
 import pika
 import pytest
-from pika.exceptions import ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 
 def pump(connection, got: list, until: int, timeout: float = 5.0) -> None:
@@ -223,14 +223,11 @@ def test_stream_consumers_need_prefetch_and_get_credit_back_by_acking(connection
         connection.channel().basic_consume(
             name, lambda *a: None, arguments={"x-stream-offset": "first"}
         )
-    assert info.value.reply_code == 406  # no basic.qos prefetch
-    no_ack = connection.channel()
-    no_ack.basic_qos(prefetch_count=5)
-    with pytest.raises(ChannelClosedByBroker) as info:
-        no_ack.basic_consume(
-            name, lambda *a: None, auto_ack=True, arguments={"x-stream-offset": "first"}
-        )
-    assert info.value.reply_code == 406
+    assert (info.value.reply_code, info.value.reply_text) == (
+        406,
+        f"PRECONDITION_FAILED - consumer prefetch count is not set for "
+        f"'queue '{name}' in vhost '/''",
+    )
 
     reader = connection.channel()
     reader.basic_qos(prefetch_count=2)
@@ -250,12 +247,55 @@ def test_stream_consumers_need_prefetch_and_get_credit_back_by_acking(connection
     channel.queue_delete(name)
 
 
-def test_stream_queue_must_be_durable_and_shared(connection, name):
-    for kwargs in ({"durable": False}, {"durable": True, "exclusive": True}):
-        channel = connection.channel()
-        with pytest.raises(ChannelClosedByBroker) as info:
-            channel.queue_declare(name, arguments={"x-queue-type": "stream"}, **kwargs)
-        assert info.value.reply_code == 406
+@pytest.mark.parametrize("auto_ack", [True, False])
+def test_stream_queues_refuse_auto_ack_and_basic_get_closing_the_connection(
+    url, connection, name, auto_ack
+):
+    declare_stream(connection.channel(), name)
+    other = pika.BlockingConnection(pika.URLParameters(url))
+    channel = other.channel()
+    channel.basic_qos(prefetch_count=5)
+    with pytest.raises(ConnectionClosedByBroker) as info:
+        if auto_ack:
+            channel.basic_consume(name, lambda *a: None, auto_ack=True)
+        else:
+            channel.basic_get(name)
+    assert info.value.reply_code == 540
+    assert "not supported by stream queues" in info.value.reply_text
+    connection.channel().queue_delete(name)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "arguments"),
+    [
+        ({"durable": False}, {}),
+        ({"durable": True, "exclusive": True}, {}),
+        ({"durable": True, "auto_delete": True}, {}),
+        ({"durable": True}, {"x-message-ttl": 1000}),
+        ({"durable": True}, {"x-max-age": "soon"}),
+    ],
+)
+def test_stream_queue_must_be_durable_shared_and_without_queue_limits(
+    connection, name, kwargs, arguments
+):
+    channel = connection.channel()
+    with pytest.raises(ChannelClosedByBroker) as info:
+        channel.queue_declare(name, arguments={"x-queue-type": "stream", **arguments}, **kwargs)
+    assert info.value.reply_code == 406
+
+
+def test_stream_retention_arguments_become_the_logs_retention(broker, connection, name):
+    channel = connection.channel()
+    channel.queue_declare(
+        name,
+        durable=True,
+        arguments={"x-queue-type": "stream", "x-max-age": "7D", "x-max-length-bytes": 1 << 30},
+    )
+    topic = broker.broker.core.topic(name)
+    assert topic.config("retention.ms") == 7 * 86400 * 1000
+    assert topic.config("retention.bytes") == 1 << 30
+    assert topic.config("retention.acked") != "true"
+    channel.queue_delete(name)
 
 
 def test_stream_queue_with_aio_pika(url, name):
