@@ -11,6 +11,7 @@ queue arguments the core has neutral names for: ``x-priority``,
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 import time
@@ -88,7 +89,10 @@ class Consumer:
         return not self.channel.connection.write_paused
 
     def wait_writable(self) -> Awaitable[None]:
-        return self.channel.connection.writable()
+        # Shielded: the core cancels what it waited on when something else
+        # woke it first, and the connection's drain future is shared by
+        # every consumer on it.
+        return asyncio.shield(self.channel.connection.writable())
 
     def cancelled(self, error: BaseException | None) -> None:
         if error is None:

@@ -78,7 +78,8 @@ class DeliverySink(Protocol):
         ...
 
     def wait_writable(self) -> Awaitable[None]:
-        """Completes when the transport drains."""
+        """Completes when the transport drains. The core cancels it when
+        woken otherwise, so it must not be shared unshielded."""
         ...
 
     def cancelled(self, error: BaseException | None) -> None:

@@ -68,6 +68,32 @@ def test_exclusive_consume_is_refused_next_to_others_and_frees_the_queue_when_ca
     channel.queue_delete(name)
 
 
+# --- backpressure -------------------------------------------------------------------------
+
+
+def test_consumers_sharing_a_full_socket_resume_when_the_client_reads_again(url, name):
+    setup_conn = pika.BlockingConnection(pika.URLParameters(url))
+    reader = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        setup = setup_conn.channel()
+        setup.queue_declare(name, auto_delete=False)
+        body = b"x" * (1 << 20)
+        for _ in range(48):  # far more than the socket buffers and the write high-water mark
+            setup.basic_publish("", name, body)
+        got: list = []
+        for _ in range(2):
+            channel = reader.channel()
+            channel.basic_qos(prefetch_count=30)
+            consume(channel, name, got, auto_ack=True)
+        time.sleep(1.0)  # the client does not read: the broker's transport fills up and pauses
+        pump(reader, got, 48, timeout=20)
+        assert len(got) == 48 and all(len(b) == len(body) for b in bodies(got))
+        setup.queue_delete(name)
+    finally:
+        reader.close()
+        setup_conn.close()
+
+
 # --- consumer priorities ------------------------------------------------------------------
 
 
