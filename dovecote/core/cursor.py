@@ -104,7 +104,7 @@ class StreamCursor:
         return 0
 
     def nack(self, items: Iterable[tuple[int, int]], *, requeue: bool = True) -> int:
-        """Nothing to give back: the cursor has moved on, as on RabbitMQ."""
+        """Nothing to give back: the cursor has moved on (a stream does not rewind)."""
         return 0
 
     async def wait(self, timeout: float) -> bool:

@@ -1,6 +1,6 @@
 """Push delivery with credit: what every push protocol's consumer loop shares.
 
-An adapter (AMQP basic.consume, Pub/Sub StreamingPull or push, ...) makes a
+A protocol adapter (every push-style consume of a client protocol) makes a
 :class:`PushConsumer` around a :class:`DeliverySink` of its own and attaches
 it to a queue's :class:`ConsumerSet`. The core then pushes: one
 :class:`Dispatcher` per source (a queue's subscription, shared by competing
@@ -84,13 +84,13 @@ class DeliverySink(Protocol):
 
     def cancelled(self, error: BaseException | None) -> None:
         """The core stopped this consumer: its source went away (``None``:
-        tell the client, as AMQP's server-sent basic.cancel) or delivering
+        tell the client the server cancelled it) or delivering
         failed (``error``). The adapter detaches the consumer."""
         ...
 
 
 class CreditPool:
-    """Credit shared by several consumers (AMQP ``basic.qos global=true``):
+    """Credit shared by several consumers (a limit per client session):
     ``limit`` in flight at most (0 = unlimited), ``used()`` says how many are."""
 
     __slots__ = ("limit", "used")

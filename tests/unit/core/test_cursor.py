@@ -137,3 +137,24 @@ def test_stream_consumers_each_read_everything_with_credit(tmp_path):
             await core.stop()
 
     asyncio.run(main())
+
+
+def test_a_stream_queue_and_its_records_survive_a_restart(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        queue = await stream_queue(core, "s", 3)
+        StreamCursor(queue.subscription, FIRST).pull(10)  # reading leaves no trace
+        await core.stop()
+        core = new_core(tmp_path)
+        await core.start()
+        try:
+            queue = core.queues.get_queue("s")
+            assert queue.args.stream
+            assert core.topic("s").config("retention.acked") != "true"
+            cursor = StreamCursor(queue.subscription, FIRST)
+            assert values(cursor.pull(10)) == [b"m0", b"m1", b"m2"]
+        finally:
+            await core.stop()
+
+    asyncio.run(main())
