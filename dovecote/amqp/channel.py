@@ -42,6 +42,7 @@ from dovecote.amqp.errors import (
 )
 from dovecote.amqp.mapping import delivery_fields
 from dovecote.amqp.publish import REPLY_TO, Batch, Confirms, Publishing
+from dovecote.core.cursor import StreamCursor
 from dovecote.core.delivery import ConsumerRefused, CreditPool
 from dovecote.core.queues import Queue
 from dovecote.core.subscription import Delivery, Subscription
@@ -51,8 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (consumer or None for basic.get, subscription, partition, offset)
-Unacked = tuple[Consumer | None, Subscription, int, int]
+# (consumer or None for basic.get, what settles it, partition, offset): a stream
+# consumer's deliveries settle on its cursor, where acks only return credit
+Unacked = tuple[Consumer | None, Subscription | StreamCursor, int, int]
 
 
 class ReplyConsumer:
@@ -91,12 +93,12 @@ class Channel(Declarations, Publishing):
         self.next_tag = 1
         self.unacked: dict[int, Unacked] = {}
         self.prefetch_count = 0  # per consumer (basic.qos global=false)
-        # shared by the channel's consumers (global=true); gets count too
+        # shared by the channel's consumers (global=true); basic.get deliveries count too
         self.credit_pool = CreditPool(0, self.unacked.__len__)
         self.confirms: Confirms | None = None
         self.tx: Tx | None = None
         self.last_queue: str | None = None
-        self._acks: dict[Subscription, list[tuple[int, int]]] = {}
+        self._acks: dict[Subscription | StreamCursor, list[tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} of {self.connection!r}>"
@@ -406,7 +408,7 @@ class Channel(Declarations, Publishing):
         self._nack(taken, requeue)
 
     def _nack(self, taken: list[tuple[int, Unacked]], requeue: bool) -> None:
-        by_sub: dict[Subscription, list[tuple[int, int]]] = {}
+        by_sub: dict[Subscription | StreamCursor, list[tuple[int, int]]] = {}
         for _tag, (consumer, sub, partition, offset) in taken:
             if consumer is not None:
                 consumer.push.in_flight -= 1
