@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dovecote.core.clock import FakeClock
 from dovecote.core.delivery import (
@@ -446,5 +448,132 @@ def test_the_loop_stops_with_the_last_consumer_and_starts_again():
         await settle()
         assert again.offsets == [1]
         group.detach(group.consumers[0])
+
+    asyncio.run(main())
+
+
+# --- a property test over random schedules ----------------------------------------------
+
+
+class CheckingSink(FakeSink):
+    """Checks, at every burst, who the dispatcher should have chosen."""
+
+    def __init__(self, name: str, world: World) -> None:
+        super().__init__(name)
+        self.world = world
+        self.push: PushConsumer | None = None
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        # Noted, not raised: the dispatcher treats a raising sink as a failed one.
+        world = self.world
+        me = self.push
+        consumers = world.group.consumers
+        if me not in consumers:
+            world.violations.append(f"{me} is not attached")
+        elif world.single_active and me is not consumers[0]:
+            world.violations.append(f"{me} received but is not the active consumer")
+        elif not world.single_active:
+            for other in consumers:
+                # a higher priority consumer may be passed over only when blocked
+                if other.priority > me.priority and other.sink.writable() and other.credit() > 0:
+                    world.violations.append(f"{me} received while {other} had credit")
+        super().deliver(deliveries)
+        world.delivered.extend(d.offset for d in deliveries)
+
+
+class World:
+    def __init__(self, single_active: bool) -> None:
+        self.clock = FakeClock()
+        self.source = FakeSource(0)
+        self.single_active = single_active
+        self.group = ConsumerSet(self.source, self.clock, single_active=single_active, name="q")
+        self.delivered: list[int] = []
+        self.violations: list[str] = []
+        self.serial = 0
+
+    def attach(self, priority: int, prefetch: int) -> None:
+        self.serial += 1
+        sink = CheckingSink(str(self.serial), self)
+        push = consumer(sink, prefetch=prefetch, priority=priority)
+        sink.push = push
+        self.group.attach(push)
+
+    def settle_some(self, index: int) -> None:
+        consumers = self.group.consumers
+        if not consumers:
+            return
+        c = consumers[index % len(consumers)]
+        held = [o for o, owner in self.source.leased.items() if owner is c.sink]
+        if held:
+            give_back(c, self.source, held[: 1 + index % len(held)])
+
+    def detach(self, index: int) -> None:
+        consumers = self.group.consumers
+        if consumers:
+            c = consumers[index % len(consumers)]
+            self.group.detach(c)
+            held = [(0, o) for o, owner in self.source.leased.items() if owner is c.sink]
+            self.source.nack(held)  # what an adapter does when its channel closes
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("attach"), st.integers(0, 3), st.integers(1, 4)),
+        st.tuples(st.just("publish"), st.integers(1, 6), st.just(0)),
+        st.tuples(st.just("settle"), st.integers(0, 20), st.just(0)),
+        st.tuples(st.just("detach"), st.integers(0, 20), st.just(0)),
+        st.tuples(st.just("block"), st.integers(0, 20), st.integers(0, 1)),
+        st.tuples(st.just("wait"), st.just(0), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@given(ops, st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_random_schedules_keep_credit_priorities_and_single_activity(schedule, single_active):
+    async def main():
+        world = World(single_active)
+        for op, a, b in schedule:
+            if op == "attach":
+                world.attach(a, b)
+            elif op == "publish":
+                world.source.add(a)
+            elif op == "settle":
+                world.settle_some(a)
+            elif op == "detach":
+                world.detach(a)
+            elif op == "block":
+                consumers = world.group.consumers
+                if consumers:
+                    sink = consumers[a % len(consumers)].sink
+                    if b:
+                        sink.is_writable = False
+                    else:
+                        sink.drain()
+            else:
+                await world.clock.advance(REFILL_DELAY)
+            await settle()
+            assert world.violations == []
+            for c in world.group.consumers:
+                assert 0 <= c.in_flight <= c.prefetch  # never more than its credit
+                assert not c.sink.cancels
+        # Every record went out at most once at a time (requeues come back later).
+        outstanding = list(world.source.leased)
+        assert len(outstanding) == len(set(outstanding))
+        # Liveness: once everyone drains and settles, what is left reaches a consumer.
+        for c in world.group.consumers:
+            c.sink.drain()
+        for _ in range(60):
+            for i in range(len(world.group.consumers)):
+                world.settle_some(i)
+            await world.clock.advance(REFILL_DELAY)
+            if world.source.next >= world.source.end and not world.source.ready:
+                break
+        if world.group.consumers:
+            assert world.source.next >= world.source.end and not world.source.ready
+        for c in list(world.group.consumers):
+            world.group.detach(c)
+        assert world.clock.pending() == 0
 
     asyncio.run(main())
