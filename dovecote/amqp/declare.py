@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
+from dovecote.amqp.consumer import delivery_settings
 from dovecote.amqp.errors import (
     ACCESS_REFUSED,
     COMMAND_INVALID,
@@ -26,13 +27,13 @@ from dovecote.amqp.errors import (
     ConnectionError_,
 )
 from dovecote.amqp.publish import REPLY_TO, REPLY_TO_PREFIX
-from dovecote.core.queues import Queue
+from dovecote.core.queues import Queue, QueueArgs
 from dovecote.core.routing import EXCHANGE, EXCHANGE_TYPES
 
 if TYPE_CHECKING:
     from dovecote.amqp.connection import Connection
 
-QUEUE_TYPES = ("classic", "quorum")
+QUEUE_TYPES = ("classic", "quorum", "stream")
 
 
 def generated_name(prefix: str) -> str:
@@ -129,12 +130,23 @@ class Declarations:
                 f"invalid arg 'x-queue-type' for queue '{name}' in vhost '/': "
                 f"\"unsupported queue type '{kind}'\"",
             )
+        args = None
+        if not m.passive and name not in qm.queues:
+            args = delivery_settings(
+                QueueArgs.from_amqp(arguments, name),
+                arguments,
+                name,
+                durable=m.durable,
+                exclusive=m.exclusive,
+                auto_delete=m.auto_delete,
+            )
         queue = await qm.declare_queue(
             name,
             durable=m.durable,
             exclusive_owner=connection if m.exclusive else None,
             auto_delete=m.auto_delete,
             arguments=arguments,
+            args=args,
             passive=m.passive,
             owner=connection,
             server_named=server_named and not m.passive,

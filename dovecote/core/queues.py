@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dovecote.core.config import FLUSH_ACK
+from dovecote.core.delivery import ConsumerSet, PushConsumer
 from dovecote.core.errors import BrokerError, MessageTooLarge, TopicExists
 from dovecote.core.routing import (
     DIRECT,
@@ -95,6 +96,10 @@ class QueueArgs:
     delivery_limit: int | None = None
     lease_ms: int | None = None  # SQS visibility timeout; None = until acked
     ordered: bool = False  # FIFO message groups
+    single_active_consumer: bool = False  # one consumer receives at a time
+    stream: bool = False  # consuming reads without removing: each consumer is a cursor
+    retention_ms: int | None = None  # streams: records older than this go (whole segments)
+    retention_bytes: int | None = None  # streams: the log is kept under this size
 
     @classmethod
     def from_amqp(cls, arguments: Mapping[str, Any], queue: str = "") -> QueueArgs:
@@ -165,6 +170,7 @@ class Queue:
     consumers: int = 0
     last_used: float = field(default_factory=time.monotonic)
     had_consumer: bool = False
+    delivery: ConsumerSet | None = None  # its push consumers (made at the first one)
 
     @property
     def topic(self):
@@ -490,6 +496,12 @@ class QueueManager:
                 "retention.ms": "-1",
                 "max.message.bytes": str(QUEUE_MAX_BATCH_BYTES),
             }
+            if args.stream:
+                del configs["retention.acked"]  # consuming does not remove
+                if args.retention_ms is not None:
+                    configs["retention.ms"] = str(args.retention_ms)
+                if args.retention_bytes is not None:
+                    configs["retention.bytes"] = str(args.retention_bytes)
             if not durable or exclusive_owner is not None:
                 configs["flush.policy"] = "never"  # transient: gone at restart anyway
             try:
@@ -547,7 +559,12 @@ class QueueManager:
             if self.core.catalog.get("queue", name) is not None:
                 await self.core.catalog.delete("queue", name)
             topic = self.core.topic(name)
-            if delete_topic and topic is not None and topic.config("retention.acked") == "true":
+            owned = queue is not None and queue.args.stream
+            if (
+                delete_topic
+                and topic is not None
+                and (owned or topic.config("retention.acked") == "true")
+            ):
                 await self.core.delete_topic(name)
 
     async def purge_queue(self, name: str, owner: object | None = None) -> int:
@@ -559,7 +576,18 @@ class QueueManager:
             if queue.exclusive_owner is owner:
                 await self.delete_queue(queue.name)
 
-    def consumer_added(self, queue: Queue) -> None:
+    def consumer_added(self, queue: Queue, consumer: PushConsumer | None = None) -> None:
+        """Count a consumer and, given a push consumer, start delivering to it
+        (``ConsumerRefused`` next to an exclusive consumer)."""
+        if consumer is not None:
+            if queue.delivery is None:
+                queue.delivery = ConsumerSet(
+                    queue.subscription,
+                    self.core.clock,
+                    single_active=queue.args.single_active_consumer,
+                    name=queue.name,
+                )
+            queue.delivery.attach(consumer)
         queue.consumers += 1
         queue.had_consumer = True
         queue.touch()
