@@ -34,6 +34,16 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def eventually(condition, timeout: float = 5.0) -> None:
+    """Wait for background dead-letter moves (they await an fsync in a
+    thread) without guessing how long they take."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
+
+
 def deaths(record: Record) -> list[dict]:
     return json.loads(dict(record.headers)[DEATHS])
 
@@ -140,7 +150,7 @@ def test_overflow_modes(tmp_path):
         )
         for i in range(4):
             await qm.publish("", "head", [Record(b"%d" % i, key=b"head")])
-        await asyncio.sleep(0.01)
+        await eventually(lambda: dead.message_count() == 2)
         assert [d.record.value for d in head.subscription.pull(10, "c")] == [b"2", b"3"]
         dropped = dead.subscription.pull(10, "c")
         assert [d.record.value for d in dropped] == [b"0", b"1"]
@@ -181,7 +191,7 @@ def test_dead_letter_reasons_and_x_death_counts(tmp_path):
         [d] = work.subscription.pull(1, "c")
         work.subscription.nack([(d.partition, d.offset)])
         assert work.subscription.pull(1, "c") == []
-        await asyncio.sleep(0.01)
+        await eventually(lambda: dlq.message_count() == 3)
         got = {d.record.value: deaths(d.record)[0] for d in dlq.subscription.pull(10, "c")}
         assert {k: v["reason"] for k, v in got.items()} == {
             b"rejected": "rejected",
@@ -349,7 +359,7 @@ def test_dead_letters_are_republished_with_the_dlx_and_its_key(tmp_path):
         await qm.enqueue(["work"], [record])
         [d] = work.subscription.pull(1, "c")
         work.subscription.nack([(d.partition, d.offset)], requeue=False)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: dead.message_count() == 1)
         [moved] = dead.subscription.pull(1, "c")
         headers = dict(moved.record.headers)
         assert moved.record.key == b"moved" and headers[EXCHANGE_HEADER] == b"dlx"
