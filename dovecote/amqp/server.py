@@ -54,8 +54,8 @@ class AMQPListener:
 
     async def start(self, host: str, port: int) -> None:
         self.queues.headers_of = record_headers_table
-        install(self.queues)  # amq.* exchanges, x-match
         loop = asyncio.get_running_loop()
+        install(self.queues)  # amq.* exchanges, x-match
         self._server = await loop.create_server(lambda: Connection(self), host, port)
         self.monitor.start()
 
