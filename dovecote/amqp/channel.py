@@ -150,7 +150,7 @@ class Channel(Declarations, Publishing):
             return
         queue = connection.queues.get_queue(name, connection)
         start = None
-        if queue.args.stream:
+        if queue.settings.stream:
             # RabbitMQ: stream consumers read with credit and settle to get it back
             if not self.prefetch_count:
                 raise ChannelError(
@@ -297,7 +297,7 @@ class Channel(Declarations, Publishing):
 
     def on_basic_get(self, m: C.Basic.Get) -> Any:
         queue = self._queue(m.queue)
-        if queue.args.stream:
+        if queue.settings.stream:
             raise ConnectionError_(NOT_IMPLEMENTED, "basic.get not supported by stream queues")
         if self.connection.has_pending_appends(queue):
             return self._get_when_visible(queue, m.no_ack)

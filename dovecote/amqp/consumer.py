@@ -22,7 +22,7 @@ from dovecote.amqp.codec.tables import Timestamp
 from dovecote.amqp.errors import PRECONDITION_FAILED, ChannelError
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime, StartAt, StreamCursor
 from dovecote.core.delivery import PushConsumer
-from dovecote.core.queues import Queue, QueueArgs
+from dovecote.core.queues import Queue, QueueSettings
 from dovecote.core.subscription import Delivery
 
 if TYPE_CHECKING:
@@ -131,14 +131,14 @@ def single_active_consumer(arguments: Mapping[str, Any] | None, queue: str = "")
 
 
 def delivery_settings(
-    args: QueueArgs,
+    args: QueueSettings,
     arguments: Mapping[str, Any],
     queue: str,
     *,
     durable: bool,
     exclusive: bool,
     auto_delete: bool,
-) -> QueueArgs:
+) -> QueueSettings:
     """Add what queue.declare says about delivery to ``args`` (parsed from the
     other x-arguments): ``x-single-active-consumer`` and ``x-queue-type:
     stream``, which RabbitMQ allows only for durable, shared queues."""

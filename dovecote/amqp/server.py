@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from dovecote.amqp.alarms import ResourceMonitor
+from dovecote.amqp.arguments import install
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
 from dovecote.amqp.mapping import record_headers_table
@@ -51,6 +52,7 @@ class AMQPListener:
     async def start(self, host: str, port: int) -> None:
         self.queues.headers_of = record_headers_table
         loop = asyncio.get_running_loop()
+        install(self.queues)  # amq.* exchanges, x-match
         self._server = await loop.create_server(lambda: Connection(self), host, port)
         self.monitor.start()
 

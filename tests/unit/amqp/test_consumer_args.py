@@ -17,7 +17,7 @@ from dovecote.amqp.consumer import (
 )
 from dovecote.amqp.errors import ChannelError
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime
-from dovecote.core.queues import QueueArgs
+from dovecote.core.queues import QueueSettings
 
 
 def test_x_priority():
@@ -58,14 +58,14 @@ def test_x_single_active_consumer():
 def test_stream_queue_settings():
     flags = {"durable": True, "exclusive": False, "auto_delete": False}
     args = delivery_settings(
-        QueueArgs(max_length_bytes=5000),
+        QueueSettings(max_length_bytes=5000),
         {"x-queue-type": "stream", "x-max-length-bytes": 5000, "x-max-age": "2D"},
         "s",
         **flags,
     )
     assert args.stream and args.max_length_bytes is None
     assert (args.retention_bytes, args.retention_ms) == (5000, 2 * 86400 * 1000)
-    plain = delivery_settings(QueueArgs(), {"x-single-active-consumer": True}, "q", **flags)
+    plain = delivery_settings(QueueSettings(), {"x-single-active-consumer": True}, "q", **flags)
     assert plain.single_active_consumer and not plain.stream
     for arguments, overrides in (
         ({"x-max-length": 10}, {}),
@@ -76,7 +76,7 @@ def test_stream_queue_settings():
     ):
         with pytest.raises(ChannelError) as info:
             delivery_settings(
-                QueueArgs(),
+                QueueSettings(),
                 {"x-queue-type": "stream", **arguments},
                 "s",
                 **{**flags, **overrides},

@@ -12,7 +12,7 @@ from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime, StreamCursor
 from dovecote.core.delivery import ConsumerSet, PushConsumer
-from dovecote.core.queues import QueueArgs
+from dovecote.core.queues import QueueSettings
 from dovecote.storage.batch import Record
 
 BASE_MS = 1_700_000_000_000
@@ -23,7 +23,7 @@ def new_core(path) -> BrokerCore:
 
 
 async def stream_queue(core: BrokerCore, name: str, count: int):
-    queue = await core.queues.declare_queue(name, args=QueueArgs(stream=True))
+    queue = await core.queues.declare_queue(name, settings=QueueSettings(stream=True))
     for i in range(count):  # one append each, a second apart
         record = Record(b"m%d" % i, timestamp=BASE_MS + i * 1000)
         await core.queues.enqueue([name], [record])
@@ -150,7 +150,7 @@ def test_a_stream_queue_and_its_records_survive_a_restart(tmp_path):
         await core.start()
         try:
             queue = core.queues.get_queue("s")
-            assert queue.args.stream
+            assert queue.settings.stream
             assert core.topic("s").config("retention.acked") != "true"
             cursor = StreamCursor(queue.subscription, FIRST)
             assert values(cursor.pull(10)) == [b"m0", b"m1", b"m2"]
