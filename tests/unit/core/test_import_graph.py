@@ -16,10 +16,9 @@ import dovecote
 ROOT = Path(dovecote.__file__).parent
 BROKER = "dovecote.core.broker"
 
-# Edges back to the broker that other slices of issue 12 remove (QueueManager:
-# the queues slice; SubscriptionStore: the subscription slice). Empty it when
-# they are merged.
-NOT_YET_CUT = {"dovecote.core.queues", "dovecote.core.substate"}
+# Edges back to the broker that other slices of issue 12 remove
+# (SubscriptionStore: the subscription slice). Empty it when it is merged.
+NOT_YET_CUT = {"dovecote.core.substate"}
 
 
 def module_path(name: str) -> Path | None:
