@@ -357,7 +357,12 @@ class BrokerCore:
         if existing is not None:
             return existing
         subscription = Subscription(
-            sub_id, self.get_topic(topic_name), config, self.substate, on_dead_letter
+            sub_id,
+            self.get_topic(topic_name),
+            config,
+            self.substate,
+            on_dead_letter,
+            clock=self.clock,
         )
         self.subscriptions[sub_id] = subscription
         return subscription

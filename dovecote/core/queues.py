@@ -738,8 +738,8 @@ class QueueManager:
                 log.exception("queue sweep failed")
 
     async def sweep(self) -> None:
-        """Expire unused queues (x-expires), dead-letter expired heads (TTL),
-        requeue overdue leases."""
+        """Expire unused queues (x-expires). (TTL and leases are timers of
+        each subscription.)"""
         now = time.monotonic()
         for queue in list(self.queues.values()):
             expires = queue.args.expires_ms
@@ -750,9 +750,6 @@ class QueueManager:
             ):
                 log.info("queue %s expired after %d ms unused", queue.name, expires)
                 await self.delete_queue(queue.name)
-                continue
-            queue.subscription.expire_leases()
-            queue.subscription.expire_head()
 
 
 def append_now(
