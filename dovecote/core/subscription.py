@@ -74,6 +74,7 @@ DEAD_LETTERING = object()  # lease owner while a record is moved to its dead-let
 EXPIRED = "expired"
 _EMPTY = -1.0  # head state: known to have no record
 _TIMED_OUT = object()
+_new_tuple = tuple.__new__
 
 DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
 RecordFilter = Callable[[Record], bool]
@@ -129,8 +130,10 @@ class Delivery:
 
     @property
     def token(self) -> DeliveryToken:
-        """What ack, nack and extend take; ``str(token)`` is its wire form."""
-        return DeliveryToken(self.partition, self.offset, self.attempt)
+        """What ack, nack and extend take; ``str(token)`` is its wire form.
+        (A plain ``(partition, offset, attempt)`` tuple is accepted too: hot
+        paths that never show the token build that instead, it is cheaper.)"""
+        return _new_tuple(DeliveryToken, (self.partition, self.offset, self.attempt))
 
 
 @dataclass
@@ -202,7 +205,6 @@ class Subscription:
         self._alarm = Alarm(self.clock, self._on_alarm)
         self._head_due: list[float | None] = []  # per partition: None unknown, _EMPTY, wall ms
         self._head_check_scheduled = False
-        self._taken = 0  # records taken from the heads so far (to notice head changes)
         self._append_watchers: dict[int, asyncio.Future[None]] = {}
         self._local_snapshots: dict[str, object] = {}
         self.closed = False
@@ -270,18 +272,19 @@ class Subscription:
         lease_ms = self.config.lease_ms if lease_ms is None else lease_ms
         deadline = NEVER if lease_ms is None else now + lease_ms / 1000
         now_ms = clock.wall_ms()
-        taken = self._taken
+        heads_moved = False
         out: list[Delivery] = []
         for index in self._partition_order():
             if len(out) >= max_records:
                 break
-            self._pull_partition(index, max_records - len(out), owner, deadline, now_ms, out)
+            if self._pull_partition(index, max_records - len(out), owner, deadline, now_ms, out):
+                heads_moved = True
         if out:
             if deadline != NEVER:
                 self._alarm.arm(deadline)
             if self.store is not None:
                 self.store.delivered(self, out)
-        if self._taken != taken:
+        if heads_moved:
             self._heads_changed()
         return out
 
@@ -300,7 +303,8 @@ class Subscription:
         deadline: float,
         now_ms: int,
         out: list[Delivery],
-    ) -> None:
+    ) -> bool:
+        """Lease what is ready in one partition; True if its head moved."""
         cursor = self.cursors[index]
         if cursor.delayed and cursor.delayed[0][0] <= now_ms:
             self._release_due_delays(cursor, now_ms)
@@ -315,10 +319,12 @@ class Subscription:
         skipped: list[tuple[int, Record]] = []  # blocked by their group; put back after
         filtered: list[int] = []
         taken = 0
+        moved = False
         while taken < limit:
             item = self._take_next(index, cursor)
             if item is None:
                 break
+            moved = True
             offset, record = item
             if ordered and record.key in groups:
                 skipped.append((offset, record))
@@ -350,10 +356,10 @@ class Subscription:
             self._requeue(cursor, offset, record)
         if filtered:
             self._settle_many(index, cursor, filtered)
+        return moved
 
     def _take_next(self, index: int, cursor: Cursor) -> tuple[int, Record] | None:
         """The lowest requeued record, else the next fresh one from the log."""
-        self._taken += 1
         if cursor.ready:
             offset = heapq.heappop(cursor.ready)
             return offset, cursor.requeued.pop(offset)
