@@ -272,20 +272,20 @@ class Subscription:
         lease_ms = self.config.lease_ms if lease_ms is None else lease_ms
         deadline = NEVER if lease_ms is None else now + lease_ms / 1000
         now_ms = clock.wall_ms()
-        heads_moved = False
+        moved: list[int] = []
         out: list[Delivery] = []
         for index in self._partition_order():
             if len(out) >= max_records:
                 break
             if self._pull_partition(index, max_records - len(out), owner, deadline, now_ms, out):
-                heads_moved = True
+                moved.append(index)
         if out:
             if deadline != NEVER:
                 self._alarm.arm(deadline)
             if self.store is not None:
                 self.store.delivered(self, out)
-        if heads_moved:
-            self._heads_changed()
+        if moved:
+            self._heads_changed(moved)
         return out
 
     def _partition_order(self) -> list[int]:
@@ -676,7 +676,7 @@ class Subscription:
             n, due = self._expire_head(index, cursor, now_ms)
             expired += n
             self._head_due[index] = due
-            if due is not _EMPTY and due != NEVER:
+            if due != _EMPTY and due != NEVER:
                 self._alarm.arm(self._monotonic_of(due))
         return expired
 
@@ -821,10 +821,11 @@ class Subscription:
 
     # --- timers -----------------------------------------------------------------
 
-    def _heads_changed(self) -> None:
-        """The head of some partition may have changed: look again this loop turn."""
+    def _heads_changed(self, indexes: Iterable[int] | None = None) -> None:
+        """The head of these partitions (default: all) may have changed: look
+        again this loop turn."""
         head_due = self._head_due
-        for index in range(len(head_due)):
+        for index in range(len(head_due)) if indexes is None else indexes:
             head_due[index] = None
         if self._head_check_scheduled or self.closed:
             return
@@ -843,12 +844,11 @@ class Subscription:
         self.sync_partitions()
         now_ms = self.clock.wall_ms()
         for index, cursor in enumerate(self.cursors):
-            if self._head_due[index] is None:
+            due = self._head_due[index]
+            if due is None:
                 _, due = self._expire_head(index, cursor, now_ms)
                 self._head_due[index] = due
-            else:
-                due = self._head_due[index]  # type: ignore[assignment]
-            if due is _EMPTY:
+            if due == _EMPTY:
                 self._watch(index)
             elif due != NEVER:
                 self._alarm.arm(self._monotonic_of(due))
@@ -868,7 +868,7 @@ class Subscription:
             del self._append_watchers[index]
         if self.closed or future.cancelled():
             return
-        if self._head_due[index] is _EMPTY:
+        if self._head_due[index] == _EMPTY:
             self._head_due[index] = None
             if not self._head_check_scheduled:
                 self._head_check_scheduled = True
@@ -888,7 +888,7 @@ class Subscription:
             self._heads_changed()
             self._wake()
         for index, due in enumerate(self._head_due):
-            if due is not None and due is not _EMPTY and due <= now_ms:
+            if due is not None and due != _EMPTY and due <= now_ms:
                 self._head_due[index] = None
         self._check_heads()
         self._rearm()

@@ -276,7 +276,10 @@ class SubscriptionStore:
         """The subscription was deleted: drop its state (a tombstone)."""
         self._live.pop(sub_id, None)
         self._pending.pop(sub_id, None)
+        self._resets.discard(sub_id)
         self.saved.pop(sub_id, None)
+        if sub_id in self.windows or sub_id in self._saved_windows:
+            self.drop_dedup_window(sub_id)  # a queue's window goes with it
         self._spawn(
             self.partition.append_records([Record(None, key=sub_id.encode())], durable=False)
         )
