@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 PENDING = -1  # reserved, the original's append has not finished
+DEFAULT_WINDOW_MS = 5 * 60_000  # what FIFO queues promise (SQS: 5 minutes)
 
 # (accepted at wall ms, partition, offset); partition/offset PENDING while appending
 Entry = tuple[int, int, int]

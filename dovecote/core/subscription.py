@@ -205,6 +205,7 @@ class Subscription:
         self._alarm = Alarm(self.clock, self._on_alarm)
         self._head_due: list[float | None] = []  # per partition: None unknown, _EMPTY, wall ms
         self._head_check_scheduled = False
+        self._timers_started = False  # False until made inside a running loop
         self._append_watchers: dict[int, asyncio.Future[None]] = {}
         self._local_snapshots: dict[str, object] = {}
         self.closed = False
@@ -263,6 +264,8 @@ class Subscription:
         """Lease up to ``max_records`` ready records to ``owner``."""
         if self.closed or max_records <= 0:
             return []
+        if not self._timers_started:
+            self._heads_changed()
         self.sync_partitions()
         clock = self.clock
         now = clock.monotonic()
@@ -832,7 +835,8 @@ class Subscription:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop yet: checked on the first pull
+            return  # made outside a loop: timers start at the first pull or wait
+        self._timers_started = True
         self._head_check_scheduled = True
         loop.call_soon(self._check_heads)
 
@@ -920,6 +924,8 @@ class Subscription:
         delays, expired leases) or ``timeout`` seconds pass on the clock.
         Returns False on timeout."""
         loop = asyncio.get_running_loop()
+        if not self._timers_started:
+            self._heads_changed()
         future: asyncio.Future[object] = loop.create_future()
         self._waiters.add(future)
         partitions: list[Partition] = list(self.topic.partitions)

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dovecote.core.dedup import DedupWindow, Entry
+from dovecote.core.dedup import DEFAULT_WINDOW_MS, DedupWindow, Entry
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class SubscriptionStore:
 
     # --- dedup windows and snapshots ------------------------------------------
 
-    def dedup_window(self, name: str, window_ms: int) -> DedupWindow:
+    def dedup_window(self, name: str, window_ms: int = DEFAULT_WINDOW_MS) -> DedupWindow:
         """The durable deduplication window ``name`` (made on first use, with
         the entries saved before a restart)."""
         window = self.windows.get(name)
