@@ -340,7 +340,7 @@ class Subscription:
                     self._delay(cursor, offset, record, verdict)
                 continue
             count = counts.get(offset, 0) + 1
-            if accept is not None and count == 1 and not accept(record):
+            if accept is not None and count == 1 and not self._accepts(accept, record):
                 filtered.append(offset)
                 continue
             if max_deliveries is not None and count > max_deliveries:
@@ -360,6 +360,15 @@ class Subscription:
         if filtered:
             self._settle_many(index, cursor, filtered)
         return moved
+
+    def _accepts(self, accept: RecordFilter, record: Record) -> bool:
+        """The filter's verdict; a filter that fails lets the record through
+        (a broken filter must not silently drop messages)."""
+        try:
+            return bool(accept(record))
+        except Exception:
+            log.exception("filter of %r failed on offset %d; delivered", self, record.offset)
+            return True
 
     def _take_next(self, index: int, cursor: Cursor) -> tuple[int, Record] | None:
         """The lowest requeued record, else the next fresh one from the log."""

@@ -407,6 +407,19 @@ def test_filter_settles_rejected_records_without_delivery(tmp_path):
     run(body, tmp_path)
 
 
+def test_a_failing_filter_lets_records_through(tmp_path):
+    async def body(w: World) -> None:
+        await w.publish(b"a")
+
+        def broken(record: Record) -> bool:
+            raise RuntimeError("bad filter")
+
+        sub = w.open(SubscriptionConfig(filter=broken))
+        assert values(sub.pull(10, "c")) == [b"a"]
+
+    run(body, tmp_path)
+
+
 # --- seek -------------------------------------------------------------------------------
 
 
