@@ -150,6 +150,10 @@ class Cursor:
     buffer: deque[Record] = field(default_factory=deque)  # read ahead, offset >= position
     delayed: list[tuple[float, int]] = field(default_factory=list)  # heap (due wall ms, offset)
     delayed_records: dict[int, Record] = field(default_factory=dict)
+    # ordered: records waiting for their group's record in flight, a heap of
+    # offsets per group; only the lowest goes back to ``ready`` when it ends
+    parked: dict[bytes | None, list[int]] = field(default_factory=dict)
+    parked_records: dict[int, Record] = field(default_factory=dict)
 
     def advance_floor(self) -> None:
         settled = self.settled
@@ -170,6 +174,8 @@ class Cursor:
         self.buffer.clear()
         self.delayed.clear()
         self.delayed_records.clear()
+        self.parked.clear()
+        self.parked_records.clear()
         self.counts = {o: c for o, c in self.counts.items() if o >= floor}
         self.advance_floor()
 
@@ -319,7 +325,6 @@ class Subscription:
         counts = cursor.counts
         leased = cursor.leased
         attempts = self._attempts
-        skipped: list[tuple[int, Record]] = []  # blocked by their group; put back after
         filtered: list[int] = []
         taken = 0
         moved = False
@@ -330,7 +335,7 @@ class Subscription:
             moved = True
             offset, record = item
             if ordered and record.key in groups:
-                skipped.append((offset, record))
+                self._park(cursor, offset, record)
                 continue
             verdict = self._check(record, now_ms)
             if verdict is not None:
@@ -355,8 +360,6 @@ class Subscription:
                 heapq.heappush(self._lease_heap, (deadline, attempt, index, offset))
             out.append(Delivery(index, offset, record, count, attempt))
             taken += 1
-        for offset, record in skipped:
-            self._requeue(cursor, offset, record)
         if filtered:
             self._settle_many(index, cursor, filtered)
         return moved
@@ -547,7 +550,7 @@ class Subscription:
                 continue
             del cursor.leased[offset]
             if ordered:
-                self._groups_in_flight.discard(lease.record.key)
+                self._finish_group(lease.record)
             cursor.settled.add(offset)
             cursor.counts.pop(offset, None)
             offsets = touched.get(index)
@@ -655,6 +658,8 @@ class Subscription:
             cursor.requeued.clear()
             cursor.delayed.clear()
             cursor.delayed_records.clear()
+            cursor.parked.clear()
+            cursor.parked_records.clear()
             cursor.buffer.clear()
             cursor.position = max(cursor.position, end)
             cursor.advance_floor()
@@ -713,9 +718,29 @@ class Subscription:
         heapq.heappush(cursor.ready, offset)
         cursor.requeued[offset] = record
 
+    def _park(self, cursor: Cursor, offset: int, record: Record) -> None:
+        """Its group has a record in flight: wait aside, off the ready heap
+        (so a long blocked group is not scanned again on every pull)."""
+        heap = cursor.parked.get(record.key)
+        if heap is None:
+            cursor.parked[record.key] = [offset]
+        else:
+            heapq.heappush(heap, offset)
+        cursor.parked_records[offset] = record
+
     def _finish_group(self, record: Record) -> None:
-        if self.config.ordered:
-            self._groups_in_flight.discard(record.key)
+        """The group's record in flight is done: its next record may go."""
+        if not self.config.ordered:
+            return
+        key = record.key
+        self._groups_in_flight.discard(key)
+        for cursor in self.cursors:
+            heap = cursor.parked.get(key)
+            if heap:
+                offset = heapq.heappop(heap)
+                if not heap:
+                    del cursor.parked[key]
+                self._requeue(cursor, offset, cursor.parked_records.pop(offset))
 
     def _dead_letter(
         self, index: int, cursor: Cursor, offset: int, record: Record, reason: str
