@@ -550,3 +550,42 @@ def test_dedup_window_survives_a_restart(tmp_path):
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_dedup_windows_and_snapshots_survive_compaction_of_the_state_topic(tmp_path, monkeypatch):
+    from dovecote.core import substate
+
+    monkeypatch.setattr(substate, "SNAPSHOT_BYTES", 1)  # compact on every flush
+
+    async def main() -> None:
+        clock = FakeClock(wall_ms=START_MS)
+        core = _restart_core(tmp_path, clock)
+        await core.start()
+        await core.create_topic("q", 1)
+        part = core.get_topic("q").partitions[0]
+        await part.append_records([Record(b"%d" % i, timestamp=START_MS) for i in range(3)])
+        sub = core.open_subscription("s", "q")
+        [first] = sub.pull(1, "c")
+        sub.ack([first.token])
+        sub.snapshot("one-acked")
+        window = core.substate.dedup_window("queue:q", 60_000)
+        window.accept_ids(["id-1"], START_MS)
+        window.record(["id-1"], [(0, 0)])
+        await core.substate.drain()
+        sub.ack([d.token for d in sub.pull(10, "c")])
+        await core.substate.drain()  # compacted again: the state is all in snapshots
+        state = core.get_topic(substate.STATE_TOPIC).partitions[0]
+        assert state.log_start_offset > 0
+        await core.stop()
+
+        core = _restart_core(tmp_path, clock)
+        await core.start()
+        sub = core.open_subscription("s", "q")
+        assert sub.pull(10, "c") == []
+        sub.seek_to_snapshot("one-acked")
+        assert values(sub.pull(10, "c")) == [b"1", b"2"]
+        dup = core.substate.dedup_window("queue:q", 60_000).accept_ids(["id-1"], START_MS + 1)
+        assert dup[0] is not None and dup[0].offset == 0
+        await core.stop()
+
+    asyncio.run(main())
