@@ -347,6 +347,8 @@ class Subscription:
             count = counts.get(offset, 0) + 1
             if accept is not None and count == 1 and not self._accepts(accept, record):
                 filtered.append(offset)
+                if ordered:
+                    self._release_parked(record.key)
                 continue
             if max_deliveries is not None and count > max_deliveries:
                 self._dead_letter(index, cursor, offset, record, "delivery_limit")
@@ -732,8 +734,11 @@ class Subscription:
         """The group's record in flight is done: its next record may go."""
         if not self.config.ordered:
             return
-        key = record.key
-        self._groups_in_flight.discard(key)
+        self._groups_in_flight.discard(record.key)
+        self._release_parked(record.key)
+
+    def _release_parked(self, key: bytes | None) -> None:
+        """Put the lowest parked record of group ``key`` back on its ready heap."""
         for cursor in self.cursors:
             heap = cursor.parked.get(key)
             if heap:
@@ -748,6 +753,8 @@ class Subscription:
         """Hand a record to the dead-letter handler and settle it once the
         handler has stored it elsewhere (so a crash in between redelivers
         rather than loses it); without a handler, just settle it."""
+        if self.config.ordered and record.key not in self._groups_in_flight:
+            self._release_parked(record.key)  # it will not be delivered: the next one may
         if self.on_dead_letter is None:
             self._settle_many(index, cursor, [offset])
             return

@@ -589,3 +589,21 @@ def test_dedup_windows_and_snapshots_survive_compaction_of_the_state_topic(tmp_p
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_ordering_key_moves_on_when_its_next_record_expires(tmp_path):
+    async def body(w: World) -> None:
+        sub = w.open(SubscriptionConfig(ordered=True))
+        await w.publish(b"a1", key=b"a")
+        expires = b"%d" % (w.clock.wall_ms() + 100)
+        await w.publish(b"a2", key=b"a", headers=[(EXPIRES_AT, expires)])
+        await w.publish(b"a3", key=b"a")
+        [a1] = sub.pull(10, "c")  # a2 and a3 wait for a1
+        await w.clock.advance(0.1)  # a2 expires while it waits
+        sub.ack([a1.token])
+        await w.settle()
+        assert values(sub.pull(10, "c")) == [b"a3"]
+        await w.settle()
+        assert [v for v, _, _ in w.dead] == [b"a2"]
+
+    run(body, tmp_path)
