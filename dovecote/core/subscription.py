@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dovecote.core.clock import Alarm, Clock, SystemClock
-from dovecote.core.errors import BrokerError
+from dovecote.core.errors import BrokerError, UnknownPartition
 from dovecote.core.tokens import DeliveryToken, Settled
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage.batch import Record
@@ -795,6 +795,8 @@ class Subscription:
         if isinstance(positions, int):
             positions = dict.fromkeys(range(len(self.cursors)), positions)
         for index, offset in positions.items():
+            if not 0 <= index < len(self.cursors):
+                raise UnknownPartition(f"{self.topic.name} has no partition {index}")
             partition = self.topic.partitions[index]
             offset = min(max(offset, partition.log_start_offset), partition.high_watermark)
             self.cursors[index].reset(offset)

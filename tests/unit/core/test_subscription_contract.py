@@ -16,7 +16,7 @@ import pytest
 from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
-from dovecote.core.errors import BrokerError
+from dovecote.core.errors import BrokerError, UnknownPartition
 from dovecote.core.subscription import (
     DELIVER_AT,
     EXPIRES_AT,
@@ -435,6 +435,8 @@ def test_seek_back_and_forward(tmp_path):
         sub.seek(5)  # forward: what lies before is settled
         assert sub.ready_count() == 1
         assert values(sub.pull(10, "c")) == [b"5"]
+        with pytest.raises(UnknownPartition):
+            sub.seek({3: 0})
 
     run(body, tmp_path)
 
