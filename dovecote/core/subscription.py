@@ -567,7 +567,21 @@ class Subscription:
                 self.store.settled(self, index, offsets)
         if done and ordered:
             self._wake()
+        heap = self._lease_heap
+        if len(heap) > 4096 and len(heap) > 4 * self.unacked_count():
+            self._compact_lease_heap()
         return Settled(done, stale)
+
+    def _compact_lease_heap(self) -> None:
+        """Drop heap entries of settled or extended leases (they would stay
+        until their deadline: with long leases and many acks, a lot)."""
+        heap = []
+        for index, cursor in enumerate(self.cursors):
+            for offset, lease in cursor.leased.items():
+                if lease.deadline != NEVER and lease.owner is not DEAD_LETTERING:
+                    heap.append((lease.deadline, lease.attempt, index, offset))
+        heapq.heapify(heap)
+        self._lease_heap = heap
 
     def nack(
         self, items: Iterable[TokenLike], *, requeue: bool = True, delay_ms: int = 0

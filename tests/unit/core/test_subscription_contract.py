@@ -137,6 +137,19 @@ def test_stale_items_are_reported_beside_the_good_ones(tmp_path):
     run(body, tmp_path)
 
 
+def test_acked_leases_do_not_pile_up_in_the_deadline_heap(tmp_path):
+    async def body(w: World) -> None:
+        await w.publish(*[b"m"] * 10_000)
+        sub = w.open(SubscriptionConfig(lease_ms=30_000))
+        held = sub.pull(10_000, "c")
+        sub.ack([d.token for d in held[:-10]])
+        assert len(sub._lease_heap) <= 4096
+        await w.clock.advance(30)
+        assert values(sub.pull(100, "c")) == [b"m"] * 10  # the rest still expire on time
+
+    run(body, tmp_path)
+
+
 def test_extend_moves_the_deadline_and_zero_gives_back_now(tmp_path):
     async def body(w: World) -> None:
         await w.publish(b"a", b"b")
