@@ -79,7 +79,8 @@ _new_tuple = tuple.__new__
 DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
 RecordFilter = Callable[[Record], bool]
 # A token, or a bare (partition, offset) pair that names whatever lease holds
-# that offset (for owners whose leases never expire, such as an AMQP channel).
+# that offset (for owners whose leases never expire, such as a channel that
+# holds its deliveries until it acks or closes).
 TokenLike = DeliveryToken | tuple[int, int, int] | tuple[int, int]
 
 
@@ -253,7 +254,7 @@ class Subscription:
         return sum(len(c.leased) for c in self.cursors)
 
     def delayed_count(self) -> int:
-        """Records seen but waiting for their delay to end (SQS NotVisible-style)."""
+        """Records seen but waiting for their delay to end (not yet visible)."""
         return sum(len(c.delayed) for c in self.cursors)
 
     def leases_of(self, owner: object) -> list[DeliveryToken]:
@@ -686,7 +687,7 @@ class Subscription:
         return count
 
     def drop_head(self, count: int, reason: str = "maxlen") -> int:
-        """Dead-letter (or drop) the ``count`` oldest ready records: max-length overflow."""
+        """Dead-letter (or drop) the ``count`` oldest ready records: overflow of a length limit."""
         dropped = 0
         for index, cursor in enumerate(self.cursors):
             while dropped < count:
