@@ -1,4 +1,4 @@
-"""A deduplication window by message id (SQS FIFO, Pub/Sub exactly-once).
+"""A deduplication window by message id (FIFO queues, exactly-once delivery).
 
 Whoever publishes into a queue asks the window first: ``accept_ids`` answers,
 per id, either ``None`` (new: the id is now reserved, append the message) or
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 PENDING = -1  # reserved, the original's append has not finished
-DEFAULT_WINDOW_MS = 5 * 60_000  # what FIFO queues promise (SQS: 5 minutes)
+DEFAULT_WINDOW_MS = 5 * 60_000  # what FIFO queues commonly promise
 
 # (accepted at wall ms, partition, offset); partition/offset PENDING while appending
 Entry = tuple[int, int, int]

@@ -8,7 +8,7 @@ after the read position are read from the log in chunks and delivered in
 order. So a queue is never copied: it is a topic plus this bookkeeping, and
 the same topic can still be read as a stream.
 
-- ``pull`` leases up to N ready records to an owner (a channel, an SQS
+- ``pull`` leases up to N ready records to an owner (a channel, a
   receiver), redeliveries first in offset order (requeued messages keep their
   place, as RabbitMQ does), then fresh records; priority subscriptions take
   from the highest partition first. Every delivery carries a
@@ -21,8 +21,8 @@ the same topic can still be read as a stream.
   away).
 - Delivery counts decide the redelivered flag and the delivery limit; TTL and
   the delivery limit send records to the dead-letter callback with a reason.
-- With ``ordered`` only one record per key is in flight at a time (SQS FIFO
-  message groups, Pub/Sub ordering keys), and a requeued record of a key is
+- With ``ordered`` only one record per key is in flight at a time (message
+  groups, ordering keys), and a requeued record of a key is
   delivered again before the later ones.
 - Delays (per subscription and per record), a filter hook that settles
   records nobody should see, and seeks (to an offset, a time or a named
@@ -122,7 +122,7 @@ class Delivery:
     partition: int
     offset: int
     record: Record
-    count: int  # 1 on first delivery (SQS ApproximateReceiveCount, Pub/Sub delivery_attempt)
+    count: int  # 1 on first delivery; adapters report it as the receive count / attempt
     attempt: int = -1  # unique to this delivery: see ``token``
 
     @property

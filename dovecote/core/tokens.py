@@ -3,8 +3,8 @@
 A lease on a record is named by (partition, offset, attempt). The attempt is
 unique to that one delivery, so a consumer whose lease expired cannot settle
 the lease the record got when it was delivered again: its token is stale.
-The compact text form is what an adapter hands to its clients (the SQS
-receipt handle, the Pub/Sub ack id) and parses back.
+The compact text form is what an adapter hands to its clients (a receipt
+handle, an ack id) and parses back.
 """
 
 from __future__ import annotations
