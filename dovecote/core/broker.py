@@ -47,7 +47,7 @@ from dovecote.core.memory import MemoryBudget
 from dovecote.core.queues import QueueManager
 from dovecote.core.quotas import ByteRateQuotas
 from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
-from dovecote.core.substate import SubscriptionStore
+from dovecote.core.substate import STATE_CONFIGS, STATE_TOPIC, SubscriptionStore
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage import compaction
 from dovecote.storage.flush import Flusher
@@ -92,7 +92,7 @@ class BrokerCore:
         self._lock_fd: int | None = None
         self.loading = True
         self.subscriptions: dict[str, Subscription] = {}
-        self.substate = SubscriptionStore(self)
+        self.substate = SubscriptionStore(self.clock)
         self.queues = QueueManager(self.catalog, self.clock, topics=self, subscriptions=self)
         self.groups = GroupCoordinator(
             self.clock,
@@ -130,7 +130,7 @@ class BrokerCore:
             time.monotonic() - started,
             f"; cut damaged tails in {len(cut)} partitions" if cut else "",
         )
-        await self.substate.load()
+        await self.substate.load(await self.internal_partition(STATE_TOPIC, STATE_CONFIGS))
         await self.queues.load()
         await self.groups.load(await self.internal_partition(OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS))
         self.started_ms = int(time.time() * 1000)
@@ -211,10 +211,14 @@ class BrokerCore:
 
     async def internal_partition(self, name: str, configs: Mapping[str, str]) -> Partition:
         """The one partition of internal topic ``name`` (where a manager keeps
-        its durable state), created with ``configs`` when missing."""
+        its durable state), created with ``configs`` when missing and given
+        them when it has others."""
         topic = self.topics.get(name)
         if topic is None:
             topic = await self.create_topic(name, 1, configs, internal=True)
+        elif any(topic.configs.get(k) != v for k, v in configs.items()):
+            # Made by an older version with other settings: bring it up to date.
+            await self.alter_topic_configs(name, configs)
         assert topic is not None
         return topic.partitions[0]
 

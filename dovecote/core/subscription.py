@@ -823,9 +823,8 @@ class Subscription:
         self.sync_partitions()
         positions = {}
         for index, partition in enumerate(self.topic.partitions[: len(self.cursors)]):
-            found = partition.log.offset_for_timestamp(timestamp_ms)
-            hw = partition.high_watermark
-            positions[index] = hw if found is None else min(found[0], hw)
+            found = partition.offset_for_timestamp(timestamp_ms)
+            positions[index] = partition.high_watermark if found is None else found.offset
         self.seek(positions)
 
     def snapshot(self, name: str) -> None:
@@ -923,7 +922,7 @@ class Subscription:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f, i=index: self._on_append(i, f))
         self._append_watchers[index] = future
-        self.topic.partitions[index]._watchers.add(future)
+        self.topic.partitions[index].watch(future)
 
     def _on_append(self, index: int, future: asyncio.Future[None]) -> None:
         if self._append_watchers.get(index) is future:
@@ -988,7 +987,7 @@ class Subscription:
         self._waiters.add(future)
         partitions: list[Partition] = list(self.topic.partitions)
         for partition in partitions:
-            partition._watchers.add(future)  # type: ignore[arg-type]
+            partition.watch(future)
 
         def timed_out() -> None:
             if not future.done():
@@ -1003,7 +1002,7 @@ class Subscription:
                 future.cancel()
             self._waiters.discard(future)
             for partition in partitions:
-                partition._watchers.discard(future)  # type: ignore[arg-type]
+                partition.unwatch(future)
 
     def on_close(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` when the subscription closes (its queue was deleted):
@@ -1025,7 +1024,7 @@ class Subscription:
         self._alarm.cancel()
         for index, future in self._append_watchers.items():
             if index < len(self.topic.partitions):
-                self.topic.partitions[index]._watchers.discard(future)
+                self.topic.partitions[index].unwatch(future)
             future.cancel()
         self._append_watchers.clear()
         self._wake()

@@ -32,8 +32,9 @@ from dovecote.core.dedup import DEFAULT_WINDOW_MS, DedupWindow, Entry
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
-    from dovecote.core.broker import BrokerCore
+    from dovecote.core.clock import Clock
     from dovecote.core.subscription import Delivery, Subscription
+    from dovecote.core.topic import Partition
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,9 @@ class SavedSnapshot:
 
 
 class SubscriptionStore:
-    def __init__(self, core: BrokerCore) -> None:
-        self.core = core
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.partition: Partition  # the state topic's one partition, from load()
         self.saved: dict[str, dict[int, SavedCursor]] = {}
         self.snapshots: dict[str, SavedSnapshot] = {}
         self.windows: dict[str, DedupWindow] = {}
@@ -138,18 +140,11 @@ class SubscriptionStore:
         self._snapshotting = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def partition(self):
-        return self.core.get_topic(STATE_TOPIC).partitions[0]
-
-    async def load(self) -> None:
-        topic = self.core.topic(STATE_TOPIC)
-        if topic is None:
-            topic = await self.core.create_topic(STATE_TOPIC, 1, STATE_CONFIGS, internal=True)
-        elif any(topic.configs.get(k) != v for k, v in STATE_CONFIGS.items()):
-            await self.core.alter_topic_configs(STATE_TOPIC, STATE_CONFIGS)
-        assert topic is not None
-        for record in topic.partitions[0].all_records():
+    async def load(self, partition: Partition) -> None:
+        """Replay the state topic's partition (``STATE_TOPIC``, made by the
+        broker with ``STATE_CONFIGS``)."""
+        self.partition = partition
+        for record in partition.all_records():
             self._replay(record)
 
     def _replay(self, record: Record) -> None:
@@ -325,7 +320,7 @@ class SubscriptionStore:
             records.append(Record(value, key=(SNAPSHOT_PREFIX + name).encode()))
         if records:
             self._spawn(self.partition.append_records(records, durable=False))
-            if self.partition.log.size_bytes > SNAPSHOT_BYTES and not self._snapshotting:
+            if self.partition.size_bytes > SNAPSHOT_BYTES and not self._snapshotting:
                 self._snapshotting = True
                 self._spawn(self._snapshot())
 
@@ -340,7 +335,7 @@ class SubscriptionStore:
                 )
                 for sub_id, cursors in self.saved.items()
             ]
-            now_ms = self.core.clock.wall_ms()
+            now_ms = self.clock.wall_ms()
             windows = {name: w.durable_entries() for name, w in self.windows.items()}
             for name, saved in self._saved_windows.items():
                 windows[name] = [(i, t, p, o) for i, (t, p, o) in saved.items()]

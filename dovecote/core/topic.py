@@ -319,6 +319,13 @@ class Partition:
         OffsetOutOfRange beyond it); returns the new log start."""
         return self.log.delete_records_before(offset)
 
+    def watch(self, future: asyncio.Future[None]) -> None:
+        """Complete ``future`` at the next high-watermark move (new visible data)."""
+        self._watchers.add(future)
+
+    def unwatch(self, future: asyncio.Future[None]) -> None:
+        self._watchers.discard(future)
+
     def _wake(self) -> None:
         if self._watchers:
             for future in self._watchers:
@@ -333,7 +340,7 @@ async def wait_for_appends(partitions: Iterable[Partition], timeout: float, cloc
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watched = list(partitions)
     for partition in watched:
-        partition._watchers.add(future)
+        partition.watch(future)
     timed_out = False
 
     def time_up() -> None:
@@ -351,7 +358,7 @@ async def wait_for_appends(partitions: Iterable[Partition], timeout: float, cloc
         if not future.done():
             future.cancel()
         for partition in watched:
-            partition._watchers.discard(future)
+            partition.unwatch(future)
 
 
 class Topic:
