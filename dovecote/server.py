@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dovecote.core.broker import BrokerCore
-from dovecote.core.config import LISTENERS, BrokerConfig, split_address
+from dovecote.settings import LISTENERS, ServerConfig, split_address
 
 log = logging.getLogger("dovecote")
 
@@ -63,14 +63,14 @@ def built_listeners() -> dict[str, Any]:
 
 
 class Broker:
-    """Dovecote in-process. Keyword overrides match :class:`BrokerConfig`
+    """Dovecote in-process. Keyword overrides match :class:`ServerConfig`
     fields, plus one per listener (``kafka="127.0.0.1:0"``, ``amqp="off"``)."""
 
     def __init__(
         self,
         data_dir: str | Path | None = None,
         *,
-        config: BrokerConfig | None = None,
+        config: ServerConfig | None = None,
         **overrides: Any,
     ) -> None:
         if config is None:
@@ -78,7 +78,7 @@ class Broker:
             values: dict[str, Any] = dict(overrides)
             if listener_overrides:
                 values["listeners"] = listener_overrides
-            config = BrokerConfig.load(env={}, overrides=values)
+            config = ServerConfig.load(env={}, overrides=values)
         elif overrides:
             raise TypeError("pass either config= or keyword overrides, not both")
         if data_dir is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dovecote as dovecote_package
 from bench.peers._proc import HOST, PeerInfo, PeerStartError, make_data_dir
-from dovecote.core.config import LISTENERS
+from dovecote.settings import LISTENERS
 from dovecote.testing import BrokerProcess
 
 NAME = "dovecote"

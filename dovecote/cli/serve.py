@@ -10,8 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
-from dovecote.core.config import FLUSH_POLICIES, LISTENERS, BrokerConfig
+from dovecote.core.config import FLUSH_POLICIES
 from dovecote.core.errors import InvalidConfig
+from dovecote.settings import LISTENERS, ServerConfig
 
 log = logging.getLogger("dovecote")
 
@@ -57,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.advertised_host:
         overrides["advertised_host"] = args.advertised_host
     try:
-        config = BrokerConfig.load(file=args.config, overrides=overrides)
+        config = ServerConfig.load(file=args.config, overrides=overrides)
     except (InvalidConfig, OSError) as err:
         print(f"dovecote: {err}", file=sys.stderr)
         return 2
@@ -65,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(config, args.ready_file))
 
 
-async def _serve(config: BrokerConfig, ready_file: Path | None) -> int:
+async def _serve(config: ServerConfig, ready_file: Path | None) -> int:
     from dovecote.server import Broker
 
     broker = Broker(config=config)

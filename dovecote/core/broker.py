@@ -382,7 +382,7 @@ class BrokerCore:
         on_dead_letter: DeadLetterHandler | None = None,
     ) -> Subscription:
         """Start (or resume, with its saved progress) queue-style delivery
-        from a topic. The owner (an AMQP or SQS queue, a Pub/Sub
+        from a topic. The owner (a queue of any protocol, a
         subscription) keeps the definition; the core keeps the progress."""
         existing = self.subscriptions.get(sub_id)
         if existing is not None:

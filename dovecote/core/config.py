@@ -24,15 +24,6 @@ FLUSH_INTERVAL = "interval"  # fsync every flush.ms; acks do not wait
 FLUSH_NEVER = "never"  # the OS writes back when it likes
 FLUSH_POLICIES = (FLUSH_ACK, FLUSH_INTERVAL, FLUSH_NEVER)
 
-LISTENERS = {
-    "kafka": 9092,
-    "amqp": 5672,
-    "http": 8080,
-    "aws": 9324,
-    "pubsub": 8085,
-    "registry": 8081,
-}
-
 
 def _int(lo: int | None = None) -> Callable[[str], int]:
     def parse(value: str) -> int:
@@ -159,14 +150,13 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
 
 @dataclass
 class BrokerConfig:
-    """Everything ``dovecote serve`` can be told. CLI flags, ``DOVECOTE_*``
-    environment variables and a TOML file set it, in that order of precedence."""
+    """What the core is told: storage, flushing, budgets, groups, topic
+    defaults. The listeners' own settings extend it in
+    :class:`dovecote.settings.ServerConfig`, which is what ``dovecote serve``
+    loads. CLI flags, ``DOVECOTE_*`` environment variables and a TOML file set
+    it, in that order of precedence."""
 
     data_dir: Path = Path("data")
-    listeners: dict[str, str | None] = field(
-        default_factory=lambda: {name: f"127.0.0.1:{port}" for name, port in LISTENERS.items()}
-    )
-    advertised_host: str | None = None  # host told to Kafka clients; default: the listener's
     node_id: int = 0
     auto_create_topics: bool = True
     num_partitions: int = 1
@@ -193,15 +183,7 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
-    # AMQP 0-9-1 listener (defaults as RabbitMQ's)
-    amqp_users: str = "guest:guest"  # comma-separated user:password pairs
-    amqp_loopback_users: str = "guest"  # these may only log in from a loopback address
-    amqp_heartbeat: int = 60  # seconds proposed in connection.tune; 0 = off
-    amqp_frame_max: int = 131072
-    amqp_channel_max: int = 2047
-    amqp_max_message_bytes: int = 128 * 1024 * 1024
-    amqp_handshake_timeout_ms: int = 10_000
-    # Resource alarms: publishers are blocked (connection.blocked) past these.
+    # Resource alarms: publishers are blocked past these.
     disk_free_limit_bytes: int = 50_000_000  # free space on the data dir's file system
     memory_limit_bytes: int = 0  # resident set size; 0 = 40% of physical memory
     alarm_check_interval_ms: int = 1000
@@ -246,13 +228,11 @@ class BrokerConfig:
             with open(file, "rb") as f:
                 config._apply(tomllib.load(f), source=str(file))
         env = os.environ if env is None else env
-        from_env: dict[str, Any] = {}
-        for name in LISTENERS:
-            value = env.get(f"DOVECOTE_{name.upper()}")
-            if value is not None:
-                from_env.setdefault("listeners", {})[name] = value
+        from_env: dict[str, Any] = config._from_environment(env)
         scalar_names = [
-            f.name for f in fields(cls) if f.name not in ("listeners", "topic_defaults")
+            f.name
+            for f in fields(cls)
+            if not isinstance(getattr(config, f.name), dict) and f.name not in from_env
         ]
         for name in scalar_names:
             value = env.get(f"DOVECOTE_{name.upper()}")
@@ -263,16 +243,22 @@ class BrokerConfig:
             config._apply(dict(overrides), source="command line")
         return config
 
+    def _from_environment(self, env: Mapping[str, str]) -> dict[str, Any]:
+        """Settings read from the environment under names other than
+        ``DOVECOTE_<FIELD>`` (a subclass adds its own)."""
+        return {}
+
+    def _apply_other(self, key: str, value: Any, source: str) -> bool:
+        """Apply a setting that is not a plain field; False: unknown here."""
+        return False
+
     def _apply(self, values: Mapping[str, Any], source: str) -> None:
         known = {f.name: f for f in fields(self)}
         for key, value in values.items():
             key = key.replace("-", "_")
-            if key == "listeners":
-                for name, addr in dict(value).items():
-                    if name not in LISTENERS:
-                        raise InvalidConfig(f"{source}: unknown listener {name!r}")
-                    self.listeners[name] = parse_listener(str(addr), LISTENERS[name])
-            elif key == "topic_defaults":
+            if self._apply_other(key, value, source):
+                continue
+            if key == "topic_defaults":
                 self.topic_defaults.update(
                     validate_topic_configs({k: str(v) for k, v in value.items()})
                 )
@@ -300,22 +286,3 @@ def _coerce(current: Any, value: Any, what: str) -> Any:
     if isinstance(current, Path):
         return Path(value)
     return None if value in (None, "") else str(value)
-
-
-def parse_listener(value: str, default_port: int) -> str | None:
-    """``HOST:PORT``, ``:PORT``, ``PORT`` or ``off`` -> ``HOST:PORT`` or None."""
-    value = value.strip()
-    if value.lower() in ("off", "none", "false", "no", ""):
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = ("127.0.0.1", value) if value.isdigit() else (value, str(default_port))
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidConfig(f"invalid listener address {value!r}")
-    return f"{host}:{int(port)}"
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host, int(port)

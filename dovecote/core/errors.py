@@ -1,5 +1,5 @@
 """Errors the core raises. Adapters translate them into their protocol's codes
-(Kafka error codes, AMQP reply codes, SQS/Pub/Sub error names)."""
+(each adapter has its own codes and names for them)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Kafka's Java client hashes the key with murmur2 and takes it modulo the
 partition count; doing the same means a key lands on the same partition
-whether it was produced by a Java client, our CLI, AMQP or SQS. Keyless
+whether it was produced by a Java client, our CLI or another protocol. Keyless
 records are spread round-robin.
 """
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from dovecote.core.config import LISTENERS
+from dovecote.settings import LISTENERS
 
 
 class BrokerProcess:

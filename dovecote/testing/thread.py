@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from dovecote.core.config import LISTENERS
+from dovecote.settings import LISTENERS
 
 
 class BrokerThread:

@@ -9,7 +9,6 @@ import pytest
 
 from dovecote.core.broker import BrokerCore, topic_dir_name
 from dovecote.core.clock import FakeClock
-from dovecote.core.config import BrokerConfig
 from dovecote.core.errors import (
     CorruptMessage,
     InvalidConfig,
@@ -20,6 +19,7 @@ from dovecote.core.errors import (
     UnknownTopic,
 )
 from dovecote.core.topic import wait_for_appends
+from dovecote.settings import ServerConfig
 from dovecote.storage.batch import Record, build_batch
 
 
@@ -28,7 +28,7 @@ def run(coro):
 
 
 def core_for(tmp_path, clock: FakeClock | None = None, **kw) -> BrokerCore:
-    config = BrokerConfig.load(env={}, overrides={"data_dir": tmp_path, **kw})
+    config = ServerConfig.load(env={}, overrides={"data_dir": tmp_path, **kw})
     return BrokerCore(config, clock=clock)
 
 
@@ -220,7 +220,7 @@ def test_config_sources_and_listener_parsing(tmp_path):
         'data_dir = "/srv/dc"\nflush = "interval"\n[listeners]\nkafka = "0.0.0.0:19092"\namqp = "off"\n'
         '[topic_defaults]\n"retention.ms" = "5"\n'
     )
-    config = BrokerConfig.load(
+    config = ServerConfig.load(
         file=toml, env={"DOVECOTE_AMQP": "5673", "DOVECOTE_NUM_PARTITIONS": "3"}, overrides={}
     )
     assert str(config.data_dir) == "/srv/dc"
@@ -231,9 +231,9 @@ def test_config_sources_and_listener_parsing(tmp_path):
     assert config.topic_default("flush.policy") == "interval"
     assert config.topic_default("retention.ms") == "5"
     with pytest.raises(InvalidConfig):
-        BrokerConfig.load(env={}, overrides={"listeners": {"kafka": "host:notaport"}})
+        ServerConfig.load(env={}, overrides={"listeners": {"kafka": "host:notaport"}})
     with pytest.raises(InvalidConfig):
-        BrokerConfig.load(env={}, overrides={"no_such_setting": 1})
+        ServerConfig.load(env={}, overrides={"no_such_setting": 1})
 
 
 def test_a_second_broker_on_the_same_directory_is_refused(tmp_path):
