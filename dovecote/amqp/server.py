@@ -3,18 +3,19 @@
 ``start_listener(broker, host, port)`` is what :class:`dovecote.server.Broker`
 calls. The listener owns the user table, the direct reply-to registry (token
 -> channel with an ``amq.rabbitmq.reply-to`` consumer), the registry of
-exclusive consumers and the resource monitor whose alarms block publishers.
+exclusive consumers.
 It also tells the core how AMQP records look to a headers exchange, for
-dead letters re-routed through one.
+dead letters re-routed through one, and subscribes to the core's resource
+alarms (:mod:`dovecote.core.alarms`), which block publishing connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dovecote.amqp.alarms import ResourceMonitor
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
 from dovecote.amqp.mapping import record_headers_table
@@ -40,14 +41,7 @@ class AMQPListener:
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, Channel] = {}
         self.exclusive_consumers: dict[Subscription, Consumer] = {}
-        self.alarms: frozenset[str] = frozenset()
-        self.monitor = ResourceMonitor(
-            self.config.data_dir,
-            disk_free_limit=self.config.disk_free_limit_bytes,
-            memory_limit=self.config.memory_limit_bytes,
-            interval=self.config.alarm_check_interval_ms / 1000,
-            on_change=self._alarms_changed,
-        )
+        self._unsubscribe: Callable[[], None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -55,7 +49,7 @@ class AMQPListener:
         self.queues.headers_of = record_headers_table
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), host, port)
-        self.monitor.start()
+        self._unsubscribe = self.core.resources.subscribe(self._alarms_changed)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -63,8 +57,12 @@ class AMQPListener:
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
 
+    @property
+    def alarms(self) -> frozenset[str]:
+        """The broker's resource alarms now (a new connection starts blocked)."""
+        return self.core.resources.alarms
+
     def _alarms_changed(self, alarms: frozenset[str]) -> None:
-        self.alarms = alarms
         for connection in list(self.connections):
             connection.set_alarms(alarms)
 
@@ -80,7 +78,9 @@ class AMQPListener:
             log.error("AMQP background task failed", exc_info=task.exception())
 
     async def close(self) -> None:
-        await self.monitor.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
