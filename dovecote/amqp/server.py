@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
 from dovecote.amqp.mapping import record_headers_table
+from dovecote.core.alarms import ResourceMonitor
 from dovecote.core.subscription import Subscription
 
 if TYPE_CHECKING:
@@ -56,6 +57,11 @@ class AMQPListener:
         assert self._server is not None and self._server.sockets
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
+
+    @property
+    def monitor(self) -> ResourceMonitor:
+        """The core's resource monitor (a refused append asks it to look now)."""
+        return self.core.resources
 
     @property
     def alarms(self) -> frozenset[str]:
