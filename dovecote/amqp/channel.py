@@ -42,7 +42,7 @@ from dovecote.core.queues import Queue
 from dovecote.core.subscription import Delivery, Subscription
 
 if TYPE_CHECKING:
-    from dovecote.amqp.connection import Connection
+    from dovecote.amqp.interfaces import ConnectionView
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Tx:
 
 
 class Channel(Declarations, Publishing):
-    def __init__(self, connection: Connection, number: int) -> None:
+    def __init__(self, connection: ConnectionView, number: int) -> None:
         self.connection = connection
         self.number = number
         self.closing = False

@@ -87,7 +87,7 @@ from dovecote.core.ratelog import RateLimitedLog
 from dovecote.core.routing import HEADERS
 
 if TYPE_CHECKING:
-    from dovecote.amqp.server import AMQPListener
+    from dovecote.amqp.interfaces import ListenerView
 
 log = logging.getLogger(__name__)
 # A client sending garbage in a loop would otherwise fill the disk with the log.
@@ -117,7 +117,7 @@ class _Failure:
 
 
 class Connection(ConnectionMethods, asyncio.Protocol):
-    def __init__(self, listener: AMQPListener) -> None:
+    def __init__(self, listener: ListenerView) -> None:
         self.listener = listener
         self.queues = listener.queues
         config = listener.config

@@ -19,7 +19,7 @@ from dovecote.core.queues import Queue
 from dovecote.core.subscription import Delivery
 
 if TYPE_CHECKING:
-    from dovecote.amqp.channel import Channel
+    from dovecote.amqp.interfaces import ChannelView
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Consumer:
 
     def __init__(
         self,
-        channel: Channel,
+        channel: ChannelView,
         queue: Queue,
         tag: str,
         *,

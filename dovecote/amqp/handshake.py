@@ -36,7 +36,7 @@ from dovecote.core.flow import Flow
 from dovecote.core.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from dovecote.amqp.server import AMQPListener
+    from dovecote.amqp.interfaces import ListenerView
 
 log = logging.getLogger(__name__)
 # Refused logins and dead handshakes can come by the thousand: one line now and then.
@@ -73,7 +73,7 @@ def server_properties() -> dict[str, Any]:
 class ConnectionMethods:
     """Mixin of :class:`~dovecote.amqp.connection.Connection` for channel 0."""
 
-    listener: AMQPListener
+    listener: ListenerView
     loop: asyncio.AbstractEventLoop
     state: int
     user: str
