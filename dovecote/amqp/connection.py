@@ -11,7 +11,7 @@ are handled before anything is awaited. Consecutive publishes on one channel
 to one exchange and routing key are collected and stored as one batch when
 something else comes along or the chunk ends (without confirms the run may
 linger 1 ms for the next chunk); acks return credit at once and are settled
-in the core every 10 ms. A handler that must await (a declaration, a
+in the core every 10 ms (:mod:`~dovecote.amqp.settling`). A handler that must await (a declaration, a
 commit) suspends reading until it is done, so replies stay in request order.
 
 Writing: frames are appended to ``out`` and written once per chunk (or per
@@ -80,6 +80,7 @@ from dovecote.amqp.handshake import (
     RUNNING,
     ConnectionMethods,
 )
+from dovecote.amqp.settling import Settling
 from dovecote.core.errors import BrokerError
 from dovecote.core.flow import Flow
 from dovecote.core.queues import Queue
@@ -94,10 +95,6 @@ log = logging.getLogger(__name__)
 noisy = RateLimitedLog(log)
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
-# Acks are settled in the core at most this late: a client acking one message
-# per packet then costs one settle (and one progress record, which the core
-# fsyncs) per 10 ms, not one per ack. Credit returns to consumers at once.
-SETTLE_DELAY = 0.01
 # Publishes without confirms may wait this long for more of their run (see
 # Connection._end_of_read), and at most this many.
 PUBLISH_LINGER = 0.001
@@ -140,11 +137,8 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         self.flow = Flow(self, core.memory, core.clock, config.request_stall_timeout_ms / 1000)
         self.blocking = Blocking(self.flow, self.send_method, self._can_tell_blocked)
         self._group: list[Any] | None = None  # [channel, exchange, routing key, messages]
-        self._settle: set[Channel] = set()
-        self._settle_timer: asyncio.TimerHandle | None = None
+        self.settling = Settling(self.loop)
         self._linger: asyncio.TimerHandle | None = None
-        self._credit: set[Channel] = set()
-        self._confirm: set[Channel] = set()
         self._headers_routing: bool | None = None
         self.published = False
         self._sent = False
@@ -175,7 +169,6 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         for timer in (
             self._timer,
             self._close_timer,
-            self._settle_timer,
             self._linger,
         ):
             if timer is not None:
@@ -183,6 +176,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         self._inbox.clear()
         self._group = None
         self.flow.close()
+        self.settling.close()
         gone: list[Queue] = []
         for channel in list(self.channels.values()):
             gone += channel.release()
@@ -305,36 +299,20 @@ class Connection(ConnectionMethods, asyncio.Protocol):
 
     def settle_later(self, channel: Channel) -> None:
         """``channel`` took acks: return its credit now, settle them shortly."""
-        self._credit.add(channel)
-        self._settle.add(channel)
-        if self._settle_timer is None:
-            self._settle_timer = self.loop.call_later(SETTLE_DELAY, self.settle)
+        self.settling.ack_later(channel)
 
     def settle(self) -> None:
         """Settle every collected ack in the core now."""
-        if self._settle_timer is not None:
-            self._settle_timer.cancel()
-            self._settle_timer = None
-        channels, self._settle = self._settle, set()
-        for channel in channels:
-            channel.flush_acks()
+        self.settling.settle()
 
     def confirm_later(self, channel: Channel) -> None:
-        self._confirm.add(channel)
+        self.settling.confirm_later(channel)
         self.want_flush()
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if self._credit:
-            channels, self._credit = self._credit, set()
-            for channel in channels:
-                if not channel.closing:
-                    channel.credit_freed()
-        if self._confirm:
-            channels, self._confirm = self._confirm, set()
-            for channel in channels:
-                if not channel.closing:
-                    self.out.extend(channel.confirm_frames())
+        if self.settling.pending:
+            self.settling.before_write(self.out)
         out = self.out
         if out:
             self.out = []

@@ -18,6 +18,7 @@ PREFIX = "dovecote.amqp."
 RANK = {
     "server": 5,
     "connection": 4,
+    "settling": 2,
     "handshake": 3,
     "channel": 3,
     "declare": 2,
