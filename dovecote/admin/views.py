@@ -161,7 +161,7 @@ def decode_consumer_assignment(data: bytes) -> dict[str, list[int]]:
 
 
 def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:
-    args = queue.args
+    args = queue.settings
     dlq_depth = None
     if args.dead_letter_queue and args.dead_letter_queue in core.queues.queues:
         dlq_depth = core.queues.queues[args.dead_letter_queue].message_count()

@@ -20,8 +20,9 @@ from dovecote.amqp.auth import Users
 from dovecote.core.alarms import ResourceMonitor
 from dovecote.core.broker import BrokerCore
 from dovecote.core.config import BrokerConfig
+from dovecote.core.delivery import CreditPool
 from dovecote.core.queues import Queue, QueueManager
-from dovecote.core.subscription import Delivery, Subscription
+from dovecote.core.subscription import Delivery
 
 
 class ListenerView(Protocol):
@@ -32,10 +33,9 @@ class ListenerView(Protocol):
     config: BrokerConfig
     queues: QueueManager
     users: Users
+    connections: set[Any]
     # token -> the channel with the amq.rabbitmq.reply-to consumer
     reply_consumers: dict[str, Any]
-    # subscription -> its exclusive consumer
-    exclusive_consumers: dict[Subscription, Any]
 
     @property
     def monitor(self) -> ResourceMonitor: ...
@@ -52,10 +52,8 @@ class ChannelView(Protocol):
 
     number: int
     closing: bool
-    global_prefetch: int
     connection: ConnectionView
-
-    unacked: dict[int, Any]  # delivery tag -> what is unacknowledged
+    credit_pool: CreditPool  # the channel's global prefetch, shared by its consumers
 
     def flush_acks(self) -> None: ...
 

@@ -45,6 +45,7 @@ F_EXPIRATION = 0x0100
 F_USER_ID = 0x0010
 _INTERESTING = F_DELIVERY_MODE | F_PRIORITY | F_REPLY_TO | F_EXPIRATION | F_USER_ID
 _CORE_PREFIX = "dovecote."
+LEGACY_EXCHANGE_HEADER = "amqp.exchange"  # the exchange header of records stored by older versions
 _CACHE_LIMIT = 4096
 
 
@@ -140,7 +141,7 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
     for name, value in headers:
         if name == PROPERTIES_HEADER:
             block = value or EMPTY_PROPERTIES
-        elif name == EXCHANGE_HEADER:
+        elif name in (EXCHANGE_HEADER, LEGACY_EXCHANGE_HEADER):
             exchange = value or b""
         elif name == DEATHS:
             deaths = value

@@ -1,9 +1,8 @@
 """The AMQP 0-9-1 listener: accepts connections and holds what they share.
 
 ``start_listener(broker, host, port)`` is what :class:`dovecote.server.Broker`
-calls. The listener owns the user table, the direct reply-to registry (token
--> channel with an ``amq.rabbitmq.reply-to`` consumer), the registry of
-exclusive consumers.
+calls. The listener owns the user table and the direct reply-to registry
+(token -> channel with an ``amq.rabbitmq.reply-to`` consumer).
 It also tells the core how AMQP records look to a headers exchange, for
 dead letters re-routed through one, and subscribes to the core's resource
 alarms (:mod:`dovecote.core.alarms`), which block publishing connections.
@@ -16,15 +15,14 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dovecote.amqp.arguments import install
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
 from dovecote.amqp.mapping import record_headers_table
 from dovecote.core.alarms import ResourceMonitor
-from dovecote.core.subscription import Subscription
 
 if TYPE_CHECKING:
     from dovecote.amqp.channel import Channel
-    from dovecote.amqp.consumer import Consumer
     from dovecote.server import Broker
 
 log = logging.getLogger(__name__)
@@ -41,7 +39,6 @@ class AMQPListener:
         self.users = Users.from_config(self.config.amqp_users, self.config.amqp_loopback_users)
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, Channel] = {}
-        self.exclusive_consumers: dict[Subscription, Consumer] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -49,6 +46,7 @@ class AMQPListener:
     async def start(self, host: str, port: int) -> None:
         self.queues.headers_of = record_headers_table
         loop = asyncio.get_running_loop()
+        install(self.queues)  # amq.* exchanges, x-match
         self._server = await loop.create_server(lambda: Connection(self), host, port)
         self._unsubscribe = self.core.resources.subscribe(self._alarms_changed)
 

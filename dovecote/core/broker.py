@@ -97,7 +97,7 @@ class BrokerCore:
         self.loading = True
         self.subscriptions: dict[str, Subscription] = {}
         self.substate = SubscriptionStore(self)
-        self.queues = QueueManager(self)
+        self.queues = QueueManager(self.catalog, self.clock, topics=self, subscriptions=self)
         self.groups = GroupCoordinator(
             self,
             GroupSettings(

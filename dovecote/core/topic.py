@@ -23,7 +23,7 @@ from dovecote.storage.batch import BatchInfo, CorruptBatch, Record, build_batch,
 from dovecote.storage.errors import StorageError
 from dovecote.storage.flush import Flusher
 from dovecote.storage.log import AppendResult, Log
-from dovecote.storage.segment import FileSlice
+from dovecote.storage.segment import FileSlice, Segment
 
 logger = logging.getLogger(__name__)
 storage_warnings = RateLimitedLog(logger)
@@ -57,6 +57,7 @@ class Partition:
         self._watchers: set[asyncio.Future[None]] = set()
         self.producers: ProducerStates | None = None  # idempotent producer state, if any
         log.on_high_watermark = self._wake
+        log.on_durable = self._durable
         log.on_truncate = self._forget_producers
 
     def __repr__(self) -> str:
@@ -97,13 +98,33 @@ class Partition:
 
     async def append_records(self, records: list[Record], *, durable: bool = True) -> AppendResult:
         """Append records from a non-Kafka producer as one batch."""
+        result, wait = self._append_records(records, durable)
+        if wait is not None:
+            await wait
+        return result
+
+    def append_records_now(
+        self, records: list[Record], *, durable: bool = True
+    ) -> asyncio.Future[None] | None:
+        """Append ``records`` as one batch now, without awaiting anything.
+
+        The data is written at once (appends made this way keep their call
+        order); under flush.policy=ack the returned future completes after
+        the group commit when ``durable``, else the flush is only scheduled
+        and None is returned."""
+        return self._append_records(records, durable)[1]
+
+    def _append_records(
+        self, records: list[Record], durable: bool
+    ) -> tuple[AppendResult, asyncio.Future[None] | None]:
         data = build_batch(records)
         infos = scan_batches(data, check_crc=False)
         if infos[0].size > self.topic.max_message_bytes:
             raise MessageTooLarge(
                 f"message of {infos[0].size} bytes exceeds max.message.bytes {self.topic.max_message_bytes}"
             )
-        return await self._append(data, infos, durable)
+        result = self._write(data, infos)
+        return result, self._after_write(durable)
 
     def _check_sequences(self, infos: list[BatchInfo]) -> AppendResult | None:
         if self.producers is None:
@@ -130,8 +151,20 @@ class Partition:
         durable: bool,
         record_producers: bool = False,
     ) -> AppendResult:
+        result = self._write(data, infos)
+        if record_producers and self.producers is not None:
+            offset = result.base_offset
+            for info in infos:
+                self.producers.record(info, offset)
+                offset += info.last_offset_delta + 1
+        wait = self._after_write(durable)
+        if wait is not None:
+            await wait
+        return result
+
+    def _write(self, data: bytes | memoryview, infos: list[BatchInfo]) -> AppendResult:
         try:
-            result = self.log.append(data, infos, int(time.time() * 1000))
+            return self.log.append(data, infos, int(time.time() * 1000))
         except OSError as err:
             # Nothing was written (a partial write is cut at once): the
             # producer gets a storage error, readers keep reading.
@@ -141,19 +174,39 @@ class Partition:
             if isinstance(err, StorageError):
                 raise
             raise StorageError(err.errno, f"append failed: {err.strerror or err}") from err
-        if record_producers and self.producers is not None:
-            offset = result.base_offset
-            for info in infos:
-                self.producers.record(info, offset)
-                offset += info.last_offset_delta + 1
+
+    def _after_write(self, durable: bool) -> asyncio.Future[None] | None:
+        """Per the flush policy: the group commit to wait for, or schedule it,
+        or make the write visible at once."""
         if self.topic.flush_policy == FLUSH_ACK:
             if durable:
-                await self.topic.flusher.flush(self.log)
-            else:
-                self.topic.flusher.schedule(self.log)
+                return self.topic.flusher.flush(self.log)
+            self.topic.flusher.schedule(self.log)
         else:
-            self.log.mark_written()
-        return result
+            self._advance(*self.log.written_point())
+        return None
+
+    # --- the high watermark ------------------------------------------------------
+
+    def _durable(self, segment: Segment, position: int, offset: int) -> None:
+        """Storage made the log durable up to ``offset``. The partition
+        decides what becomes visible: on one broker, what is durable
+        (replication will also wait for followers here)."""
+        self._advance(segment, position, offset)
+
+    def _advance(self, segment: Segment, position: int, offset: int) -> None:
+        self.log.advance_high_watermark(segment, position, offset)
+
+    def pending_appends(self) -> bool:
+        """Whether appended records are not yet visible (awaiting their fsync)."""
+        return self.log.log_end_offset > self.log.high_watermark
+
+    def settle(self) -> asyncio.Future[None] | None:
+        """A future done once everything appended so far is visible, or None
+        when it already is (or the partition is closed)."""
+        if not self.pending_appends() or self.log.closed:
+            return None
+        return self.topic.flusher.flush(self.log)
 
     def _forget_producers(self) -> None:
         """Unacknowledged appends were cut: rebuild producer state from the log."""

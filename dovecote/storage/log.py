@@ -87,6 +87,8 @@ class Log:
         self.compacted_end = -1  # closed segments up to here were compacted
         # Called whenever the high watermark moves (wakes long-polling readers).
         self.on_high_watermark: Callable[[], None] | None = None
+        # Called by mark_durable instead of moving the high watermark itself.
+        self.on_durable: Callable[[Segment, int, int], None] | None = None
         # Called after unacknowledged appends were cut (a failed fsync).
         self.on_truncate: Callable[[], None] | None = None
         self.failed: str | None = None  # set when the log can no longer be written
@@ -243,9 +245,23 @@ class Log:
         self._set_high_watermark(active, active.size, active.next_offset)
 
     def mark_durable(self, segment: Segment, position: int, offset: int) -> None:
-        """Called after an fsync covering ``segment`` up to ``position``."""
+        """Called after an fsync covering ``segment`` up to ``position``. The
+        owner (``on_durable``: the partition) decides whether the high
+        watermark moves; a log without one makes what is durable visible."""
+        if self.on_durable is not None:
+            self.on_durable(segment, position, offset)
+        else:
+            self.advance_high_watermark(segment, position, offset)
+
+    def advance_high_watermark(self, segment: Segment, position: int, offset: int) -> None:
+        """Make records up to ``offset`` (ending at ``position`` of ``segment``) visible."""
         if offset > self.high_watermark:
             self._set_high_watermark(segment, position, offset)
+
+    def written_point(self) -> tuple[Segment, int, int]:
+        """Where everything appended so far ends: (active segment, size, log end)."""
+        active = self.segments[-1]
+        return active, active.size, active.next_offset
 
     def _set_high_watermark(self, segment: Segment, position: int, offset: int) -> None:
         self.high_watermark = offset
