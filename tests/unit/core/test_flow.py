@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dovecote.core.clock import FakeClock
 from dovecote.core.flow import BUDGET, WRITE, Flow
@@ -227,3 +229,53 @@ def test_the_watchdog_stops_once_nothing_is_held():
         assert owner.stalls == []
 
     asyncio.run(scenario())
+
+
+# --- a property: the switch always follows the reasons, the budget always balances ---
+
+REASONS = ("busy", "alarm", "mute")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("pause"), st.integers(0, 2), st.sampled_from(REASONS)),
+            st.tuples(st.just("resume"), st.integers(0, 2), st.sampled_from(REASONS)),
+            st.tuples(st.just("write"), st.integers(0, 2), st.booleans()),
+            st.tuples(st.just("settle"), st.integers(0, 2), st.integers(0, 150)),
+            st.tuples(st.just("close"), st.integers(0, 2), st.none()),
+        ),
+        max_size=60,
+    )
+)
+def test_reading_follows_the_reasons_and_the_budget_balances(steps):
+    budget = MemoryBudget(100)
+    flows = [flow_for(budget) for _ in range(3)]
+    for op, index, arg in steps:
+        flow, owner = flows[index]
+        if op == "pause":
+            flow.pause(arg)
+        elif op == "resume":
+            flow.resume(arg)
+        elif op == "write":
+            if arg:
+                flow.pause_writing()
+            else:
+                flow.resume_writing()
+        elif op == "settle":
+            flow.settle(arg)
+        else:
+            flow.close()
+        for each, each_owner in flows:
+            if not each.closed:
+                # reading is off exactly while some reason holds
+                assert each_owner.paused == each.paused
+                # waiting for budget is a reason to pause, and only then
+                assert each.waiting == (BUDGET in each.pauses)
+        assert budget.used == sum(each.reserved for each, _ in flows)
+        # the soft limit: in use past the limit only by what a holder took to finish
+        assert budget.waiting == sum(1 for each, _ in flows if each.waiting)
+    for each, _ in flows:
+        each.close()
+    assert budget.used == 0 and budget.waiting == 0
