@@ -253,7 +253,7 @@ def test_reading_follows_the_reasons_and_the_budget_balances(steps):
     budget = MemoryBudget(100)
     flows = [flow_for(budget) for _ in range(3)]
     for op, index, arg in steps:
-        flow, owner = flows[index]
+        flow, _ = flows[index]
         if op == "pause":
             flow.pause(arg)
         elif op == "resume":
