@@ -55,7 +55,7 @@ def topic_summary(topic: Topic) -> dict[str, Any]:
         "partitions": len(topic.partitions),
         "internal": topic.internal,
         "messages": sum(p.high_watermark - p.log_start_offset for p in topic.partitions),
-        "bytes": sum(p.log.size_bytes for p in topic.partitions),
+        "bytes": topic.size_bytes,
     }
 
 
@@ -80,8 +80,8 @@ def topic_detail(core: BrokerCore, topic: Topic) -> dict[str, Any]:
                 "log_start_offset": p.log_start_offset,
                 "high_watermark": p.high_watermark,
                 "log_end_offset": p.log_end_offset,
-                "segments": len(p.log.segments),
-                "bytes": p.log.size_bytes,
+                "segments": p.segment_count,
+                "bytes": p.size_bytes,
             }
             for p in topic.partitions
         ],

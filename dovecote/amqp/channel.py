@@ -9,7 +9,7 @@ visible; a transaction commit). The connection runs such a coroutine before
 it reads anything else, so replies keep the order of requests.
 
 Delivery tags are per channel. ``unacked`` maps each outstanding tag to
-``(consumer, subscription, partition, offset)`` in tag order, so
+``(consumer, subscription, delivery token)`` in tag order, so
 ``multiple=true`` acks take a prefix. Acks return consumer credit at once and
 are settled in the core in bursts (one ``Subscription.ack`` per queue every
 few ms, see ``Connection.settle_later``).
@@ -52,9 +52,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (consumer or None for basic.get, what settles it, partition, offset): a stream
-# consumer's deliveries settle on its cursor, where acks only return credit
-Unacked = tuple[Consumer | None, Subscription | StreamCursor, int, int]
+# (consumer or None for basic.get, what settles it, the delivery's token as a
+# plain (partition, offset, attempt) tuple: cheaper than DeliveryToken per record).
+# A stream consumer's deliveries settle on its cursor, where acks only return credit.
+Unacked = tuple[Consumer | None, Subscription | StreamCursor, tuple[int, int, int]]
 
 
 class ReplyConsumer:
@@ -98,7 +99,7 @@ class Channel(Declarations, Publishing):
         self.confirms: Confirms | None = None
         self.tx: Tx | None = None
         self.last_queue: str | None = None
-        self._acks: dict[Subscription | StreamCursor, list[tuple[int, int]]] = {}
+        self._acks: dict[Subscription | StreamCursor, list[tuple[int, int, int]]] = {}
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} of {self.connection!r}>"
@@ -237,7 +238,7 @@ class Channel(Declarations, Publishing):
         """Write a burst of basic.deliver frames and track their tags."""
         connection = self.connection
         if self.closing:
-            consumer.sub.nack([(d.partition, d.offset) for d in deliveries], requeue=True)
+            consumer.sub.nack([d.token for d in deliveries], requeue=True)
             return
         out = connection.out
         number = self.number
@@ -267,7 +268,7 @@ class Channel(Declarations, Publishing):
                 )
             )
             if track:
-                unacked[tag] = (consumer, sub, d.partition, d.offset)
+                unacked[tag] = (consumer, sub, (d.partition, d.offset, d.attempt))
             tag += 1
         self.next_tag = tag
         connection.want_flush()
@@ -319,9 +320,9 @@ class Channel(Declarations, Publishing):
         tag = self.next_tag
         self.next_tag += 1
         if no_ack:
-            sub.ack([(d.partition, d.offset)])
+            sub.ack([d.token])
         else:
-            self.unacked[tag] = (None, sub, d.partition, d.offset)
+            self.unacked[tag] = (None, sub, d.token)
         block, exchange, routing_key = delivery_fields(d.record)
         self.connection.send(
             encode_get_ok(
@@ -369,14 +370,14 @@ class Channel(Declarations, Publishing):
 
     def _ack(self, taken: list[tuple[int, Unacked]]) -> None:
         acks = self._acks
-        for _tag, (consumer, sub, partition, offset) in taken:
+        for _tag, (consumer, sub, token) in taken:
             if consumer is not None:
                 consumer.push.in_flight -= 1
             items = acks.get(sub)
             if items is None:
-                acks[sub] = [(partition, offset)]
+                acks[sub] = [token]
             else:
-                items.append((partition, offset))
+                items.append(token)
         self.connection.settle_later(self)
 
     def flush_acks(self) -> None:
@@ -408,11 +409,11 @@ class Channel(Declarations, Publishing):
         self._nack(taken, requeue)
 
     def _nack(self, taken: list[tuple[int, Unacked]], requeue: bool) -> None:
-        by_sub: dict[Subscription | StreamCursor, list[tuple[int, int]]] = {}
-        for _tag, (consumer, sub, partition, offset) in taken:
+        by_sub: dict[Subscription | StreamCursor, list[tuple[int, int, int]]] = {}
+        for _tag, (consumer, sub, token) in taken:
             if consumer is not None:
                 consumer.push.in_flight -= 1
-            by_sub.setdefault(sub, []).append((partition, offset))
+            by_sub.setdefault(sub, []).append(token)
         for sub, items in by_sub.items():
             if not sub.closed:
                 sub.nack(items, requeue=requeue)

@@ -52,8 +52,8 @@ def resolve_start(partition: Partition, start: StartAt) -> int:
     if start == LAST:
         return max(low, high - 1)
     if isinstance(start, AtTime):
-        found = partition.log.offset_for_timestamp(start.ms)
-        return high if found is None else min(max(found[0], low), high)
+        found = partition.offset_for_timestamp(start.ms)
+        return high if found is None else max(found.offset, low)
     if isinstance(start, int) and not isinstance(start, bool):
         return min(max(start, low), high)
     raise ValueError(f"unknown start position {start!r}")
@@ -119,13 +119,13 @@ class StreamCursor:
 
         unwatch = self.parent.on_close(closed)
         partition = self.partition
-        partition._watchers.add(future)  # as Subscription.wait: woken by a high-watermark move
+        partition.watch(future)  # as Subscription.wait: woken by a high-watermark move
         try:
             done, _ = await asyncio.wait({future}, timeout=timeout)
             return bool(done)
         finally:
             unwatch()
-            partition._watchers.discard(future)
+            partition.unwatch(future)
             if not future.done():
                 future.cancel()
 

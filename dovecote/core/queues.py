@@ -53,7 +53,6 @@ EXCHANGE_HEADER = "dovecote.exchange"  # the exchange a record was published to 
 # may be as large as the adapter's frame layer allows, and a publish batch
 # groups many of them into one record batch.
 QUEUE_MAX_BATCH_BYTES = 1 << 30
-SWEEP_INTERVAL = 1.0  # leases and head TTL, until subscriptions keep their own timers
 
 # Overflow behaviours of a queue with a length limit.
 DROP_HEAD = "drop-head"  # drop (dead-letter) the oldest records
@@ -310,7 +309,6 @@ class QueueManager:
         self._waiting_bindings: dict[str, list[Binding]] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
 
     # --- start and stop ---------------------------------------------------------
 
@@ -338,13 +336,8 @@ class QueueManager:
                 exchange.add(binding)
             else:
                 self._waiting_bindings.setdefault(binding.source, []).append(binding)
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="queue-sweeper")
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
         for queue in self.queues.values():
             if queue.expiry is not None:
                 queue.expiry.cancel()
@@ -721,23 +714,6 @@ class QueueManager:
     async def _expire(self, queue: Queue) -> None:
         if self.queues.get(queue.name) is queue and not queue.consumers:
             await self.delete_queue(queue.name)
-
-    # --- background -------------------------------------------------------------------
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await self.clock.sleep(SWEEP_INTERVAL)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("queue sweep failed")
-
-    async def sweep(self) -> None:
-        """Dead-letter expired heads (TTL), requeue overdue leases. (Queue
-        expiry has its own timer per queue.)"""
-        for queue in list(self.queues.values()):
-            queue.subscription.expire_leases()
-            queue.subscription.expire_head()
 
     # --- publishing -------------------------------------------------------------------
 

@@ -12,6 +12,11 @@ Acks are at-least-once durable: the topic is fsynced every 200 ms, so an ack
 made just before a power failure may be lost and that record is then
 delivered again, as RabbitMQ and SQS do. A process crash loses nothing that
 reached the page cache.
+
+The same topic keeps two more kinds of state, under keys no subscription id
+uses (they start with a NUL): deduplication windows (message ids accepted
+recently, see :mod:`~dovecote.core.dedup`) and named snapshots of a
+subscription's progress that it can later be seeked back to.
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dovecote.core.dedup import DEFAULT_WINDOW_MS, DedupWindow, Entry
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
-    from dovecote.core.broker import BrokerCore
+    from dovecote.core.clock import Clock
     from dovecote.core.subscription import Delivery, Subscription
+    from dovecote.core.topic import Partition
 
 log = logging.getLogger(__name__)
 
 STATE_TOPIC = "__dovecote_subscriptions"
+DEDUP_PREFIX = "\x00dedup:"
+SNAPSHOT_PREFIX = "\x00snapshot:"
 SNAPSHOT_BYTES = 32 << 20
 # Progress is fsynced in the background every 200 ms rather than after every
 # burst of acks: an ack lost to a power failure means one redelivery (at least
@@ -77,32 +86,72 @@ class SavedCursor:
                 self.counts[offset] = self.counts.get(offset, 0) + 1
 
 
+def cursor_body(cursors: dict[int, SavedCursor]) -> dict[str, dict]:
+    return {
+        str(p): {"f": c.floor, "s": to_ranges(c.settled), "c": c.counts} for p, c in cursors.items()
+    }
+
+
+def cursors_from_body(body: dict) -> dict[int, SavedCursor]:
+    return {
+        int(p): SavedCursor(
+            s["f"], set(from_ranges(s["s"])), {int(o): c for o, c in s.get("c", {}).items()}
+        )
+        for p, s in body.items()
+    }
+
+
+@dataclass
+class SavedSnapshot:
+    """A subscription's progress captured by name (what a seek restores)."""
+
+    sub_id: str
+    topic: str
+    created_ms: int
+    cursors: dict[int, SavedCursor]
+
+    def to_json(self) -> dict:
+        return {
+            "sub": self.sub_id,
+            "topic": self.topic,
+            "t": self.created_ms,
+            "snap": cursor_body(self.cursors),
+        }
+
+    @classmethod
+    def from_json(cls, body: dict) -> SavedSnapshot:
+        return cls(body["sub"], body["topic"], body["t"], cursors_from_body(body["snap"]))
+
+
 class SubscriptionStore:
-    def __init__(self, core: BrokerCore) -> None:
-        self.core = core
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.partition: Partition  # the state topic's one partition, from load()
         self.saved: dict[str, dict[int, SavedCursor]] = {}
+        self.snapshots: dict[str, SavedSnapshot] = {}
+        self.windows: dict[str, DedupWindow] = {}
+        self._saved_windows: dict[str, dict[str, Entry]] = {}
         self._pending: dict[str, dict[int, dict[str, list[int]]]] = {}
+        self._resets: set[str] = set()  # subscriptions to write whole (after a seek)
+        self._pending_dedup: dict[str, list[tuple[str, int, int, int]]] = {}
+        self._pending_snapshots: dict[str, SavedSnapshot | None] = {}
         self._live: dict[str, Subscription] = {}
         self._flush_scheduled = False
         self._snapshotting = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def partition(self):
-        return self.core.get_topic(STATE_TOPIC).partitions[0]
-
-    async def load(self) -> None:
-        topic = self.core.topic(STATE_TOPIC)
-        if topic is None:
-            topic = await self.core.create_topic(STATE_TOPIC, 1, STATE_CONFIGS, internal=True)
-        elif any(topic.configs.get(k) != v for k, v in STATE_CONFIGS.items()):
-            await self.core.alter_topic_configs(STATE_TOPIC, STATE_CONFIGS)
-        assert topic is not None
-        for record in topic.partitions[0].all_records():
+    async def load(self, partition: Partition) -> None:
+        """Replay the state topic's partition (``STATE_TOPIC``, made by the
+        broker with ``STATE_CONFIGS``)."""
+        self.partition = partition
+        for record in partition.all_records():
             self._replay(record)
 
     def _replay(self, record: Record) -> None:
         sub_id = (record.key or b"").decode()
+        if sub_id.startswith("\x00"):
+            self._replay_other(sub_id, record)
+            return
         if record.value is None:
             self.saved.pop(sub_id, None)
             return
@@ -112,18 +161,83 @@ class SubscriptionStore:
             log.warning("unreadable subscription state record at offset %d", record.offset)
             return
         if "snap" in change:
-            self.saved[sub_id] = {
-                int(p): SavedCursor(
-                    s["f"], set(from_ranges(s["s"])), {int(o): c for o, c in s["c"].items()}
-                )
-                for p, s in change["snap"].items()
-            }
+            self.saved[sub_id] = cursors_from_body(change["snap"])
             return
         cursors = self.saved.setdefault(sub_id, {})
         for p, events in change.get("p", {}).items():
             cursor = cursors.setdefault(int(p), SavedCursor())
             cursor.deliver(from_ranges(events.get("d", ())))
             cursor.settle(from_ranges(events.get("s", ())))
+
+    def _replay_other(self, key: str, record: Record) -> None:
+        try:
+            body = None if record.value is None else json.loads(record.value)
+        except ValueError:
+            log.warning("unreadable subscription state record at offset %d", record.offset)
+            return
+        if key.startswith(DEDUP_PREFIX):
+            name = key[len(DEDUP_PREFIX) :]
+            if body is None:
+                self._saved_windows.pop(name, None)
+                return
+            entries = {} if body.get("all") else self._saved_windows.get(name, {})
+            for message_id, accepted, partition, offset in body["e"]:
+                entries.pop(message_id, None)  # keep acceptance order
+                entries[message_id] = (accepted, partition, offset)
+            self._saved_windows[name] = entries
+        elif key.startswith(SNAPSHOT_PREFIX):
+            name = key[len(SNAPSHOT_PREFIX) :]
+            if body is None:
+                self.snapshots.pop(name, None)
+            else:
+                self.snapshots[name] = SavedSnapshot.from_json(body)
+
+    # --- dedup windows and snapshots ------------------------------------------
+
+    def dedup_window(self, name: str, window_ms: int = DEFAULT_WINDOW_MS) -> DedupWindow:
+        """The durable deduplication window ``name`` (made on first use, with
+        the entries saved before a restart)."""
+        window = self.windows.get(name)
+        if window is None:
+            window = DedupWindow(
+                name, window_ms, self._saved_windows.pop(name, None), self._dedup_recorded
+            )
+            self.windows[name] = window
+        window.window_ms = window_ms
+        return window
+
+    def drop_dedup_window(self, name: str) -> None:
+        self.windows.pop(name, None)
+        self._saved_windows.pop(name, None)
+        self._pending_dedup.pop(name, None)
+        self._spawn(
+            self.partition.append_records(
+                [Record(None, key=(DEDUP_PREFIX + name).encode())], durable=False
+            )
+        )
+
+    def _dedup_recorded(self, name: str, entries: list[tuple[str, int, int, int]]) -> None:
+        self._pending_dedup.setdefault(name, []).extend(entries)
+        self._schedule()
+
+    def save_snapshot(self, name: str, snapshot: SavedSnapshot) -> None:
+        self.snapshots[name] = snapshot
+        self._pending_snapshots[name] = snapshot
+        self._schedule()
+
+    def delete_snapshot(self, name: str) -> bool:
+        if self.snapshots.pop(name, None) is None:
+            return False
+        self._pending_snapshots[name] = None
+        self._schedule()
+        return True
+
+    def reset(self, sub: Subscription, cursors: dict[int, SavedCursor]) -> None:
+        """The subscription was seeked: its saved progress is replaced whole."""
+        self._pending.pop(sub.id, None)
+        self.saved[sub.id] = cursors
+        self._resets.add(sub.id)
+        self._schedule()
 
     # --- live subscriptions ---------------------------------------------------
 
@@ -157,7 +271,10 @@ class SubscriptionStore:
         """The subscription was deleted: drop its state (a tombstone)."""
         self._live.pop(sub_id, None)
         self._pending.pop(sub_id, None)
+        self._resets.discard(sub_id)
         self.saved.pop(sub_id, None)
+        if sub_id in self.windows or sub_id in self._saved_windows:
+            self.drop_dedup_window(sub_id)  # a queue's window goes with it
         self._spawn(
             self.partition.append_records([Record(None, key=sub_id.encode())], durable=False)
         )
@@ -175,6 +292,11 @@ class SubscriptionStore:
         self._flush_scheduled = False
         pending, self._pending = self._pending, {}
         records = []
+        resets, self._resets = self._resets, set()
+        for sub_id in resets:
+            if sub_id in self.saved:
+                body = json.dumps({"snap": cursor_body(self.saved[sub_id])}, separators=(",", ":"))
+                records.append(Record(body.encode(), key=sub_id.encode()))
         for sub_id, partitions in pending.items():
             body = {
                 str(p): {k: to_ranges(v) for k, v in events.items() if v}
@@ -188,9 +310,17 @@ class SubscriptionStore:
             records.append(
                 Record(json.dumps({"p": body}, separators=(",", ":")).encode(), key=sub_id.encode())
             )
+        dedup, self._pending_dedup = self._pending_dedup, {}
+        for name, entries in dedup.items():
+            body = json.dumps({"e": entries}, separators=(",", ":"))
+            records.append(Record(body.encode(), key=(DEDUP_PREFIX + name).encode()))
+        snapshots, self._pending_snapshots = self._pending_snapshots, {}
+        for name, snapshot in snapshots.items():
+            value = None if snapshot is None else json.dumps(snapshot.to_json()).encode()
+            records.append(Record(value, key=(SNAPSHOT_PREFIX + name).encode()))
         if records:
             self._spawn(self.partition.append_records(records, durable=False))
-            if self.partition.log.size_bytes > SNAPSHOT_BYTES and not self._snapshotting:
+            if self.partition.size_bytes > SNAPSHOT_BYTES and not self._snapshotting:
                 self._snapshotting = True
                 self._spawn(self._snapshot())
 
@@ -200,19 +330,28 @@ class SubscriptionStore:
             partition = self.partition
             records = [
                 Record(
-                    json.dumps(
-                        {
-                            "snap": {
-                                str(p): {"f": c.floor, "s": to_ranges(c.settled), "c": c.counts}
-                                for p, c in cursors.items()
-                            }
-                        },
-                        separators=(",", ":"),
-                    ).encode(),
+                    json.dumps({"snap": cursor_body(cursors)}, separators=(",", ":")).encode(),
                     key=sub_id.encode(),
                 )
                 for sub_id, cursors in self.saved.items()
             ]
+            now_ms = self.clock.wall_ms()
+            windows = {name: w.durable_entries() for name, w in self.windows.items()}
+            for name, saved in self._saved_windows.items():
+                windows[name] = [(i, t, p, o) for i, (t, p, o) in saved.items()]
+            for name, entries in windows.items():
+                window = self.windows.get(name)
+                horizon = now_ms - (window.window_ms if window is not None else 0)
+                live = [e for e in entries if window is None or e[1] > horizon]
+                body = json.dumps({"all": True, "e": live}, separators=(",", ":"))
+                records.append(Record(body.encode(), key=(DEDUP_PREFIX + name).encode()))
+            for name, snapshot in self.snapshots.items():
+                records.append(
+                    Record(
+                        json.dumps(snapshot.to_json()).encode(),
+                        key=(SNAPSHOT_PREFIX + name).encode(),
+                    )
+                )
             if not records:
                 return
             result = await partition.append_records(records, durable=True)

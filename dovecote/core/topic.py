@@ -5,16 +5,24 @@ topic's flush policy, waits for the group commit before reporting success.
 Readers long-poll on partitions without busy loops: a waiter registers one
 future with every partition it cares about and is woken when any high
 watermark moves.
+
+Everything outside the core reads a partition through its read API (reads
+with an isolation level, sizes, offset lookups by time, deleting records
+before an offset) and never through its log: how the partition stores its
+records is the partition's business.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
+from dovecote.core.clock import Clock
 from dovecote.core.config import FLUSH_ACK, BrokerConfig
 from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge, OutOfOrderSequence
 from dovecote.core.producers import ProducerStates
@@ -27,6 +35,31 @@ from dovecote.storage.segment import FileSlice, Segment
 
 logger = logging.getLogger(__name__)
 storage_warnings = RateLimitedLog(logger)
+
+
+class Isolation(enum.Enum):
+    """What a reader may see: everything below the high watermark, or only
+    what is below the last stable offset (transactions decided)."""
+
+    READ_UNCOMMITTED = "read_uncommitted"
+    READ_COMMITTED = "read_committed"
+
+
+READ_UNCOMMITTED = Isolation.READ_UNCOMMITTED
+READ_COMMITTED = Isolation.READ_COMMITTED
+
+# Special timestamps of an offset lookup (the values Kafka's ListOffsets uses).
+LATEST = -1  # the end of what the reader may see
+EARLIEST = -2  # the log start
+MAX_TIMESTAMP = -3  # the record with the largest timestamp
+
+
+class OffsetAtTime(NamedTuple):
+    """An offset lookup's answer; ``timestamp`` is -1 for a position (latest,
+    earliest) rather than a record."""
+
+    offset: int
+    timestamp: int
 
 
 def validate_batches(data: bytes | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
@@ -214,11 +247,30 @@ class Partition:
 
     # --- reads --------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> FileSlice | None:
-        return self.log.read(offset, max_bytes)
+    @property
+    def last_stable_offset(self) -> int:
+        """End of what read_committed readers see. No transactions yet, so it
+        is the high watermark; it falls behind once open transactions exist."""
+        return self.high_watermark
 
-    def read_records(self, offset: int, max_bytes: int = 1 << 20) -> list[Record]:
-        return self.log.read_records(offset, max_bytes)
+    def visible_end(self, isolation: Isolation = READ_UNCOMMITTED) -> int:
+        """One past the last offset a reader with ``isolation`` may see."""
+        if isolation is READ_COMMITTED:
+            return self.last_stable_offset
+        return self.high_watermark
+
+    def read(
+        self, offset: int, max_bytes: int, isolation: Isolation = READ_UNCOMMITTED
+    ) -> FileSlice | None:
+        """Stored batches from ``offset`` (whole batches, the first one even if
+        larger than ``max_bytes``), up to the end ``isolation`` allows."""
+        return self.log.read(offset, max_bytes, self.visible_end(isolation))
+
+    def read_records(
+        self, offset: int, max_bytes: int = 1 << 20, isolation: Isolation = READ_UNCOMMITTED
+    ) -> list[Record]:
+        """The records of :meth:`read`, decoded, from ``offset`` on."""
+        return self.log.read_records(offset, max_bytes, self.visible_end(isolation))
 
     def all_records(self, chunk: int = 1 << 20) -> Iterator[Record]:
         """Every visible record from the log start: how internal topics are replayed."""
@@ -230,6 +282,50 @@ class Partition:
             yield from records
             offset = records[-1].offset + 1
 
+    def offset_for_timestamp(
+        self, timestamp: int, isolation: Isolation = READ_UNCOMMITTED
+    ) -> OffsetAtTime | None:
+        """The first record with a timestamp at or after ``timestamp``, or one
+        of the special timestamps (:data:`LATEST`, :data:`EARLIEST`,
+        :data:`MAX_TIMESTAMP`). Only what ``isolation`` lets a reader see is
+        searched, so the answer is never past the high watermark (an offset
+        not yet durable is never handed out). None: no such record."""
+        end = self.visible_end(isolation)
+        if timestamp == LATEST:
+            return OffsetAtTime(end, -1)
+        if timestamp == EARLIEST:
+            return OffsetAtTime(self.log_start_offset, -1)
+        if timestamp == MAX_TIMESTAMP:
+            found = self.log.max_timestamp(end)
+        else:
+            found = self.log.offset_for_timestamp(timestamp)
+        if found is None or found[0] >= end:
+            # The first match is not visible yet, so no visible record matches.
+            return None
+        return OffsetAtTime(*found)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes the partition takes on disk."""
+        return self.log.size_bytes
+
+    @property
+    def segment_count(self) -> int:
+        """Files the partition's records are kept in (for operators)."""
+        return len(self.log.segments)
+
+    def delete_records_before(self, offset: int) -> int:
+        """Move the log start up to ``offset`` (at most the high watermark;
+        OffsetOutOfRange beyond it); returns the new log start."""
+        return self.log.delete_records_before(offset)
+
+    def watch(self, future: asyncio.Future[None]) -> None:
+        """Complete ``future`` at the next high-watermark move (new visible data)."""
+        self._watchers.add(future)
+
+    def unwatch(self, future: asyncio.Future[None]) -> None:
+        self._watchers.discard(future)
+
     def _wake(self) -> None:
         if self._watchers:
             for future in self._watchers:
@@ -238,21 +334,31 @@ class Partition:
             self._watchers.clear()
 
 
-async def wait_for_appends(partitions: Iterable[Partition], timeout: float) -> bool:
+async def wait_for_appends(partitions: Iterable[Partition], timeout: float, clock: Clock) -> bool:
     """Sleep until any of ``partitions`` gets new visible data or ``timeout``
-    seconds pass. Returns True when woken by data."""
+    seconds of ``clock`` pass. Returns True when woken by data."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watched = list(partitions)
     for partition in watched:
-        partition._watchers.add(future)
+        partition.watch(future)
+    timed_out = False
+
+    def time_up() -> None:
+        nonlocal timed_out
+        if not future.done():
+            timed_out = True
+            future.set_result(None)
+
+    timer = clock.call_at(clock.monotonic() + timeout, time_up)
     try:
-        done, _ = await asyncio.wait({future}, timeout=timeout)
-        return bool(done)
+        await future
+        return not timed_out
     finally:
+        timer.cancel()
         if not future.done():
             future.cancel()
         for partition in watched:
-            partition._watchers.discard(future)
+            partition.unwatch(future)
 
 
 class Topic:
@@ -279,6 +385,10 @@ class Topic:
 
     def config(self, name: str):
         return self.broker_config.effective(self.configs, name)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(partition.size_bytes for partition in self.partitions)
 
     def refresh_configs(self) -> None:
         """Re-read the settings used on every append (after an alter)."""

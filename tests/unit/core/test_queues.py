@@ -186,7 +186,7 @@ def test_dead_letter_reasons_and_x_death_counts(tmp_path):
         work.subscription.nack([(d.partition, d.offset)], requeue=False)
         old = Record(b"expired", key=b"work", timestamp=int(time.time() * 1000) - 200_000)
         await qm.enqueue(["work"], [old])
-        await qm.sweep()
+        work.subscription.expire_head()
         await qm.publish("", "work", [Record(b"limited", key=b"work")])
         [d] = work.subscription.pull(1, "c")
         work.subscription.nack([(d.partition, d.offset)])

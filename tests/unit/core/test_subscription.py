@@ -4,16 +4,16 @@ dead letters, TTL, delays, ordering keys, priorities and durable progress."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from dovecote.core.broker import BrokerCore
+from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.core.subscription import DELIVER_AT, EXPIRES_AT, SubscriptionConfig
 from dovecote.storage.batch import Record
 
 
-def new_core(path) -> BrokerCore:
-    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path}))
+def new_core(path, clock: FakeClock | None = None) -> BrokerCore:
+    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path}), clock=clock)
 
 
 async def publish(core: BrokerCore, topic: str, values, partition: int = 0, **kw) -> None:
@@ -53,19 +53,20 @@ def test_competing_consumers_ack_and_release(tmp_path):
 
 def test_lease_expiry_redelivers(tmp_path):
     async def main():
-        core = new_core(tmp_path)
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
         await core.start()
         await core.create_topic("q", 1)
         await publish(core, "q", [b"x"])
         sub = core.open_subscription("s", "q", SubscriptionConfig(lease_ms=50))
         first = sub.pull(1, "c")
         assert sub.pull(1, "c") == []
-        await asyncio.sleep(0.06)
+        await clock.advance(0.05)
         second = sub.pull(1, "c")
         assert offsets(second) == offsets(first) == [0]
         assert second[0].count == 2
         sub.extend([(0, 0)], 10_000)
-        await asyncio.sleep(0.06)
+        await clock.advance(0.06)
         assert sub.pull(1, "c") == []
         await core.stop()
 
@@ -74,7 +75,8 @@ def test_lease_expiry_redelivers(tmp_path):
 
 def test_dead_letters_with_reasons(tmp_path):
     async def main():
-        core = new_core(tmp_path)
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
         await core.start()
         await core.create_topic("q", 1)
         dead: list[tuple[bytes, str]] = []
@@ -88,11 +90,12 @@ def test_dead_letters_with_reasons(tmp_path):
             SubscriptionConfig(max_deliveries=2, message_ttl_ms=60_000),
             on_dead_letter=to_dlq,
         )
-        await publish(core, "q", [b"limit", b"reject"])
-        old = Record(b"old", timestamp=int(time.time() * 1000) - 120_000)
+        now = clock.wall_ms()
+        await publish(core, "q", [b"limit", b"reject"], timestamp=now)
+        old = Record(b"old", timestamp=now - 120_000)
         await core.get_topic("q").partitions[0].append_records([old])
-        expiring = int(time.time() * 1000) - 1
-        await publish(core, "q", [b"ttl"], headers=[(EXPIRES_AT, b"%d" % expiring)])
+        expiring = now - 1
+        await publish(core, "q", [b"ttl"], headers=[(EXPIRES_AT, b"%d" % expiring)], timestamp=now)
         [d0, d1] = sub.pull(2, "c")
         sub.nack([(0, d0.offset)])
         sub.nack([(0, d1.offset)], requeue=False)
@@ -100,7 +103,7 @@ def test_dead_letters_with_reasons(tmp_path):
         assert again.record.value == b"limit" and again.count == 2
         sub.nack([(0, again.offset)])
         assert sub.pull(10, "c") == []  # a third delivery of "limit" would be over the limit
-        await asyncio.sleep(0.01)
+        await clock.advance(0)  # let the dead-letter moves run
         assert sorted(dead) == sorted(
             [
                 (b"reject", "rejected"),
@@ -117,23 +120,28 @@ def test_dead_letters_with_reasons(tmp_path):
 
 def test_delayed_records_wait_their_turn(tmp_path):
     async def main():
-        core = new_core(tmp_path)
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
         await core.start()
         await core.create_topic("q", 1)
-        due = int(time.time() * 1000) + 150
+        due = clock.wall_ms() + 150
         await publish(core, "q", [b"later"], headers=[(DELIVER_AT, b"%d" % due)])
         await publish(core, "q", [b"now"])
         sub = core.open_subscription("s", "q")
         assert [d.record.value for d in sub.pull(5, "c")] == [b"now"]
-        started = time.monotonic()
-        while not (got := sub.pull(5, "c")):
-            await sub.wait(1)
+        started = clock.monotonic()
+        waiter = asyncio.create_task(sub.wait(1))
+        await clock.advance(0.149)
+        assert not waiter.done() and sub.pull(5, "c") == []
+        await clock.advance(0.001)
+        assert await waiter
+        got = sub.pull(5, "c")
         assert [d.record.value for d in got] == [b"later"]
-        assert time.monotonic() - started >= 0.1
+        assert abs(clock.monotonic() - started - 0.15) < 1e-9
         # nack with a delay: back after the delay, not before
         sub.nack([(0, got[0].offset)], delay_ms=100)
         assert sub.pull(5, "c") == []
-        await asyncio.sleep(0.12)
+        await clock.advance(0.1)
         assert [d.record.value for d in sub.pull(5, "c")] == [b"later"]
         await core.stop()
 
@@ -232,21 +240,17 @@ def test_progress_survives_restart(tmp_path):
 
 def test_wait_wakes_on_publish(tmp_path):
     async def main():
-        core = new_core(tmp_path)
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
         await core.start()
         await core.create_topic("q", 1)
         sub = core.open_subscription("s", "q")
-
-        async def later():
-            await asyncio.sleep(0.05)
-            await publish(core, "q", [b"x"])
-
-        task = asyncio.create_task(later())
-        started = time.monotonic()
-        assert await sub.wait(5)
-        assert time.monotonic() - started < 2
+        waiter = asyncio.create_task(sub.wait(5))
+        await clock.advance(1)
+        assert not waiter.done()
+        await publish(core, "q", [b"x"])
+        assert await waiter  # woken by the data, not the timeout
         assert offsets(sub.pull(1, "c")) == [0]
-        await task
         await core.stop()
 
     asyncio.run(main())
