@@ -1,117 +1,60 @@
-"""Resource alarms: block publishers when disk or memory runs short, as RabbitMQ does.
-
-A small monitor polls the free space of the data directory's file system and
-the broker's resident set size. When free disk falls below
-``disk_free_limit_bytes`` or RSS rises above ``memory_limit_bytes`` an alarm
-is raised; the AMQP listener then sends ``connection.blocked`` and stops
-reading from publishing connections until it clears. The limits are plain
-attributes, so a test (or an operator, through the broker object) can move
-them at run time.
+"""How an AMQP connection shows the broker's resource alarms
+(:mod:`dovecote.core.alarms`): as RabbitMQ does, a connection that publishes
+is sent ``connection.blocked`` (if the client said it understands it) and is
+no longer read from until every alarm clears; then it is sent
+``connection.unblocked`` and read again. A connection that has not
+published yet is blocked when it does.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 
-log = logging.getLogger(__name__)
+from pamqp import base
+from pamqp import commands as C
 
-DISK = "disk"
-MEMORY = "memory"
-DEFAULT_MEMORY_FRACTION = 0.4  # RabbitMQ's vm_memory_high_watermark
+from dovecote.core.flow import Flow
 
-
-def free_disk_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
+ALARM = "alarm"  # the flow's reason to stop reading
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process (0 where /proc is missing)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+class Blocking:
+    """One connection's side of the alarms."""
 
-
-def physical_memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (OSError, ValueError):
-        return 0
-
-
-class ResourceMonitor:
-    """Polls every ``interval`` seconds; ``on_change(alarms)`` gets the set of
-    active alarm names (``"disk"``, ``"memory"``) whenever it changes."""
+    __slots__ = ("_can_tell", "_send_method", "_told", "active", "alarms", "flow")
 
     def __init__(
         self,
-        data_dir: Path,
-        *,
-        disk_free_limit: int,
-        memory_limit: int,
-        interval: float,
-        on_change: Callable[[frozenset[str]], None],
+        flow: Flow,
+        send_method: Callable[[int, base.Frame], None],
+        can_tell: Callable[[], bool],
     ) -> None:
-        self.data_dir = data_dir
-        self.disk_free_limit = disk_free_limit
-        if memory_limit <= 0:
-            memory_limit = int(physical_memory_bytes() * DEFAULT_MEMORY_FRACTION)
-        self.memory_limit = memory_limit
-        self.interval = interval
-        self.on_change = on_change
+        self.flow = flow
+        self._send_method = send_method
+        self._can_tell = can_tell
         self.alarms: frozenset[str] = frozenset()
-        self._task: asyncio.Task[None] | None = None
+        self.active = False  # an alarm is on: a publisher is blocked
+        self._told = False  # connection.blocked was sent
 
-    def start(self) -> None:
-        self.check()
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="amqp-alarms")
+    def set(self, alarms: frozenset[str], published: bool) -> None:
+        """The alarms changed to ``alarms``; ``published``: the connection
+        has published (then it is blocked now)."""
+        self.alarms = alarms
+        if alarms:
+            self.active = True
+            if published:
+                self.block()
+        else:
+            self.active = False
+            if self._told:
+                self._send_method(0, C.Connection.Unblocked())
+                self._told = False
+            self.flow.resume(ALARM)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                self.check()
-            except Exception:
-                log.exception("resource check failed")
-
-    def check(self) -> frozenset[str]:
-        """Measure now; report a change of alarms."""
-        active = set()
-        try:
-            free = free_disk_bytes(self.data_dir)
-        except OSError:
-            free = None
-        if free is not None and free < self.disk_free_limit:
-            active.add(DISK)
-        rss = rss_bytes()
-        if self.memory_limit and rss > self.memory_limit:
-            active.add(MEMORY)
-        alarms = frozenset(active)
-        if alarms != self.alarms:
-            for name in alarms - self.alarms:
-                log.warning(
-                    "%s alarm set: %s; blocking publishers",
-                    name,
-                    f"free disk {free} < limit {self.disk_free_limit}"
-                    if name == DISK
-                    else f"memory {rss} > limit {self.memory_limit}",
-                )
-            for name in self.alarms - alarms:
-                log.warning("%s alarm cleared", name)
-            self.alarms = alarms
-            self.on_change(alarms)
-        return alarms
+    def block(self) -> None:
+        """Tell the client (once) and stop reading from it."""
+        if not self._told and self._can_tell():
+            reason = " & ".join(f"low on {name}" for name in sorted(self.alarms))
+            self._send_method(0, C.Connection.Blocked(reason))
+            self._told = True
+        self.flow.pause(ALARM)

@@ -48,7 +48,7 @@ from dovecote.core.queues import Queue
 from dovecote.core.subscription import Delivery, Subscription
 
 if TYPE_CHECKING:
-    from dovecote.amqp.connection import Connection
+    from dovecote.amqp.interfaces import ConnectionView
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Tx:
 
 
 class Channel(Declarations, Publishing):
-    def __init__(self, connection: Connection, number: int) -> None:
+    def __init__(self, connection: ConnectionView, number: int) -> None:
         self.connection = connection
         self.number = number
         self.closing = False

@@ -1,6 +1,9 @@
-"""One AMQP 0-9-1 connection: dispatch, output, backpressure, alarms, closing.
+"""One AMQP 0-9-1 connection: dispatch, output, closing.
 
-(The handshake and heartbeats are in :mod:`~dovecote.amqp.handshake`.)
+(The handshake and heartbeats are in :mod:`~dovecote.amqp.handshake`; flow
+control, the in-flight budget and the stall watchdog are the shared
+:mod:`dovecote.core.flow`; resource alarms are shown by
+:mod:`~dovecote.amqp.alarms`.)
 
 Reading: each ``data_received`` chunk is decoded by the sans-I/O
 :class:`~dovecote.amqp.codec.CommandReader` into commands, and all of them
@@ -8,13 +11,23 @@ are handled before anything is awaited. Consecutive publishes on one channel
 to one exchange and routing key are collected and stored as one batch when
 something else comes along or the chunk ends (without confirms the run may
 linger 1 ms for the next chunk); acks return credit at once and are settled
-in the core every 10 ms. A handler that must await (a declaration, a
+in the core every 10 ms (:mod:`~dovecote.amqp.settling`). A handler that must await (a declaration, a
 commit) suspends reading until it is done, so replies stay in request order.
 
 Writing: frames are appended to ``out`` and written once per chunk (or per
 loop turn, for deliveries and confirms) with ``transport.writelines``. When
 the transport's buffer passes its high-water mark the connection stops
 reading and consumers stop pulling until it drains (TCP backpressure).
+
+The in-flight budget: what a connection holds between socket reads is
+messages it has not handled yet (content still arriving, charged at its
+announced size as soon as the content header is in; publishes lingering for
+their run; commands queued behind a handler that awaits). After each read it
+is settled with the connection's :class:`~dovecote.core.flow.Flow`, which
+stops reading while the budget refuses (TCP slows the client down, as
+RabbitMQ's credit flow does; ``connection.blocked`` is only for resource
+alarms) and closes the connection if an unfinished message holds budget for
+``request_stall_timeout_ms`` with nothing more arriving.
 
 Errors: a :class:`~dovecote.amqp.errors.ChannelError` closes the channel; a
 :class:`~dovecote.amqp.errors.ConnectionError_` or a codec error closes the
@@ -32,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
-from dovecote.amqp.admission import Admission
+from dovecote.amqp.alarms import Blocking
 from dovecote.amqp.channel import HANDLERS, SETTLE_METHODS, Channel
 from dovecote.amqp.codec import (
     FRAME_MIN_SIZE,
@@ -67,27 +80,26 @@ from dovecote.amqp.handshake import (
     RUNNING,
     ConnectionMethods,
 )
+from dovecote.amqp.settling import Settling
 from dovecote.core.errors import BrokerError
+from dovecote.core.flow import Flow
 from dovecote.core.queues import Queue
 from dovecote.core.ratelog import RateLimitedLog
 from dovecote.core.routing import HEADERS
 
 if TYPE_CHECKING:
-    from dovecote.amqp.server import AMQPListener
+    from dovecote.amqp.interfaces import ListenerView
 
 log = logging.getLogger(__name__)
 # A client sending garbage in a loop would otherwise fill the disk with the log.
 noisy = RateLimitedLog(log)
 
 WRITE_HIGH_WATER = 4 * 1024 * 1024
-# Acks are settled in the core at most this late: a client acking one message
-# per packet then costs one settle (and one progress record, which the core
-# fsyncs) per 10 ms, not one per ack. Credit returns to consumers at once.
-SETTLE_DELAY = 0.01
 # Publishes without confirms may wait this long for more of their run (see
 # Connection._end_of_read), and at most this many.
 PUBLISH_LINGER = 0.001
 LINGER_MAX = 1000
+BUSY = "busy"  # reason to stop reading: a handler is awaited
 CLOSE_OK_TIMEOUT = 3.0  # how long to wait for close-ok after sending connection.close
 FATAL_CLOSE_DELAY = 0.2  # let the close frame out before dropping an out-of-sync stream
 
@@ -102,7 +114,7 @@ class _Failure:
 
 
 class Connection(ConnectionMethods, asyncio.Protocol):
-    def __init__(self, listener: AMQPListener) -> None:
+    def __init__(self, listener: ListenerView) -> None:
         self.listener = listener
         self.queues = listener.queues
         config = listener.config
@@ -121,31 +133,17 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         self._flush_pending = False
         self._inbox: deque[Any] = deque()
         self._busy = False
-        self._read_pauses: set[str] = set()
-        self.admission = Admission(
-            listener.core.memory,
-            pause=lambda: self._pause_reading("budget"),
-            resume=self._budget_granted,
-        )
+        core = listener.core
+        self.flow = Flow(self, core.memory, core.clock, config.request_stall_timeout_ms / 1000)
+        self.blocking = Blocking(self.flow, self.send_method, self._can_tell_blocked)
         self._group: list[Any] | None = None  # [channel, exchange, routing key, messages]
-        self._settle: set[Channel] = set()
-        self._settle_timer: asyncio.TimerHandle | None = None
+        self.settling = Settling(self.loop)
         self._linger: asyncio.TimerHandle | None = None
-        self._credit: set[Channel] = set()
-        self._confirm: set[Channel] = set()
         self._headers_routing: bool | None = None
-        self.write_paused = False
-        self._writable: asyncio.Future[None] | None = None
         self.published = False
-        self.blocked = False
-        self._blocked_sent = False
-        self._alarms: frozenset[str] = frozenset()
-        self.last_received = self.loop.time()
         self._sent = False
         self._timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._stall: asyncio.TimerHandle | None = None
-        self.stall_timeout = listener.config.request_stall_timeout_ms / 1000
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
@@ -171,22 +169,19 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         for timer in (
             self._timer,
             self._close_timer,
-            self._settle_timer,
             self._linger,
-            self._stall,
         ):
             if timer is not None:
                 timer.cancel()
         self._inbox.clear()
         self._group = None
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        self.flow.close()
+        self.settling.close()
         gone: list[Queue] = []
         for channel in list(self.channels.values()):
             gone += channel.release()
         self.channels.clear()
         self.listener.connections.discard(self)
-        self.admission.close()
         for task in self._tasks:
             task.cancel()
         if previous >= AWAIT_OPEN or gone:
@@ -200,7 +195,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         await qm.owner_gone(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_received = self.loop.time()
+        self.flow.received()
         if self.state == CLOSED:
             return
         self._flush_pending = True  # everything this chunk causes goes out in one write
@@ -218,8 +213,8 @@ class Connection(ConnectionMethods, asyncio.Protocol):
             else:
                 self._inbox.extend(commands)
             self._process()
-            if self.blocked and self.published:
-                self._block()
+            if self.blocking.active and self.published:
+                self.blocking.block()
             self._settle_budget()
         finally:
             self._flush()
@@ -228,26 +223,47 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         return None  # close our side too
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        self._pause_reading("write")
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        waiter = self._writable
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self._writable = None
-        self._resume_reading("write")
+        self.flow.resume_writing()
+
+    @property
+    def write_paused(self) -> bool:
+        """The transport's buffer is past its high-water mark (consumers wait)."""
+        return self.flow.writing_paused
 
     async def writable(self) -> None:
         """Wait until the transport's buffer drains below its low-water mark."""
-        if not self.write_paused:
-            return
-        if self._writable is None:
-            self._writable = self.loop.create_future()
-        await self._writable
+        await self.flow.writable()
 
-    # --- the in-flight budget (see dovecote.amqp.admission) --------------------------
+    # --- flow control (what dovecote.core.flow.Flow asks of a connection) -------------
+
+    def pause_reading(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and transport.is_reading():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not transport.is_reading():
+            transport.resume_reading()
+
+    def budget_granted(self) -> None:
+        self.loop.call_soon(self._settle_budget)
+
+    def stalled(self, idle: float) -> None:
+        """An unfinished message held budget while the client sent nothing more."""
+        noisy.log(
+            logging.WARNING,
+            "stall",
+            "%r: no more of a message for %.0fs while it holds %d bytes of the "
+            "in-flight budget; closing",
+            self,
+            idle,
+            self.flow.reserved,
+        )
+        self.abort()
 
     def _held(self) -> int:
         """Bytes of messages received and not handled yet."""
@@ -263,58 +279,8 @@ class Connection(ConnectionMethods, asyncio.Protocol):
     def _settle_budget(self) -> None:
         if self.state == CLOSED:
             return
-        self.admission.settle(self._held())
-        if self.admission.reserved and self._stall is None:
-            self._stall = self.loop.call_later(self.stall_timeout, self._check_stall)
-
-    def _check_stall(self) -> None:
-        """Drop a connection whose unfinished message holds budget while the
-        client sends nothing more (as the Kafka listener does with
-        ``request_stall_timeout_ms``); time we spent not reading is not its."""
-        self._stall = None
-        if self.state == CLOSED or not self.admission.reserved:
-            return
-        now = self.loop.time()
-        if self._read_pauses:
-            self.last_received = now
-        elif now - self.last_received >= self.stall_timeout:
-            noisy.log(
-                logging.WARNING,
-                "stall",
-                "%r: no more of a message for %.0fs while it holds %d bytes of the "
-                "in-flight budget; closing",
-                self,
-                now - self.last_received,
-                self.admission.reserved,
-            )
-            self.abort()
-            return
-        delay = max(self.stall_timeout - (now - self.last_received), 0.01)
-        self._stall = self.loop.call_later(delay, self._check_stall)
-
-    def _budget_granted(self) -> None:
-        # Called from inside the budget's bookkeeping: carry on at the next turn.
-        self._resume_reading("budget")
-        self.loop.call_soon(self._settle_budget)
-
-    def _pause_reading(self, reason: str) -> None:
-        if reason in self._read_pauses:
-            return
-        self._read_pauses.add(reason)
-        transport = self.transport
-        if transport is not None and not transport.is_closing() and transport.is_reading():
-            transport.pause_reading()
-
-    def _resume_reading(self, reason: str) -> None:
-        self._read_pauses.discard(reason)
-        transport = self.transport
-        if (
-            not self._read_pauses
-            and transport is not None
-            and not transport.is_closing()
-            and not transport.is_reading()
-        ):
-            transport.resume_reading()
+        self.flow.settle(self._held())
+        self.flow.watch()
 
     # --- output ---------------------------------------------------------------------
 
@@ -333,36 +299,20 @@ class Connection(ConnectionMethods, asyncio.Protocol):
 
     def settle_later(self, channel: Channel) -> None:
         """``channel`` took acks: return its credit now, settle them shortly."""
-        self._credit.add(channel)
-        self._settle.add(channel)
-        if self._settle_timer is None:
-            self._settle_timer = self.loop.call_later(SETTLE_DELAY, self.settle)
+        self.settling.ack_later(channel)
 
     def settle(self) -> None:
         """Settle every collected ack in the core now."""
-        if self._settle_timer is not None:
-            self._settle_timer.cancel()
-            self._settle_timer = None
-        channels, self._settle = self._settle, set()
-        for channel in channels:
-            channel.flush_acks()
+        self.settling.settle()
 
     def confirm_later(self, channel: Channel) -> None:
-        self._confirm.add(channel)
+        self.settling.confirm_later(channel)
         self.want_flush()
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if self._credit:
-            channels, self._credit = self._credit, set()
-            for channel in channels:
-                if not channel.closing:
-                    channel.credit_freed()
-        if self._confirm:
-            channels, self._confirm = self._confirm, set()
-            for channel in channels:
-                if not channel.closing:
-                    self.out.extend(channel.confirm_frames())
+        if self.settling.pending:
+            self.settling.before_write(self.out)
         out = self.out
         if out:
             self.out = []
@@ -572,7 +522,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
     def _run_async(self, number: int, method: base.Frame, coro: Any) -> None:
         self.settle()  # what the awaited method sees (counts, deletes) includes earlier acks
         self._busy = True
-        self._pause_reading("busy")
+        self.flow.pause(BUSY)
         self._flush()
         task = self.loop.create_task(self._await(number, method, coro))
         self._tasks.add(task)
@@ -597,7 +547,7 @@ class Connection(ConnectionMethods, asyncio.Protocol):
         finally:
             self._flush()
         if not self._busy:
-            self._resume_reading("busy")
+            self.flow.resume(BUSY)
 
     def _open_channel(self, number: int) -> None:
         if number > self.channel_max:
@@ -631,32 +581,12 @@ class Connection(ConnectionMethods, asyncio.Protocol):
     # --- alarms ---------------------------------------------------------------
 
     def set_alarms(self, alarms: frozenset[str]) -> None:
-        """A resource alarm was raised or cleared: block or unblock publishers.
+        """A resource alarm was raised or cleared: block or unblock (if it publishes)."""
+        if self.state == RUNNING:
+            self.blocking.set(alarms, self.published)
 
-        As in RabbitMQ, only connections that publish are blocked (sent
-        ``connection.blocked`` and no longer read); one that has not published
-        yet is blocked when it does.
-        """
-        if self.state != RUNNING:
-            return
-        self._alarms = alarms
-        if alarms:
-            self.blocked = True
-            if self.published:
-                self._block()
-        else:
-            self.blocked = False
-            if self._blocked_sent:
-                self.send_method(0, C.Connection.Unblocked())
-                self._blocked_sent = False
-            self._resume_reading("alarm")
-
-    def _block(self) -> None:
-        if not self._blocked_sent and self.capability("connection.blocked"):
-            reason = " & ".join(f"low on {name}" for name in sorted(self._alarms))
-            self.send_method(0, C.Connection.Blocked(reason))
-            self._blocked_sent = True
-        self._pause_reading("alarm")
+    def _can_tell_blocked(self) -> bool:
+        return self.capability("connection.blocked")
 
     # --- closing --------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from dovecote.core.queues import Queue, QueueSettings
 from dovecote.core.subscription import Delivery
 
 if TYPE_CHECKING:
-    from dovecote.amqp.channel import Channel
+    from dovecote.amqp.interfaces import ChannelView
 
 
 class Consumer:
@@ -46,7 +46,7 @@ class Consumer:
 
     def __init__(
         self,
-        channel: Channel,
+        channel: ChannelView,
         queue: Queue,
         tag: str,
         *,

@@ -32,7 +32,7 @@ from dovecote.core.queues import Queue, plain_arguments
 from dovecote.core.routing import EXCHANGE, EXCHANGE_TYPES
 
 if TYPE_CHECKING:
-    from dovecote.amqp.connection import Connection
+    from dovecote.amqp.interfaces import ConnectionView
 
 QUEUE_TYPES = ("classic", "quorum", "stream")
 
@@ -45,7 +45,7 @@ def generated_name(prefix: str) -> str:
 class Declarations:
     """Mixin of :class:`~dovecote.amqp.channel.Channel`: the exchange and queue classes."""
 
-    connection: Connection
+    connection: ConnectionView
     last_queue: str | None
     reply_consumer: Any
     send: Callable[[base.Frame], None]

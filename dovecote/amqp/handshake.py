@@ -32,10 +32,11 @@ from dovecote.amqp.errors import (
     ConnectionError_,
     reply_text,
 )
+from dovecote.core.flow import Flow
 from dovecote.core.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from dovecote.amqp.server import AMQPListener
+    from dovecote.amqp.interfaces import ListenerView
 
 log = logging.getLogger(__name__)
 # Refused logins and dead handshakes can come by the thousand: one line now and then.
@@ -72,7 +73,7 @@ def server_properties() -> dict[str, Any]:
 class ConnectionMethods:
     """Mixin of :class:`~dovecote.amqp.connection.Connection` for channel 0."""
 
-    listener: AMQPListener
+    listener: ListenerView
     loop: asyncio.AbstractEventLoop
     state: int
     user: str
@@ -81,10 +82,9 @@ class ConnectionMethods:
     frame_max: int
     channel_max: int
     heartbeat: int
-    last_received: float
+    flow: Flow
     transport: Any
     reader: Any
-    _read_pauses: set[str]
     _sent: bool
     _timer: asyncio.TimerHandle | None
 
@@ -213,13 +213,14 @@ class ConnectionMethods:
     def _heartbeat_tick(self) -> None:
         if self.state not in (RUNNING, CLOSING):
             return
-        now = self.loop.time()
-        if self._read_pauses:
+        flow = self.flow
+        now = flow.clock.monotonic()
+        if flow.paused:
             # We are not reading (alarm, backpressure, a pending declaration):
             # the client's heartbeats wait in the socket, as RabbitMQ's
             # heartbeat monitor pauses while a connection is blocked.
-            self.last_received = now
-        if now - self.last_received > 2 * self.heartbeat:
+            flow.last_received = now
+        if now - flow.last_received > 2 * self.heartbeat:
             log.warning(
                 "%r: missed heartbeats from client, timeout: %ds; closing", self, self.heartbeat
             )

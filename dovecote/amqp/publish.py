@@ -53,7 +53,7 @@ from dovecote.core.ratelog import RateLimitedLog
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
-    from dovecote.amqp.connection import Connection
+    from dovecote.amqp.interfaces import ConnectionView
 
 # A full disk fails every publish of every connection: one line now and then.
 noisy = RateLimitedLog(logging.getLogger(__name__))
@@ -187,7 +187,7 @@ class Publishing:
     """Mixin of :class:`~dovecote.amqp.channel.Channel`: storing publishes,
     returns, direct reply-to and confirms."""
 
-    connection: Connection
+    connection: ConnectionView
     number: int
     confirms: Confirms | None
     tx: Any

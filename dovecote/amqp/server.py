@@ -1,24 +1,25 @@
 """The AMQP 0-9-1 listener: accepts connections and holds what they share.
 
 ``start_listener(broker, host, port)`` is what :class:`dovecote.server.Broker`
-calls. The listener owns the user table, the direct reply-to registry (token
--> channel with an ``amq.rabbitmq.reply-to`` consumer) and the resource
-monitor whose alarms block publishers.
+calls. The listener owns the user table and the direct reply-to registry
+(token -> channel with an ``amq.rabbitmq.reply-to`` consumer).
 It also tells the core how AMQP records look to a headers exchange, for
-dead letters re-routed through one.
+dead letters re-routed through one, and subscribes to the core's resource
+alarms (:mod:`dovecote.core.alarms`), which block publishing connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dovecote.amqp.alarms import ResourceMonitor
 from dovecote.amqp.arguments import install
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
 from dovecote.amqp.mapping import record_headers_table
+from dovecote.core.alarms import ResourceMonitor
 
 if TYPE_CHECKING:
     from dovecote.amqp.channel import Channel
@@ -38,14 +39,7 @@ class AMQPListener:
         self.users = Users.from_config(self.config.amqp_users, self.config.amqp_loopback_users)
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, Channel] = {}
-        self.alarms: frozenset[str] = frozenset()
-        self.monitor = ResourceMonitor(
-            self.config.data_dir,
-            disk_free_limit=self.config.disk_free_limit_bytes,
-            memory_limit=self.config.memory_limit_bytes,
-            interval=self.config.alarm_check_interval_ms / 1000,
-            on_change=self._alarms_changed,
-        )
+        self._unsubscribe: Callable[[], None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -54,7 +48,7 @@ class AMQPListener:
         loop = asyncio.get_running_loop()
         install(self.queues)  # amq.* exchanges, x-match
         self._server = await loop.create_server(lambda: Connection(self), host, port)
-        self.monitor.start()
+        self._unsubscribe = self.core.resources.subscribe(self._alarms_changed)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -62,8 +56,17 @@ class AMQPListener:
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
 
+    @property
+    def monitor(self) -> ResourceMonitor:
+        """The core's resource monitor (a refused append asks it to look now)."""
+        return self.core.resources
+
+    @property
+    def alarms(self) -> frozenset[str]:
+        """The broker's resource alarms now (a new connection starts blocked)."""
+        return self.core.resources.alarms
+
     def _alarms_changed(self, alarms: frozenset[str]) -> None:
-        self.alarms = alarms
         for connection in list(self.connections):
             connection.set_alarms(alarms)
 
@@ -79,7 +82,9 @@ class AMQPListener:
             log.error("AMQP background task failed", exc_info=task.exception())
 
     async def close(self) -> None:
-        await self.monitor.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):

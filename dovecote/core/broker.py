@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
+from dovecote.core.alarms import ResourceMonitor
 from dovecote.core.catalog import Catalog
 from dovecote.core.clock import Clock, SystemClock
 from dovecote.core.config import (
@@ -81,6 +82,14 @@ class BrokerCore:
         self.flusher = Flusher(syncfs_min_logs=config.flush_syncfs_min_logs)
         # Shared by every protocol adapter: bytes of requests in flight.
         self.memory = MemoryBudget(config.max_inflight_bytes)
+        # disk and memory alarms; adapters subscribe (core/alarms.py)
+        self.resources = ResourceMonitor(
+            self.data_dir,
+            disk_free_limit=config.disk_free_limit_bytes,
+            memory_limit=config.memory_limit_bytes,
+            interval=config.alarm_check_interval_ms / 1000,
+            clock=self.clock,
+        )
         self.produce_quotas = ByteRateQuotas(
             config.produce_quota_bytes_per_sec, window_ms=config.quota_window_ms
         )
@@ -135,11 +144,13 @@ class BrokerCore:
         await self.groups.load(await self.internal_partition(OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS))
         self.started_ms = int(time.time() * 1000)
         self.loading = False
+        self.resources.start()
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._interval_flush_loop(), name="interval-flush"))
 
     async def stop(self) -> None:
         """Flush everything and close cleanly, leaving the marker that makes the next start fast."""
+        self.resources.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,14 +1,15 @@
 """The broker-wide budget of bytes held for requests in flight.
 
 Every protocol adapter reserves the size of a request as soon as it knows it
-(for Kafka, when the 4-byte size prefix arrives, before the body is buffered)
-and releases it once the request is answered. When the budget is used up a
+(for a length-prefixed frame, when the size prefix arrives, before the body
+is buffered) and releases it once the request is answered, through its
+connections' :class:`~dovecote.core.flow.Flow`. When the budget is used up a
 reservation is refused and the connection stops reading until bytes are
 released: the kernel's socket buffers fill and TCP slows the client down, so
 a flood of producers costs the broker a bounded amount of memory instead of
 an unbounded queue of requests.
 
-Admission follows Kafka's memory pool: a request is let in while less than
+Admission works as a memory pool with a soft limit: a request is let in while less than
 the whole budget is in use, even if it takes the total past the limit. So a
 request larger than the budget still gets through (alone), nobody waits for
 room that small requests keep taking, and the bytes held never exceed
@@ -67,7 +68,7 @@ class MemoryBudget:
     def take(self, size: int) -> None:
         """Reserve ``size`` bytes whatever the budget says. For a connection
         that already holds budget for something it has not finished receiving
-        (an AMQP message whose body frames are interleaved with another's):
+        (a message whose body frames are interleaved with another's):
         pausing it could leave every byte of the budget with paused
         connections, and nothing would ever be released."""
         self._take(size)
@@ -106,8 +107,9 @@ class MemoryBudget:
 
 class Hold:
     """What one connection holds of the budget: the bytes reserved for it and,
-    while it waits for more, its place in line. Both protocol adapters keep
-    one per connection and give everything back when the connection goes."""
+    while it waits for more, its place in line. Each connection's
+    :class:`~dovecote.core.flow.Flow` keeps one and gives everything back
+    when the connection goes."""
 
     def __init__(self, budget: MemoryBudget) -> None:
         self.budget = budget

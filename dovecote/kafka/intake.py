@@ -2,10 +2,11 @@
 body) with admission control in front of every body, reading straight into
 the memory a frame will live in.
 
-Each frame's size is reserved from the broker's memory budget as soon as its
-size prefix has arrived, before its body is taken in. When the budget
-refuses, :meth:`FrameIntake.take` answers ``WAIT``; the connection stops
-reading, and the budget calls back once the bytes are reserved. A frame let
+Each frame's size is reserved from the broker's memory budget, through the
+connection's :class:`~dovecote.core.flow.Flow`, as soon as its size prefix
+has arrived, before its body is taken in. When the budget refuses,
+:meth:`FrameIntake.take` answers ``WAIT``; the flow stops reading, and calls
+the connection back once the bytes are reserved. A frame let
 in can always be completed (its memory is reserved), so connections waiting
 for budget never hold up those that got it.
 
@@ -24,10 +25,9 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Callable
 from typing import Final
 
-from dovecote.core.memory import Hold, MemoryBudget
+from dovecote.core.flow import Flow
 from dovecote.kafka.codec import FrameTooLarge, MalformedFrame
 
 SIZE = struct.Struct(">i")
@@ -57,7 +57,7 @@ def _frame_buffer(size: int) -> bytearray | mmap.mmap:
 
 
 class FrameIntake:
-    def __init__(self, budget: MemoryBudget, max_frame_size: int) -> None:
+    def __init__(self, flow: Flow, max_frame_size: int) -> None:
         self.max_frame_size = max_frame_size
         self._scratch = bytearray(SCRATCH_START)
         self._view = memoryview(self._scratch)
@@ -69,7 +69,7 @@ class FrameIntake:
         self._body: bytearray | mmap.mmap | None = None  # the frame received in place
         self._filled = 0  # bytes of _body received
         self._size = -1  # body size of the frame whose prefix was read; -1: none
-        self.hold = Hold(budget)  # what is reserved for that frame
+        self.flow = flow  # what is reserved for that frame is the flow's
 
     # --- what the socket reads into ------------------------------------------------
 
@@ -126,12 +126,12 @@ class FrameIntake:
     @property
     def partial(self) -> bool:
         """A frame's size is reserved and its body is still arriving."""
-        return self.hold.reserved > 0
+        return self.flow.reserved > 0
 
     @property
     def waiting(self) -> bool:
         """Queued for budget: reading should stay paused."""
-        return self.hold.waiter is not None
+        return self.flow.waiting
 
     @property
     def buffered(self) -> int:
@@ -139,13 +139,14 @@ class FrameIntake:
 
     # --- frames out ------------------------------------------------------------------
 
-    def take(self, on_reserved: Callable[[], None]) -> tuple[Frame, int] | str | None:
+    def take(self) -> tuple[Frame, int] | str | None:
         """The next whole frame (size prefix removed) and the bytes reserved
         for it, to be released once it is answered; None when more data is
-        needed; WAIT when the budget is used up (``on_reserved`` is called
-        once it has made room). Raises the codec's FrameError on an
+        needed; WAIT when the budget is used up (the flow calls its owner
+        back once it has made room). Raises the codec's FrameError on an
         impossible size prefix."""
-        if self.hold.waiter is not None:
+        flow = self.flow
+        if flow.waiting:
             return WAIT
         if self._body is not None:
             if self._filled < len(self._body):
@@ -166,7 +167,7 @@ class FrameIntake:
                 )
             self._start += 4
             self._size = size
-        if not self.hold.reserved and not self.hold.reserve(max(self._size, 1), on_reserved):
+        if not flow.reserved and not flow.reserve(max(self._size, 1)):
             return WAIT
         available = self._end - self._start
         if available >= self._size:
@@ -183,10 +184,10 @@ class FrameIntake:
 
     def _done(self) -> int:
         self._size = -1
-        return self.hold.hand_over()
+        return self.flow.hand_over()
 
     def close(self) -> None:
         """Give back what this connection holds (it is gone)."""
-        self.hold.close()
+        self.flow.close()
         self._body = None
         self._start = self._end = self._filled = 0

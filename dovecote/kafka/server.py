@@ -3,11 +3,18 @@
 Requests on a connection are handled concurrently (a slow Fetch long-poll does
 not hold up a Produce behind it), but responses go back in request order, as
 the protocol requires. A malformed or oversized frame closes that connection
-only. Reading pauses while the client does not read its responses, while
-the broker's budget for requests in flight is used up (each frame's size is
-reserved when its size prefix arrives, see :mod:`dovecote.kafka.intake`),
-and while the connection is muted by a produce quota (KIP-219: the response
-carries throttle_time_ms and nothing more is read until it has passed).
+only. Flow control is :mod:`dovecote.core.flow`'s: reading pauses while the
+client does not read its responses, while the broker's budget for requests
+in flight is used up (each frame's size is reserved when its size prefix
+arrives, see :mod:`dovecote.kafka.intake`), while ``MAX_IN_FLIGHT`` requests
+await their answers, and while the connection is muted by a produce quota
+(KIP-219: the response carries throttle_time_ms and nothing more is read
+until it has passed). A half-received request that stalls is closed by the
+flow's watchdog after ``request_stall_timeout_ms``.
+
+The broker's resource alarms (:mod:`dovecote.core.alarms`) are not rendered
+here: Kafka has no way to tell a producer, and the in-flight budget and the
+storage's own errors already bound what a producer costs.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import socket
 import time
 from typing import Any
 
+from dovecote.core.flow import Flow
 from dovecote.core.ratelog import RateLimitedLog
 from dovecote.kafka.build import build
 from dovecote.kafka.codec import (
@@ -41,6 +49,9 @@ noisy = RateLimitedLog(log)
 
 MAX_IN_FLIGHT = 64  # requests per connection before reading pauses
 PRODUCE_KEY = 0
+# reasons to stop reading, beside the flow's own (budget, write)
+REQUESTS = "requests"
+MUTE = "mute"
 CLIENT_THROTTLING_PRODUCE_VERSION = 6  # from here clients back off themselves (KIP-219)
 
 
@@ -71,20 +82,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         core = listener.ctx.core
         self.budget = core.memory
         self.quotas = core.produce_quotas
-        self.intake = FrameIntake(self.budget, core.config.max_request_bytes)
-        self.stall_timeout = core.config.request_stall_timeout_ms / 1000
+        self.flow = Flow(self, self.budget, core.clock, core.config.request_stall_timeout_ms / 1000)
+        self.intake = FrameIntake(self.flow, core.config.max_request_bytes)
         self.transport: asyncio.Transport | None = None
         self.session = Session("")
         # (request, its response to come, bytes reserved for it in the budget)
         self.pending: collections.deque[tuple[Request | None, asyncio.Future[Any], int]] = (
             collections.deque()
         )
-        self.reading_paused = False
-        self.writing_paused = False
         self.muted_until = 0.0  # produce quota: read nothing more until then
         self._unmute: asyncio.TimerHandle | None = None
-        self._stall: asyncio.TimerHandle | None = None
-        self._last_data = 0.0
         self.closed = False
 
     # --- transport events ---------------------------------------------------------
@@ -110,23 +117,36 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.budget.release(reserved)
         self.pending.clear()
         self.intake.close()
-        for timer in (self._unmute, self._stall):
-            if timer is not None:
-                timer.cancel()
+        if self._unmute is not None:
+            self._unmute.cancel()
 
     def pause_writing(self) -> None:
-        self.writing_paused = True
-        self._update_reading()
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._update_reading()
+        self.flow.resume_writing()
+
+    # --- what the flow control asks of us (dovecote.core.flow.FlowOwner) ---------------
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def budget_granted(self) -> None:
+        asyncio.get_running_loop().call_soon(self._take_frames)
+
+    def stalled(self, idle: float) -> None:
+        self._close_for("no more of a request for %.0fs", idle)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.intake.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._last_data = time.monotonic()
+        self.flow.received()
         self.intake.buffer_updated(nbytes)
         self._take_frames()
 
@@ -135,7 +155,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         must wait for budget (reading pauses until it is reserved)."""
         while not self.closed:
             try:
-                taken = self.intake.take(self._budget_granted)
+                taken = self.intake.take()
             except FrameError as err:
                 self._close_for("%s", err)
                 return
@@ -144,10 +164,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
             frame, reserved = taken
             self._dispatch(frame, reserved)
         self._update_reading()
-
-    def _budget_granted(self) -> None:
-        # Called from inside the budget's bookkeeping: carry on at the next turn.
-        asyncio.get_running_loop().call_soon(self._take_frames)
 
     def _close_for(self, reason: str, *args: object) -> None:
         noisy.log(
@@ -295,36 +311,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self.transport is None or self.closed:
             return
-        should_pause = (
-            self.writing_paused
-            or len(self.pending) >= MAX_IN_FLIGHT
-            or self.intake.waiting
-            or time.monotonic() < self.muted_until
-        )
-        if should_pause and not self.reading_paused:
-            self.reading_paused = True
-            self.transport.pause_reading()
-        elif not should_pause and self.reading_paused:
-            self.reading_paused = False
-            self._last_data = time.monotonic()  # the wait was ours, not the client's
-            self.transport.resume_reading()
-        if self.intake.partial and self._stall is None:
-            self._stall = asyncio.get_running_loop().call_later(
-                self.stall_timeout, self._check_stall
-            )
-
-    def _check_stall(self) -> None:
-        """Close a connection whose half-received request holds budget while
-        the client sends nothing more (only while we are reading from it)."""
-        self._stall = None
-        if self.closed or not self.intake.partial:
-            return
-        idle = time.monotonic() - self._last_data
-        if not self.reading_paused and idle >= self.stall_timeout:
-            self._close_for("no more of a request for %.0fs", idle)
-            return
-        delay = self.stall_timeout if self.reading_paused else self.stall_timeout - idle
-        self._stall = asyncio.get_running_loop().call_later(delay, self._check_stall)
+        flow = self.flow
+        flow.pause_while(REQUESTS, len(self.pending) >= MAX_IN_FLIGHT)
+        if self.muted_until:
+            flow.pause_while(MUTE, time.monotonic() < self.muted_until)
+        flow.watch()
 
 
 async def start_listener(broker, host: str, port: int) -> KafkaListener:

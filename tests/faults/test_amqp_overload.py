@@ -8,7 +8,7 @@ What must hold: the budget is used up and connections wait for it (the
 publishers are slowed: their connections stop being read and TCP pushes
 back); bytes in flight stay below the budget plus one message per
 publishing connection (a connection already holding budget takes what it
-needs to finish, see dovecote/amqp/admission.py); no reservation leaks; RSS
+needs to finish, see dovecote/core/flow.py); no reservation leaks; RSS
 grows by less than that plus 50 MiB (queue data goes to the log, not to
 memory); and every confirmed message is stored.
 """

@@ -271,11 +271,11 @@ def test_frame_max_above_the_servers_is_refused(address):
 
 
 def test_disk_alarm_blocks_publishers(broker, url, name):
-    listener = broker.broker.listeners["amqp"]
+    monitor = broker.broker.core.resources  # the core's alarms, which AMQP renders
 
     async def set_limit(limit: int) -> None:
-        listener.monitor.disk_free_limit = limit
-        listener.monitor.check()
+        monitor.disk_free_limit = limit
+        monitor.check()
 
     connection = pika.BlockingConnection(pika.URLParameters(url))
     events = []
@@ -284,7 +284,7 @@ def test_disk_alarm_blocks_publishers(broker, url, name):
     channel = connection.channel()
     channel.queue_declare(name)
     channel.basic_publish("", name, b"before")
-    original = listener.monitor.disk_free_limit
+    original = monitor.disk_free_limit
     broker.call(set_limit(1 << 62))  # more than any disk has free
     try:
         deadline = time.monotonic() + 5

@@ -1,4 +1,4 @@
-"""Unit tests of the AMQP server's pure parts: record mapping, SASL, confirms, alarms."""
+"""Unit tests of the AMQP server's pure parts: record mapping, SASL, confirms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from dovecote.amqp.alarms import DISK, MEMORY, ResourceMonitor
 from dovecote.amqp.auth import AuthError, Users, parse_response
 from dovecote.amqp.codec import (
     EMPTY_PROPERTIES,
@@ -189,28 +188,3 @@ def test_confirms_coalesce_in_order_and_nack_runs():
         ("Basic.Ack", 11, True),
     ]
     assert not confirms.ready() and confirms.seq == 11
-
-
-# --- alarms ----------------------------------------------------------------------------
-
-
-def test_resource_monitor_raises_and_clears_alarms(tmp_path):
-    seen = []
-    monitor = ResourceMonitor(
-        tmp_path, disk_free_limit=0, memory_limit=1 << 50, interval=1, on_change=seen.append
-    )
-    assert monitor.check() == frozenset() and seen == []
-    monitor.disk_free_limit = 1 << 62
-    assert monitor.check() == {DISK}
-    monitor.memory_limit = 1
-    assert monitor.check() == {DISK, MEMORY}
-    monitor.disk_free_limit = 0
-    monitor.memory_limit = 1 << 50
-    monitor.check()
-    assert seen == [{DISK}, {DISK, MEMORY}, frozenset()]
-    assert (
-        ResourceMonitor(
-            tmp_path, disk_free_limit=0, memory_limit=0, interval=1, on_change=seen.append
-        ).memory_limit
-        > 0
-    )  # default: a share of physical memory
