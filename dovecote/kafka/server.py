@@ -330,7 +330,7 @@ async def start_listener(broker, host: str, port: int) -> KafkaListener:
 
     server = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
-    advertised = core.config.advertised_host or (
+    advertised = broker.config.advertised_host or (
         bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()
     )
     ctx = KafkaContext(core, core.config.node_id, advertised, bound_port, await core.cluster_id())
