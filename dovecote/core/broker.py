@@ -29,6 +29,7 @@ from dovecote.core.config import (
     BrokerConfig,
     validate_topic_configs,
 )
+from dovecote.core.dedup import DedupWindow
 from dovecote.core.errors import (
     InvalidConfig,
     InvalidPartitions,
@@ -411,6 +412,11 @@ class BrokerCore:
 
     def subscription(self, sub_id: str) -> Subscription | None:
         return self.subscriptions.get(sub_id)
+
+    def dedup_window(self, name: str, window_ms: int) -> DedupWindow:
+        """The durable dedup window ``name``, kept with subscription progress
+        (and dropped with the subscription of the same name)."""
+        return self.substate.dedup_window(name, window_ms)
 
     def drop_subscription(self, sub_id: str) -> None:
         """Delete a subscription and its saved progress."""

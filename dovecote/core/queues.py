@@ -22,12 +22,13 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from dovecote.core.catalog import Catalog
 from dovecote.core.clock import Alarm, Clock
+from dovecote.core.dedup import DedupWindow, Duplicate
 from dovecote.core.delivery import ConsumerSet, PushConsumer
 from dovecote.core.errors import BrokerError, TopicExists
 from dovecote.core.routing import (
@@ -42,7 +43,7 @@ from dovecote.core.routing import (
     freeze_arguments,
 )
 from dovecote.core.subscription import EXPIRES_AT, Subscription, SubscriptionConfig
-from dovecote.core.topic import Topic
+from dovecote.core.topic import Partition, Topic
 from dovecote.storage.batch import Record
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,9 @@ class PublishResult:
     # record is refused when any queue it reached refused it. None: all
     # records had the same outcome (refused when ``rejected``).
     outcomes: list[tuple[int, bool]] | None = None
+    # Per queue with a dedup window, per record: None if stored, else the
+    # earlier record it repeats (stored once; the publisher still succeeds).
+    duplicates: dict[str, list[Duplicate | None]] = field(default_factory=dict)
 
     @property
     def routed(self) -> bool:
@@ -273,6 +277,10 @@ class SubscriptionService(Protocol):
 
     def drop_subscription(self, sub_id: str) -> None: ...
 
+    def dedup_window(self, name: str, window_ms: int) -> DedupWindow:
+        """The durable dedup window ``name`` (dropped with the subscription of that name)."""
+        ...
+
 
 def subscription_config(settings: QueueSettings) -> SubscriptionConfig:
     """The subscription behaviour a queue's settings ask for."""
@@ -282,6 +290,7 @@ def subscription_config(settings: QueueSettings) -> SubscriptionConfig:
         message_ttl_ms=settings.message_ttl_ms,
         ordered=settings.ordered,
         priority=settings.max_priority is not None,
+        delivery_delay_ms=settings.delivery_delay_ms,
     )
 
 
@@ -733,11 +742,14 @@ class QueueManager:
         headers: Mapping[str, Any] | None = None,
         priority: int | None = None,
         durable: bool = True,
+        dedup_ids: Sequence[str | None] | None = None,
     ) -> PublishResult:
         """Route records (sharing one routing key and headers) and store them
         in every queue they reach. Returns where they went."""
         names = self.route(exchange, routing_key, headers)
-        return await self.enqueue(names, records, priority=priority, durable=durable)
+        return await self.enqueue(
+            names, records, priority=priority, durable=durable, dedup_ids=dedup_ids
+        )
 
     async def enqueue(
         self,
@@ -746,8 +758,11 @@ class QueueManager:
         *,
         priority: int | None = None,
         durable: bool = True,
+        dedup_ids: Sequence[str | None] | None = None,
     ) -> PublishResult:
-        result, waits = self.enqueue_now(names, records, priority=priority, durable=durable)
+        result, waits = self.enqueue_now(
+            names, records, priority=priority, durable=durable, dedup_ids=dedup_ids
+        )
         if waits:
             await asyncio.gather(*waits)
         return result
@@ -759,6 +774,7 @@ class QueueManager:
         *,
         priority: int | None = None,
         durable: bool = True,
+        dedup_ids: Sequence[str | None] | None = None,
     ) -> tuple[PublishResult, list[asyncio.Future[None]]]:
         """Store ``records`` in the named queues now, without awaiting anything.
 
@@ -770,10 +786,17 @@ class QueueManager:
 
         When a target queue refuses records once full, the batch is decided
         record by record: ``PublishResult.outcomes`` says which were refused.
+
+        ``dedup_ids`` (one per record, None for none) are checked against the
+        window of each queue that has ``dedup_window_ms``: a repeat inside the
+        window is not stored again, and ``PublishResult.duplicates`` names
+        the record it repeats.
         """
+        if dedup_ids is not None and len(dedup_ids) != len(records):
+            raise ValueError("one dedup id (or None) per record")
         if len(records) > 1 and self._refuses_when_full(names):
-            return self._enqueue_each(names, records, priority, durable)
-        return self._enqueue_batch(names, records, priority, durable)
+            return self._enqueue_each(names, records, priority, durable, dedup_ids)
+        return self._enqueue_batch(names, records, priority, durable, dedup_ids)
 
     def _refuses_when_full(self, names: set[str] | list[str]) -> bool:
         queues = self.queues
@@ -789,13 +812,18 @@ class QueueManager:
         records: list[Record],
         priority: int | None,
         durable: bool,
+        dedup_ids: Sequence[str | None] | None,
     ) -> tuple[PublishResult, list[asyncio.Future[None]]]:
         stored: dict[str, None] = {}
         rejected: dict[str, None] = {}
         waits: list[asyncio.Future[None]] = []
         outcomes: list[tuple[int, bool]] = []
-        for record in records:
-            one, one_waits = self._enqueue_batch(names, [record], priority, durable)
+        duplicates: dict[str, list[Duplicate | None]] = {}
+        for index, record in enumerate(records):
+            ids = None if dedup_ids is None else [dedup_ids[index]]
+            one, one_waits = self._enqueue_batch(names, [record], priority, durable, ids)
+            for name, verdicts in one.duplicates.items():
+                duplicates.setdefault(name, [None] * index).extend(verdicts)
             stored.update(dict.fromkeys(one.queues))
             rejected.update(dict.fromkeys(one.rejected))
             waits += one_waits
@@ -804,7 +832,7 @@ class QueueManager:
                 outcomes[-1] = (outcomes[-1][0] + 1, refused)
             else:
                 outcomes.append((1, refused))
-        return PublishResult(list(stored), list(rejected), outcomes), waits
+        return PublishResult(list(stored), list(rejected), outcomes, duplicates), waits
 
     def _enqueue_batch(
         self,
@@ -812,10 +840,12 @@ class QueueManager:
         records: list[Record],
         priority: int | None,
         durable: bool,
+        dedup_ids: Sequence[str | None] | None,
     ) -> tuple[PublishResult, list[asyncio.Future[None]]]:
         stored: list[str] = []
         rejected: list[str] = []
         waits: list[asyncio.Future[None]] = []
+        duplicates: dict[str, list[Duplicate | None]] = {}
         for name in names:
             queue = self.queues.get(name)
             if queue is None:
@@ -831,10 +861,22 @@ class QueueManager:
             if settings.max_priority is not None and priority:
                 level = min(max(priority, 0), settings.max_priority)
             partition = queue.topic.partitions[level]
-            wait = partition.append_records_now(records, durable=durable)
+            stored.append(name)
+            window = None
+            if dedup_ids is not None and settings.dedup_window_ms is not None:
+                window = self.subscriptions.dedup_window(f"queue:{name}", settings.dedup_window_ms)
+            if window is None:
+                wait = partition.append_records_now(records, durable=durable)
+            else:
+                assert dedup_ids is not None
+                verdicts, wait = self._append_new(
+                    window, partition, level, records, dedup_ids, durable
+                )
+                duplicates[name] = verdicts
+                if all(verdicts):
+                    continue  # every record a repeat: nothing stored, nothing to trim
             if wait is not None:
                 waits.append(wait)
-            stored.append(name)
             if settings.limited:
                 # drop-head: only visible records can be dropped, so trim once
                 # this append is visible (callbacks run in order: before anyone
@@ -845,7 +887,43 @@ class QueueManager:
                     wait.add_done_callback(lambda _f, q=queue: self._trim(q))
                 else:
                     self._trim(queue)
-        return PublishResult(stored, rejected), waits
+        return PublishResult(stored, rejected, duplicates=duplicates), waits
+
+    def _append_new(
+        self,
+        window: DedupWindow,
+        partition: Partition,
+        level: int,
+        records: list[Record],
+        ids: Sequence[str | None],
+        durable: bool,
+    ) -> tuple[list[Duplicate | None], asyncio.Future[None] | None]:
+        """Append the records whose id is new in ``window``; returns, per
+        record, what it repeats (None: stored) and the append's wait."""
+        checked = [i for i in ids if i is not None]
+        answers = iter(window.accept_ids(checked, self.clock.wall_ms()))
+        verdicts: list[Duplicate | None] = []
+        fresh: list[Record] = []
+        fresh_ids: list[str | None] = []
+        for record, message_id in zip(records, ids, strict=True):
+            verdict = None if message_id is None else next(answers)
+            verdicts.append(verdict)
+            if verdict is None:
+                fresh.append(record)
+                fresh_ids.append(message_id)
+        if not fresh:
+            return verdicts, None
+        # Appends are synchronous: the batch takes the offsets from the log end on.
+        base = partition.log_end_offset
+        reserved = [i for i in fresh_ids if i is not None]
+        try:
+            wait = partition.append_records_now(fresh, durable=durable)
+        except BaseException:
+            window.abandon(reserved)
+            raise
+        positions = [(level, base + n) for n, i in enumerate(fresh_ids) if i is not None]
+        window.record(reserved, positions)
+        return verdicts, wait
 
     def _trim(self, queue: Queue) -> None:
         """Drop (dead-letter) the oldest records past a drop-head queue's limits."""

@@ -631,3 +631,83 @@ def test_concurrent_deletes_of_one_exchange_or_queue(tmp_path):
         await core.stop()
 
     run(main())
+
+
+def test_dedup_window_per_queue_survives_a_restart_and_ends_on_time(tmp_path):
+    """A repeated id inside the queue's window is stored once (the publisher
+    still succeeds and learns which record it repeats); the window outlives a
+    restart and lets the id through once it has passed."""
+    clock = FakeClock()
+    window = QueueSettings(dedup_window_ms=300_000)
+
+    async def first():
+        core = new_core(tmp_path, clock=clock)
+        await core.start()
+        qm = core.queues
+        fifo = await qm.declare_queue("fifo", settings=window)
+        plain = await qm.declare_queue("plain")
+        records = [Record(b"a1"), Record(b"b"), Record(b"a2"), Record(b"none")]
+        result = await qm.enqueue(["fifo", "plain"], records, dedup_ids=["a", "b", "a", None])
+        verdicts = result.duplicates["fifo"]
+        assert verdicts[:2] == [None, None] and verdicts[3] is None
+        # A repeat inside one batch: its original is being appended with it.
+        assert verdicts[2] is not None and verdicts[2].offset is None
+        assert "plain" not in result.duplicates  # no window: dedup ids are ignored
+        assert fifo.message_count() == 3 and plain.message_count() == 4
+        again = await qm.enqueue(["fifo"], [Record(b"b again")], dedup_ids=["b"])
+        assert sorted(again.queues) == ["fifo"]  # accepted, not refused
+        assert (again.duplicates["fifo"][0].partition, again.duplicates["fifo"][0].offset) == (0, 1)
+        assert fifo.message_count() == 3
+        await core.stop()
+
+    async def after_restart():
+        core = new_core(tmp_path, clock=clock)
+        await core.start()
+        qm = core.queues
+        fifo = qm.get_queue("fifo")
+        repeat = await qm.enqueue(["fifo"], [Record(b"a3")], dedup_ids=["a"])
+        assert repeat.duplicates["fifo"][0] is not None and fifo.message_count() == 3
+        await clock.advance(301)
+        later = await qm.enqueue(["fifo"], [Record(b"a4")], dedup_ids=["a"])
+        assert later.duplicates["fifo"] == [None] and fifo.message_count() == 4
+        await core.stop()
+
+    run(first())
+    run(after_restart())
+
+
+def test_dedup_ids_through_a_queue_that_refuses_when_full(tmp_path):
+    """Record-by-record enqueueing (reject-new queues) dedups per record too."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        limited = QueueSettings(dedup_window_ms=60_000, max_length=2, overflow=REJECT_NEW)
+        await qm.declare_queue("lim", settings=limited)
+        result = await qm.enqueue(
+            ["lim"], [Record(b"x"), Record(b"x again"), Record(b"y")], dedup_ids=["x", "x", "y"]
+        )
+        assert [v is None for v in result.duplicates["lim"]] == [True, False, True]
+        assert qm.get_queue("lim").message_count() == 2
+        await core.stop()
+
+    run(main())
+
+
+def test_a_queue_delivery_delay_holds_records_back(tmp_path):
+    clock = FakeClock()
+
+    async def main():
+        core = new_core(tmp_path, clock=clock)
+        await core.start()
+        qm = core.queues
+        queue = await qm.declare_queue("later", settings=QueueSettings(delivery_delay_ms=2_000))
+        await qm.enqueue(["later"], [Record(b"soon", timestamp=clock.wall_ms())])
+        assert queue.subscription.pull(1, "c") == []
+        await clock.advance(2.0)
+        [delivery] = queue.subscription.pull(1, "c")
+        assert delivery.record.value == b"soon"
+        await core.stop()
+
+    run(main())
