@@ -4,8 +4,6 @@
 calls. The listener owns the user table, the direct reply-to registry (token
 -> channel with an ``amq.rabbitmq.reply-to`` consumer), the registry of
 exclusive consumers and the resource monitor whose alarms block publishers.
-It also tells the core how AMQP records look to a headers exchange, for
-dead letters re-routed through one.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from dovecote.amqp.alarms import ResourceMonitor
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
-from dovecote.amqp.mapping import record_headers_table
 from dovecote.core.subscription import Subscription
 
 if TYPE_CHECKING:
@@ -52,7 +49,6 @@ class AMQPListener:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self, host: str, port: int) -> None:
-        self.queues.headers_of = record_headers_table
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), host, port)
         self.monitor.start()

@@ -17,12 +17,13 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dovecote.core.config import FLUSH_ACK
 from dovecote.core.errors import BrokerError, MessageTooLarge, TopicExists
+from dovecote.core.headers import application_headers
 from dovecote.core.routing import (
     DIRECT,
     EXCHANGE,
@@ -218,20 +219,11 @@ class PublishResult:
         return bool(self.queues or self.rejected)
 
 
-HeadersOf = Callable[[Record], dict[str, Any]]
-
-
-def _default_headers(record: Record) -> dict[str, Any]:
-    return {k: v for k, v in record.headers}
-
-
 class QueueManager:
     def __init__(self, core: BrokerCore) -> None:
         self.core = core
         self.router = Router()
         self.queues: dict[str, Queue] = {}
-        # How routing sees a stored record's headers (AMQP decodes its property table).
-        self.headers_of: HeadersOf = _default_headers
         self._sweeper: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -719,7 +711,7 @@ class QueueManager:
         if target:
             headers.append((EXCHANGE_HEADER, target.encode()))
         moved = Record(record.value, key=target_key.encode(), headers=headers, timestamp=now_ms)
-        names = self.route(target, target_key, self.headers_of(moved))
+        names = self.route(target, target_key, application_headers(moved.headers))
         if queue_name in names and _cycles(record, queue_name):
             # Dead-lettered back into this queue with no rejection in between:
             # RabbitMQ drops it there rather than loop forever.
