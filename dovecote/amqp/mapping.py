@@ -155,10 +155,20 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
     """(property block, exchange, routing key) to deliver ``record`` with."""
     headers = record.headers
     key = record.key or b""
-    if len(headers) == 1:
-        name, value = headers[0]
-        if name == PROPERTIES_HEADER:
-            return value or EMPTY_PROPERTIES, b"", key
+    if headers and headers[0][0] == PROPERTIES_HEADER:
+        # As publish_record wrote it: block, exchange?, the block's neutral headers.
+        block = headers[0][1] or EMPTY_PROPERTIES
+        n = len(headers)
+        if n == 1:
+            return block, b"", key
+        exchange = b""
+        start = 1
+        if headers[1][0] == EXCHANGE_HEADER:
+            exchange = headers[1][1] or b""
+            start = 2
+        derived = neutral_of(block)
+        if start + len(derived) == n and (start == n or headers[start:] == derived):
+            return block, exchange, key
     block = None
     exchange = b""
     deaths = None
