@@ -127,6 +127,7 @@ class TypedValue(NamedTuple):
 
 
 Element = str | None | TypedValue
+_compact = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode_typed(item: TypedValue) -> bytes:
@@ -138,7 +139,7 @@ def encode_typed(item: TypedValue) -> bytes:
     / ``{"array": [...]}``)."""
     tag, value = item
     if tag in (TABLE, ARRAY):
-        return json.dumps(_json_element(item)[tag], separators=(",", ":")).encode()
+        return _compact.encode(_json_element(item)[tag]).encode()
     if tag in (BYTES, STRING):
         return bytes(value)
     return _text(tag, value).encode()
@@ -232,7 +233,7 @@ def _from_json(data: Any) -> Element:
 
 def types_header(types: Mapping[str, str]) -> Header:
     """The :data:`TYPES` header for ``{name: tag}``."""
-    return (TYPES, json.dumps(types, separators=(",", ":")).encode())
+    return (TYPES, _compact.encode(types).encode())
 
 
 def read_types(raw: bytes | None) -> dict[str, str]:

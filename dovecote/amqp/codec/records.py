@@ -29,10 +29,10 @@ from typing import Any
 from dovecote.amqp.codec.properties import (
     _INDEX,
     _U32,
+    _U64,
     EMPTY_PROPERTIES,
     _layout,
     encode_properties,
-    read_properties,
 )
 from dovecote.amqp.codec.tables import Timestamp, Typed, decode_table_typed, encode_value
 from dovecote.core import headers as H
@@ -62,7 +62,7 @@ PROPERTY_HEADERS: tuple[tuple[str, str, int], ...] = (
     ("cluster_id", CLUSTER_ID, _S),
 )
 _BY_HEADER = {header: (prop, kind) for prop, header, kind in PROPERTY_HEADERS}
-_SCALAR_PROPS = tuple(prop for prop, _header, _kind in PROPERTY_HEADERS)
+_WIRE = tuple((_INDEX[prop], header, kind) for prop, header, kind in PROPERTY_HEADERS)
 _HEADERS_INDEX = _INDEX["headers"]
 
 # AMQP field type code <-> neutral type tag
@@ -93,19 +93,19 @@ def neutral_headers(block: bytes) -> list[RecordHeader]:
     with a reserved prefix stay in the block only), then ``dovecote.types``."""
     if block == EMPTY_PROPERTIES:
         return []
-    values = read_properties(block, _SCALAR_PROPS)
+    starts = _layout(block)[1]
     out: list[RecordHeader] = []
-    for prop, header, kind in PROPERTY_HEADERS:
-        value = values.get(prop)
-        if value is None:
+    for i, header, kind in _WIRE:
+        pos = starts[i]
+        if pos < 0:
             continue
-        if kind == _S:
-            out.append((header, value.encode("utf-8")))
+        if kind == _S:  # UTF-8 already (the block was checked when published)
+            out.append((header, block[pos + 1 : pos + 1 + block[pos]]))
         elif kind == _O:
-            out.append((header, b"%d" % value))
+            out.append((header, b"%d" % block[pos]))
         else:
-            out.append((header, b"%d" % (value * 1000)))
-    start = _layout(block)[1][_HEADERS_INDEX]
+            out.append((header, b"%d" % (_U64.unpack_from(block, pos)[0] * 1000)))
+    start = starts[_HEADERS_INDEX]
     if start >= 0:
         end = start + 4 + _U32.unpack_from(block, start)[0]
         types: dict[str, str] = {}
