@@ -181,14 +181,14 @@ def _parse(tag: str, text: str) -> Any:
         if text not in ("true", "false"):
             raise ValueError(f"not a bool: {text!r}")
         return text == "true"
-    if tag == DECIMAL:
+    if tag in (DECIMAL, NUMBER):
         try:
-            return decimal.Decimal(text)
+            value = decimal.Decimal(text)
         except decimal.InvalidOperation:
-            raise ValueError(f"not a decimal: {text!r}") from None
-    if tag == NUMBER:
-        decimal.Decimal(text)  # validates
-        return text
+            raise ValueError(f"not a number: {text!r}") from None
+        if not value.is_finite():
+            raise ValueError(f"not a finite number: {text!r}")
+        return value if tag == DECIMAL else text
     if tag == SECONDS:
         value = int(text)
         if value < 0:

@@ -4,6 +4,7 @@ neutral headers (from any protocol) turned back into properties."""
 from __future__ import annotations
 
 import decimal
+import json
 import math
 
 from hypothesis import given, settings
@@ -23,7 +24,7 @@ from dovecote.amqp.codec import (
     stored_property_block,
 )
 from dovecote.amqp.codec.records import block_from_headers, neutral_headers
-from dovecote.core.headers import TYPES, WELL_KNOWN, application_headers, read_types
+from dovecote.core.headers import TAGS, TYPES, WELL_KNOWN, application_headers, read_types
 from dovecote.storage.batch import Record, build_batch, decode_batch
 from tests.unit.amqp.test_properties import as_dict, pamqp_properties
 
@@ -202,3 +203,21 @@ def test_application_headers_decode_types():
 def test_any_foreign_headers_give_a_valid_block(headers):
     block = block_from_headers(headers, timestamp_ms=0)
     read_properties(block)  # decodes
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "priority", "timestamp"]),
+            st.sampled_from(sorted(TAGS)),
+            st.binary(max_size=12)
+            | st.sampled_from([b"1", b"-1", b"1e400", b"300", b"nan", b"[]", b'{"a":{"x":1}}']),
+        ),
+        max_size=6,
+    )
+)
+def test_mislabelled_typed_headers_never_break_a_delivery(entries):
+    types = {name: tag for name, tag, _raw in entries}
+    headers = [(name, raw) for name, _tag, raw in entries]
+    headers.append((TYPES, json.dumps(types).encode()))
+    read_properties(block_from_headers(headers, timestamp_ms=5))
