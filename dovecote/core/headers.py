@@ -210,20 +210,25 @@ def _json_element(element: Element) -> Any:
     return {tag: _text(tag, value)}
 
 
-def _from_json(data: Any) -> Element:
+MAX_DEPTH = 64  # nested tables and arrays
+
+
+def _from_json(data: Any, depth: int = 0) -> Element:
     if data is None or isinstance(data, str):
         return data
+    if depth > MAX_DEPTH:
+        raise ValueError("typed value nested too deeply")
     if not isinstance(data, dict) or len(data) != 1:
         raise ValueError(f"not a typed element: {data!r}")
     ((tag, value),) = data.items()
     if tag == TABLE:
         if not isinstance(value, dict):
             raise ValueError("a table element must be a JSON object")
-        return TypedValue(TABLE, {str(k): _from_json(v) for k, v in value.items()})
+        return TypedValue(TABLE, {str(k): _from_json(v, depth + 1) for k, v in value.items()})
     if tag == ARRAY:
         if not isinstance(value, list):
             raise ValueError("an array element must be a JSON list")
-        return TypedValue(ARRAY, [_from_json(v) for v in value])
+        return TypedValue(ARRAY, [_from_json(v, depth + 1) for v in value])
     if not isinstance(value, str):
         raise ValueError(f"a {tag} element must be text")
     if tag in (BYTES, STRING):
@@ -270,7 +275,7 @@ def header_value(name: str, raw: bytes | None, types: Mapping[str, str]) -> Elem
     if tag is not None:
         try:
             return decode_typed(tag, raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             pass  # a mislabelled value reads as untyped
     try:
         return bytes(raw).decode("utf-8")

@@ -221,3 +221,10 @@ def test_mislabelled_typed_headers_never_break_a_delivery(entries):
     headers = [(name, raw) for name, _tag, raw in entries]
     headers.append((TYPES, json.dumps(types).encode()))
     read_properties(block_from_headers(headers, timestamp_ms=5))
+
+
+def test_deeply_nested_typed_values_read_as_text():
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    headers = [("t", deep), (TYPES, b'{"t":"table"}')]
+    assert read_properties(block_from_headers(headers))["headers"]["t"] == deep.decode()
+    assert application_headers(headers) == {"t": deep.decode()}
