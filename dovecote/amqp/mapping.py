@@ -119,16 +119,19 @@ def parse_expiration(value: str) -> int:
     return ms
 
 
-def neutral_of(block: bytes) -> list[tuple[str, bytes | None]]:
-    """The neutral headers of a (codec-validated) block, cached per distinct
-    block. The list is shared: never change it."""
+def neutral_of(block: bytes) -> list[tuple[str, bytes | None]] | None:
+    """The neutral headers of a block, cached per distinct block (the list is
+    shared: never change it); None for bytes that are not a valid block."""
     if block == _PERSISTENT_BLOCK:
         return _NEUTRAL_PERSISTENT
     if block == EMPTY_PROPERTIES:
         return []
     found = _neutral.get(block)
     if found is None:
-        found = neutral_headers(block)
+        try:
+            found = neutral_headers(block)
+        except AMQPError:
+            return None  # not from our publish path (a Kafka client wrote it)
         if len(_neutral) >= _CACHE_LIMIT:
             _neutral.clear()
         _neutral[block] = found
@@ -142,7 +145,7 @@ def publish_record(
     if exchange:
         headers.append((EXCHANGE_HEADER, exchange))
     if len(block) > 2:
-        headers += neutral_of(block)
+        headers += neutral_of(block) or ()  # published blocks are checked: never None
     if expires_at is not None:
         headers.append((EXPIRES_AT, b"%d" % expires_at))
     return Record(body, key=routing_key, headers=headers)
@@ -167,7 +170,11 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
             exchange = headers[1][1] or b""
             start = 2
         derived = neutral_of(block)
-        if start + len(derived) == n and (start == n or headers[start:] == derived):
+        if (
+            derived is not None
+            and start + len(derived) == n
+            and (start == n or headers[start:] == derived)
+        ):
             return block, exchange, key
     block = None
     exchange = b""

@@ -26,6 +26,7 @@ import decimal
 from collections.abc import Sequence
 from typing import Any
 
+from dovecote.amqp.codec.errors import AMQPError
 from dovecote.amqp.codec.properties import (
     _INDEX,
     _U32,
@@ -111,6 +112,9 @@ def neutral_headers(block: bytes) -> list[RecordHeader]:
         types: dict[str, str] = {}
         for key, code, value in decode_table_typed(block, start + 4, end):
             if H.is_reserved(key):
+                continue
+            if code == "S" and value.isascii():
+                out.append((key, value))  # text: the bytes as they are
                 continue
             element = _element(code, value)
             if element is None:
@@ -271,7 +275,12 @@ def property_block_for_record(headers: Sequence[RecordHeader], timestamp_ms: int
         elif name == H.TYPES or name == CLUSTER_ID or not H.is_reserved(name):
             others.append((name, value))
     if block is not None:
-        if not others or others == neutral_headers(block):
+        if not others:
             return block
+        try:
+            if others == neutral_headers(block):
+                return block
+        except AMQPError:
+            pass  # not a block this broker stored: the headers count
         timestamp_ms = -1  # published over AMQP: its headers say whether it had one
     return block_from_headers(others, timestamp_ms)

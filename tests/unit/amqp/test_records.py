@@ -24,6 +24,7 @@ from dovecote.amqp.codec import (
     stored_property_block,
 )
 from dovecote.amqp.codec.records import block_from_headers, neutral_headers
+from dovecote.amqp.mapping import delivery_fields
 from dovecote.core.headers import TAGS, TYPES, WELL_KNOWN, application_headers, read_types
 from dovecote.storage.batch import Record, build_batch, decode_batch
 from tests.unit.amqp.test_properties import as_dict, pamqp_properties
@@ -228,3 +229,10 @@ def test_deeply_nested_typed_values_read_as_text():
     headers = [("t", deep), (TYPES, b'{"t":"table"}')]
     assert read_properties(block_from_headers(headers))["headers"]["t"] == deep.decode()
     assert application_headers(headers) == {"t": deep.decode()}
+
+
+def test_a_block_written_by_another_client_that_does_not_decode_is_ignored():
+    headers = [(PROPERTIES_HEADER, b"\xff\xff\x01"), ("h", b"v")]
+    assert read_properties(property_block_for_record(headers)) == {"headers": {"h": "v"}}
+    block, _exchange, _key = delivery_fields(Record(b"", key=b"k", headers=headers))
+    assert read_properties(block) == {"headers": {"h": "v"}}
