@@ -51,6 +51,7 @@ F_EXPIRATION = 0x0100
 F_USER_ID = 0x0010
 _INTERESTING = F_DELIVERY_MODE | F_PRIORITY | F_REPLY_TO | F_EXPIRATION | F_USER_ID
 _CACHE_LIMIT = 4096
+_CACHE_BLOCK_MAX = 2048  # bytes
 
 
 class PublishProps(NamedTuple):
@@ -132,9 +133,10 @@ def neutral_of(block: bytes) -> list[tuple[str, bytes | None]] | None:
             found = neutral_headers(block)
         except AMQPError:
             return None  # not from our publish path (a Kafka client wrote it)
-        if len(_neutral) >= _CACHE_LIMIT:
-            _neutral.clear()
-        _neutral[block] = found
+        if len(block) <= _CACHE_BLOCK_MAX:  # the cache holds no big tables
+            if len(_neutral) >= _CACHE_LIMIT:
+                _neutral.clear()
+            _neutral[block] = found
     return found
 
 
