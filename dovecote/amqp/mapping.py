@@ -36,7 +36,13 @@ from dovecote.amqp.codec import (
     update_headers,
     update_properties,
 )
-from dovecote.amqp.codec.records import CLUSTER_ID, block_from_headers, neutral_headers
+from dovecote.amqp.codec.records import (
+    CLUSTER_ID,
+    block_from_headers,
+    broker_only,
+    exposed_headers,
+    headers_to_build_from,
+)
 from dovecote.core.headers import TYPES, is_reserved
 from dovecote.core.queues import DEATHS, EXCHANGE_HEADER
 from dovecote.core.subscription import EXPIRES_AT
@@ -70,8 +76,6 @@ PERSISTENT = PublishProps(persistent=True)
 _HEADERS_ONLY = PublishProps(has_headers=True)
 _cache: dict[bytes, PublishProps] = {}
 _neutral: dict[bytes, list[tuple[str, bytes | None]]] = {}
-_PERSISTENT_BLOCK = b"\x10\x00\x02"
-_NEUTRAL_PERSISTENT = neutral_headers(_PERSISTENT_BLOCK)
 
 
 def publish_props(block: bytes) -> PublishProps:
@@ -121,16 +125,13 @@ def parse_expiration(value: str) -> int:
 
 
 def neutral_of(block: bytes) -> list[tuple[str, bytes | None]] | None:
-    """The neutral headers of a block, cached per distinct block (the list is
-    shared: never change it); None for bytes that are not a valid block."""
-    if block == _PERSISTENT_BLOCK:
-        return _NEUTRAL_PERSISTENT
-    if block == EMPTY_PROPERTIES:
-        return []
+    """The neutral headers stored beside a block (``exposed_headers``), cached
+    per distinct block (the list is shared: never change it); None for bytes
+    that are not a valid block."""
     found = _neutral.get(block)
     if found is None:
         try:
-            found = neutral_headers(block)
+            found = exposed_headers(block)
         except AMQPError:
             return None  # not from our publish path (a Kafka client wrote it)
         if len(block) <= _CACHE_BLOCK_MAX:  # the cache holds no big tables
@@ -146,7 +147,7 @@ def publish_record(
     headers: list[tuple[str, bytes | None]] = [(PROPERTIES_HEADER, block)]
     if exchange:
         headers.append((EXCHANGE_HEADER, exchange))
-    if len(block) > 2:
+    if not broker_only(block):
         headers += neutral_of(block) or ()  # published blocks are checked: never None
     if expires_at is not None:
         headers.append((EXPIRES_AT, b"%d" % expires_at))
@@ -191,10 +192,16 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
             deaths = value
         elif name in (TYPES, CLUSTER_ID) or not is_reserved(name):
             others.append((name, value))
-    if block is None or (others and others != neutral_of(block)):
-        # From another protocol, or its headers were changed on the way:
-        # the headers are what counts.
-        block = block_from_headers(others, record.timestamp if block is None else -1)
+    if block is None:
+        block = block_from_headers(others, record.timestamp)  # from another protocol
+        if len(key) > 255 or not _utf8(key):
+            key = b""
+    elif others and others != neutral_of(block):
+        # Its headers were changed on the way (a Kafka application forwarded
+        # it): the headers are what counts.
+        if neutral_of(block) is not None:
+            others = headers_to_build_from(block, others)
+        block = block_from_headers(others, -1)
         if len(key) > 255 or not _utf8(key):
             key = b""
     if deaths:

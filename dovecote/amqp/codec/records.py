@@ -85,7 +85,37 @@ _INT_TAGS = {tag: code for code, tag in _INT_CODES.items() if code != "L"}
 
 def record_headers_for_publish(property_block: bytes) -> list[RecordHeader]:
     """The record headers that store a published message's properties."""
-    return [(PROPERTIES_HEADER, property_block), *neutral_headers(property_block)]
+    return [(PROPERTIES_HEADER, property_block), *exposed_headers(property_block)]
+
+
+_F_HEADERS, _F_DELIVERY_MODE, _F_PRIORITY = 0x2000, 0x1000, 0x0800
+_BROKER_ONLY = _F_HEADERS | _F_DELIVERY_MODE | _F_PRIORITY
+
+
+def broker_only(block: bytes) -> bool:
+    """Whether ``block`` holds nothing but delivery-mode and priority (and maybe an
+    empty headers table): flags that steer the broker (persistence, priority
+    level) and that a reader of another protocol has no use for."""
+    if len(block) < 2 or block[1] & 1:
+        return False
+    flags = (block[0] << 8) | block[1]
+    if flags & ~_BROKER_ONLY:
+        return False
+    return not flags & _F_HEADERS or block[2:6] == b"\x00\x00\x00\x00"
+
+
+def exposed_headers(block: bytes) -> list[RecordHeader]:
+    """The neutral headers stored beside a published block: none for a block
+    that is :func:`broker_only` (so the most common messages, persistent and
+    nothing else, cost nothing more than their block), else all of them."""
+    return [] if broker_only(block) else neutral_headers(block)
+
+
+def headers_to_build_from(block: bytes, others: list[RecordHeader]) -> list[RecordHeader]:
+    """What a block is rebuilt from when a record's headers no longer match its
+    stored ``block``: the headers, after the block's own neutral headers when
+    none were stored (they cannot have been changed)."""
+    return [*neutral_headers(block), *others] if broker_only(block) else others
 
 
 def neutral_headers(block: bytes) -> list[RecordHeader]:
@@ -278,8 +308,9 @@ def property_block_for_record(headers: Sequence[RecordHeader], timestamp_ms: int
         if not others:
             return block
         try:
-            if others == neutral_headers(block):
+            if others == exposed_headers(block):
                 return block
+            others = headers_to_build_from(block, others)
         except AMQPError:
             pass  # not a block this broker stored: the headers count
         timestamp_ms = -1  # published over AMQP: its headers say whether it had one

@@ -45,6 +45,28 @@ def test_amqp_block_survives_the_log_byte_for_byte():
     assert property_block_for_record(stored.headers, stored.timestamp) == block
 
 
+def test_delivery_mode_and_priority_alone_are_not_exposed():
+    """Persistent and nothing else (what most publishers send): the record is
+    just the block, as fast as ever; forwarded with more headers, it keeps them."""
+    for block in (
+        encode_properties(delivery_mode=2),
+        encode_properties(delivery_mode=1, priority=0, headers={}),
+    ):
+        assert record_headers_for_publish(block) == [(PROPERTIES_HEADER, block)]
+    block = encode_properties(delivery_mode=2, priority=4)
+    forwarded = [*record_headers_for_publish(block), ("h", b"v")]
+    assert read_properties(property_block_for_record(forwarded)) == {
+        "delivery_mode": 2,
+        "priority": 4,
+        "headers": {"h": "v"},
+    }
+    with_type = encode_properties(delivery_mode=2, content_type="text/plain")
+    assert record_headers_for_publish(with_type)[1:] == [
+        ("content-type", b"text/plain"),
+        ("delivery-mode", b"2"),  # exposed with the rest
+    ]
+
+
 def test_message_without_properties_is_still_marked_as_amqp():
     headers = record_headers_for_publish(EMPTY_PROPERTIES)
     assert headers == [(PROPERTIES_HEADER, EMPTY_PROPERTIES)]

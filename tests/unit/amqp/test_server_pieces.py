@@ -69,14 +69,10 @@ def test_parse_expiration_like_rabbitmq():
 def test_publish_record_and_delivery_fields_round_trip():
     block = encode_properties(delivery_mode=2)
     default = publish_record(b"body", b"rk", block, b"", None)
-    assert default.headers == [("amqp.properties", block), ("delivery-mode", b"2")]
+    assert default.headers == [("amqp.properties", block)]
     assert delivery_fields(default) == (block, b"", b"rk")
     routed = publish_record(b"body", b"rk", block, b"logs", 123)
-    assert routed.headers[1:] == [
-        ("amqp.exchange", b"logs"),
-        ("delivery-mode", b"2"),  # the neutral view of the block
-        (EXPIRES_AT, b"123"),
-    ]
+    assert routed.headers[1:] == [("amqp.exchange", b"logs"), (EXPIRES_AT, b"123")]
     assert delivery_fields(routed) == (block, b"logs", b"rk")
 
 
