@@ -235,7 +235,7 @@ class AdminApi:
         max_records = int(request.query.get("max_records", 1000))
         timeout = min(int(request.query.get("timeout_ms", 0)), MAX_WAIT_MS) / 1000
         if offset >= partition.high_watermark and timeout > 0:
-            await wait_for_appends([partition], timeout)
+            await wait_for_appends([partition], timeout, self.core.clock)
         records = partition.read_records(offset, max_bytes)[:max_records]
         next_offset = records[-1].offset + 1 if records else max(offset, partition.log_start_offset)
         return web.json_response(
@@ -259,8 +259,8 @@ class AdminApi:
                 "latest": p.high_watermark,
             }
             if timestamp is not None:
-                found = p.log.offset_for_timestamp(int(timestamp))
-                row["offset_for_timestamp"] = found[0] if found else p.high_watermark
+                found = p.offset_for_timestamp(int(timestamp))
+                row["offset_for_timestamp"] = found.offset if found else p.high_watermark
             out.append(row)
         return web.json_response(out)
 
@@ -382,8 +382,8 @@ class AdminApi:
             elif to == "latest":
                 target = p.high_watermark
             elif to == "timestamp":
-                found = p.log.offset_for_timestamp(int(value))
-                target = found[0] if found else p.high_watermark
+                found = p.offset_for_timestamp(int(value))
+                target = found.offset if found else p.high_watermark
             elif to == "offset":
                 target = int(value)
             elif to == "shift":

@@ -37,7 +37,7 @@ def render_metrics(core: BrokerCore) -> str:
     for topic in core.topics.values():
         for p in topic.partitions:
             lines.append(
-                f"dovecote_partition_bytes{_labels(topic=topic.name, partition=p.index)} {p.log.size_bytes}"
+                f"dovecote_partition_bytes{_labels(topic=topic.name, partition=p.index)} {p.size_bytes}"
             )
     family("dovecote_consumer_group_lag", "gauge", "High watermark minus committed offset.")
     family_rows = []
@@ -72,7 +72,7 @@ def render_metrics(core: BrokerCore) -> str:
     for queue in core.queues.queues.values():
         lines.append(f"dovecote_queue_consumers{_labels(queue=queue.name)} {queue.consumers}")
     family("dovecote_fsync_rounds_total", "counter", "Group-commit flush rounds run.")
-    lines.append(f"dovecote_fsync_rounds_total {core.flusher.rounds}")
+    lines.append(f"dovecote_fsync_rounds_total {core.flush_rounds}")
     memory = core.memory
     family(
         "dovecote_inflight_request_bytes", "gauge", "Bytes of requests received, not yet answered."

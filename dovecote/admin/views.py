@@ -55,7 +55,7 @@ def topic_summary(topic: Topic) -> dict[str, Any]:
         "partitions": len(topic.partitions),
         "internal": topic.internal,
         "messages": sum(p.high_watermark - p.log_start_offset for p in topic.partitions),
-        "bytes": sum(p.log.size_bytes for p in topic.partitions),
+        "bytes": topic.size_bytes,
     }
 
 
@@ -80,8 +80,8 @@ def topic_detail(core: BrokerCore, topic: Topic) -> dict[str, Any]:
                 "log_start_offset": p.log_start_offset,
                 "high_watermark": p.high_watermark,
                 "log_end_offset": p.log_end_offset,
-                "segments": len(p.log.segments),
-                "bytes": p.log.size_bytes,
+                "segments": p.segment_count,
+                "bytes": p.size_bytes,
             }
             for p in topic.partitions
         ],
@@ -161,7 +161,7 @@ def decode_consumer_assignment(data: bytes) -> dict[str, list[int]]:
 
 
 def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:
-    args = queue.args
+    args = queue.settings
     dlq_depth = None
     if args.dead_letter_queue and args.dead_letter_queue in core.queues.queues:
         dlq_depth = core.queues.queues[args.dead_letter_queue].message_count()

@@ -25,8 +25,12 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
-from dovecote.amqp.codec import encode_delivery_parts, encode_get_ok
-from dovecote.amqp.consumer import Consumer
+from dovecote.amqp.codec import Typed, encode_delivery_parts, encode_get_ok, update_headers
+from dovecote.amqp.consumer import (
+    Consumer,
+    consumer_priority,
+    stream_start,
+)
 from dovecote.amqp.declare import Declarations, generated_name
 from dovecote.amqp.errors import (
     ACCESS_REFUSED,
@@ -38,6 +42,8 @@ from dovecote.amqp.errors import (
 )
 from dovecote.amqp.mapping import delivery_fields
 from dovecote.amqp.publish import REPLY_TO, Batch, Confirms, Publishing
+from dovecote.core.cursor import StreamCursor
+from dovecote.core.delivery import ConsumerRefused, CreditPool
 from dovecote.core.queues import Queue
 from dovecote.core.subscription import Delivery, Subscription
 
@@ -46,8 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (consumer or None for basic.get, subscription, partition, offset)
-Unacked = tuple[Consumer | None, Subscription, int, int]
+# (consumer or None for basic.get, what settles it, partition, offset): a stream
+# consumer's deliveries settle on its cursor, where acks only return credit
+Unacked = tuple[Consumer | None, Subscription | StreamCursor, int, int]
 
 
 class ReplyConsumer:
@@ -86,11 +93,12 @@ class Channel(Declarations, Publishing):
         self.next_tag = 1
         self.unacked: dict[int, Unacked] = {}
         self.prefetch_count = 0  # per consumer (basic.qos global=false)
-        self.global_prefetch = 0  # shared by the channel's consumers (global=true)
+        # shared by the channel's consumers (global=true); basic.get deliveries count too
+        self.credit_pool = CreditPool(0, self.unacked.__len__)
         self.confirms: Confirms | None = None
         self.tx: Tx | None = None
         self.last_queue: str | None = None
-        self._acks: dict[Subscription, list[tuple[int, int]]] = {}
+        self._acks: dict[Subscription | StreamCursor, list[tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} of {self.connection!r}>"
@@ -119,7 +127,7 @@ class Channel(Declarations, Publishing):
         # prefetch_size is ignored (no client sets it; RabbitMQ never implemented it)
         count = m.prefetch_count
         if m.global_:
-            self.global_prefetch = count
+            self.credit_pool.limit = count
         else:
             # RabbitMQ: a limit per consumer for consumers created after this.
             # Also applied to the channel's existing consumers, so clients that
@@ -127,9 +135,8 @@ class Channel(Declarations, Publishing):
             # prefetch while consuming) get what they asked for.
             self.prefetch_count = count
             for consumer in self.consumers.values():
-                consumer.prefetch = count
-        for consumer in self.consumers.values():
-            consumer.kick()
+                consumer.push.prefetch = count
+        self._kick_consumers()
         self.send(C.Basic.QosOk())
 
     def on_basic_consume(self, m: C.Basic.Consume) -> None:
@@ -142,10 +149,21 @@ class Channel(Declarations, Publishing):
             self._consume_reply_to(m, tag)
             return
         queue = connection.queues.get_queue(name, connection)
-        sub = queue.subscription
-        exclusive = connection.listener.exclusive_consumers
-        if sub in exclusive or (m.exclusive and queue.consumers):
-            raise ChannelError(ACCESS_REFUSED, f"queue '{name}' in vhost '/' in exclusive use")
+        start = None
+        if queue.settings.stream:
+            # RabbitMQ: stream consumers read with credit and settle to get it back
+            if not self.prefetch_count:
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"consumer prefetch count is not set for 'queue '{name}' in vhost '/''",
+                )
+            if m.no_ack:
+                raise ConnectionError_(
+                    NOT_IMPLEMENTED,
+                    "automatic acknowledgement not supported by stream queues "
+                    f"queue '{name}' in vhost '/'",
+                )
+            start = stream_start(m.arguments)
         consumer = Consumer(
             self,
             queue,
@@ -153,14 +171,18 @@ class Channel(Declarations, Publishing):
             no_ack=m.no_ack,
             prefetch=self.prefetch_count,
             exclusive=m.exclusive,
+            priority=consumer_priority(m.arguments),
+            start=start,
         )
+        try:
+            connection.queues.consumer_added(queue, consumer.push)
+        except ConsumerRefused:
+            raise ChannelError(
+                ACCESS_REFUSED, f"queue '{name}' in vhost '/' in exclusive use"
+            ) from None
         self.consumers[tag] = consumer
-        if m.exclusive:
-            exclusive[sub] = consumer
-        connection.queues.consumer_added(queue)
         if not m.nowait:
             self.send(C.Basic.ConsumeOk(tag))
-        consumer.start()
 
     def _consume_reply_to(self, m: C.Basic.Consume, tag: str) -> None:
         if not m.no_ack:
@@ -192,10 +214,9 @@ class Channel(Declarations, Publishing):
             self.send(C.Basic.CancelOk(reply_tag))
 
     def _stop_consumer(self, consumer: Consumer) -> None:
-        consumer.stop()
-        exclusive = self.connection.listener.exclusive_consumers
-        if exclusive.get(consumer.sub) is consumer:
-            del exclusive[consumer.sub]
+        delivery = consumer.queue.delivery
+        if delivery is not None:
+            delivery.detach(consumer.push)
 
     def _drop_reply_consumer(self) -> None:
         reply = self.reply_consumer
@@ -225,10 +246,13 @@ class Channel(Declarations, Publishing):
         sub = consumer.sub
         unacked = self.unacked
         track = not consumer.no_ack
+        stream = consumer.stream
         tag = self.next_tag
         for d in deliveries:
             record = d.record
             block, exchange, routing_key = delivery_fields(record)
+            if stream:  # as RabbitMQ: where the consumer is, for resuming later
+                block = update_headers(block, {"x-stream-offset": Typed("l", d.offset)})
             out.extend(
                 encode_delivery_parts(
                     number,
@@ -246,10 +270,6 @@ class Channel(Declarations, Publishing):
                 unacked[tag] = (consumer, sub, d.partition, d.offset)
             tag += 1
         self.next_tag = tag
-        if track:
-            consumer.unacked += len(deliveries)
-        else:
-            sub.ack([(d.partition, d.offset) for d in deliveries])
         connection.want_flush()
 
     def deliver_direct(self, routing_key: str, block: bytes, body: bytes) -> None:
@@ -277,6 +297,8 @@ class Channel(Declarations, Publishing):
 
     def on_basic_get(self, m: C.Basic.Get) -> Any:
         queue = self._queue(m.queue)
+        if queue.settings.stream:
+            raise ConnectionError_(NOT_IMPLEMENTED, "basic.get not supported by stream queues")
         if self.connection.has_pending_appends(queue):
             return self._get_when_visible(queue, m.no_ack)
         self._get(queue, m.no_ack)
@@ -349,7 +371,7 @@ class Channel(Declarations, Publishing):
         acks = self._acks
         for _tag, (consumer, sub, partition, offset) in taken:
             if consumer is not None:
-                consumer.unacked -= 1
+                consumer.push.in_flight -= 1
             items = acks.get(sub)
             if items is None:
                 acks[sub] = [(partition, offset)]
@@ -367,11 +389,11 @@ class Channel(Declarations, Publishing):
     def credit_freed(self) -> None:
         """Acks of this read freed credit: let consumers decide to top up."""
         for consumer in self.consumers.values():
-            consumer.acked()
+            consumer.push.refill()
 
     def _kick_consumers(self) -> None:
         for consumer in self.consumers.values():
-            consumer.kick()
+            consumer.push.kick()
 
     def on_basic_nack(self, m: C.Basic.Nack) -> None:
         self._reject(self._take(m.delivery_tag, m.multiple), m.requeue)
@@ -386,10 +408,10 @@ class Channel(Declarations, Publishing):
         self._nack(taken, requeue)
 
     def _nack(self, taken: list[tuple[int, Unacked]], requeue: bool) -> None:
-        by_sub: dict[Subscription, list[tuple[int, int]]] = {}
+        by_sub: dict[Subscription | StreamCursor, list[tuple[int, int]]] = {}
         for _tag, (consumer, sub, partition, offset) in taken:
             if consumer is not None:
-                consumer.unacked -= 1
+                consumer.push.in_flight -= 1
             by_sub.setdefault(sub, []).append((partition, offset))
         for sub, items in by_sub.items():
             if not sub.closed:
@@ -469,7 +491,7 @@ class Channel(Declarations, Publishing):
         gone = []
         for consumer in list(self.consumers.values()):
             self._stop_consumer(consumer)
-            if not consumer.sub.closed:
+            if not consumer.queue.subscription.closed:
                 gone.append(consumer.queue)
         self.consumers.clear()
         self._drop_reply_consumer()

@@ -622,17 +622,11 @@ class Connection(ConnectionMethods, asyncio.Protocol):
 
     def has_pending_appends(self, queue: Queue) -> bool:
         """Whether the queue has appends not yet visible to readers (awaiting fsync)."""
-        return any(p.log_end_offset > p.high_watermark for p in queue.topic.partitions)
+        return queue.pending_appends()
 
     async def visible(self, queue: Queue) -> None:
         """Wait until what was published before is visible (counts, get, purge see it)."""
-        pending = [
-            p.topic.flusher.flush(p.log)
-            for p in queue.topic.partitions
-            if p.log_end_offset > p.high_watermark and not p.log.closed
-        ]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self.queues.visible(queue)
 
     # --- alarms ---------------------------------------------------------------
 

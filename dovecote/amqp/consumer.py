@@ -1,54 +1,47 @@
-"""One delivery loop per basic.consume.
+"""basic.consume as a sink of the core's push delivery.
 
-The loop leases as many records as the consumer may have in flight (its
-prefetch credit, capped by the channel's global prefetch) in one
-``Subscription.pull``, writes them as one burst and then sleeps until one of
-three things changes: new data in the queue (``Subscription.wait``), credit
-freed by acks (:meth:`Consumer.kick`), or the socket draining after
-backpressure. So the cost is per batch, not per message, and a slow client
-is never pushed more than its TCP window and its prefetch.
+The loop, credit accounting, burst sizing and refill policy are the core's
+(:mod:`dovecote.core.delivery`); an AMQP :class:`Consumer` is the sink it
+pushes to: it writes ``basic.deliver`` frames through its channel, reports
+the connection's writability (TCP backpressure) and turns a server-side stop
+into ``basic.cancel`` (or an internal error). It also parses the consume and
+queue arguments the core has neutral names for: ``x-priority``,
+``x-stream-offset`` and ``x-single-active-consumer``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING
+import datetime
+import re
+import time
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from dovecote.core.queues import Queue
+from dovecote.amqp.codec.tables import Timestamp
+from dovecote.amqp.errors import PRECONDITION_FAILED, ChannelError
+from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime, StartAt, StreamCursor
+from dovecote.core.delivery import PushConsumer
+from dovecote.core.queues import Queue, QueueSettings
 from dovecote.core.subscription import Delivery
 
 if TYPE_CHECKING:
     from dovecote.amqp.channel import Channel
 
-log = logging.getLogger(__name__)
-
-PULL_MAX = 2000  # records leased per pull at most (no_ack or unlimited prefetch)
-BURST_BYTES = 1 << 20  # and about this many body bytes, so one burst never floods memory
-PULL_STEP = 256  # a burst is pulled in steps of at most this many records
-IDLE_WAIT = 30.0  # seconds between re-checks of an idle queue (leases, delays)
-REFILL_FRACTION = 8  # top a consumer up once 1/8 of its window is free...
-REFILL_DELAY = 0.005  # ...or this many seconds after the first ack, whichever is first
-
 
 class Consumer:
-    """A consumer on a queue: its tag, credit accounting and delivery task."""
+    """One basic.consume: its tag, the channel it delivers on, and its core consumer."""
 
     __slots__ = (
-        "_refill",
-        "_unwatch",
-        "_waiter",
-        "avg_size",
         "channel",
         "exclusive",
         "no_ack",
-        "prefetch",
+        "push",
         "queue",
+        "stream",
         "sub",
         "tag",
         "tag_bytes",
-        "task",
-        "unacked",
     )
 
     def __init__(
@@ -60,121 +53,181 @@ class Consumer:
         no_ack: bool,
         prefetch: int,
         exclusive: bool,
+        priority: int = 0,
+        start: StartAt | None = None,
     ) -> None:
         self.channel = channel
         self.queue = queue
-        self.sub = queue.subscription
         self.tag = tag
         self.tag_bytes = tag.encode("utf-8")
         self.no_ack = no_ack
-        self.prefetch = prefetch  # 0 = unlimited
         self.exclusive = exclusive
-        self.unacked = 0
-        self.avg_size = 65536.0  # running mean body size (pessimistic at first)
-        self.task: asyncio.Task[None] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._refill: asyncio.TimerHandle | None = None
-        self._unwatch = self.sub.on_close(self.kick)
+        cursor = None if start is None else StreamCursor(queue.subscription, start)
+        self.stream = cursor is not None
+        # what acks and nacks of this consumer's deliveries settle (nothing, for a stream)
+        self.sub = cursor if cursor is not None else queue.subscription
+        self.push = PushConsumer(
+            self,
+            channel,  # lease owner
+            prefetch=prefetch,
+            pool=channel.credit_pool,
+            auto_ack=no_ack,
+            priority=priority,
+            exclusive=exclusive,
+            source=cursor,
+        )
 
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"consumer {self.tag}")
+    def __repr__(self) -> str:
+        return f"<Consumer {self.tag} on {self.queue.name}>"
 
-    def stop(self) -> None:
-        """Stop delivering (cancel, channel or connection closed)."""
-        self._unwatch()
-        if self._refill is not None:
-            self._refill.cancel()
-            self._refill = None
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
+    # --- the core's DeliverySink ----------------------------------------------------
 
-    def kick(self) -> None:
-        """Credit was freed (or the queue went away): look again."""
-        if self._refill is not None:
-            self._refill.cancel()
-            self._refill = None
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        self.channel.deliver(self, deliveries)
 
-    def acked(self) -> None:
-        """Acks freed credit. A consumer whose client acks one message at a time
-        is topped up in bursts (an eighth of its window, or after a few ms),
-        not once per ack: the client still holds most of its window, and the
-        broker saves a wake-up, a pull and a socket write per message."""
-        if self._waiter is None or self._refill is not None:
-            return  # not waiting for credit, or a top-up is already due
-        credit = self.credit()
-        if credit <= 0:
-            return
-        window = self.prefetch or PULL_MAX
-        limit = self.channel.global_prefetch
-        if limit:
-            window = min(window, limit)
-        if credit >= max(1, window // REFILL_FRACTION):
-            self.kick()
+    def writable(self) -> bool:
+        return not self.channel.connection.write_paused
+
+    def wait_writable(self) -> Awaitable[None]:
+        # Shielded: the core cancels what it waited on when something else
+        # woke it first, and the connection's drain future is shared by
+        # every consumer on it.
+        return asyncio.shield(self.channel.connection.writable())
+
+    def cancelled(self, error: BaseException | None) -> None:
+        if error is None:
+            self.channel.server_cancel(self)
         else:
-            self._refill = asyncio.get_running_loop().call_later(REFILL_DELAY, self.kick)
+            self.channel.connection.internal_error(f"consumer {self.tag} failed")
 
-    def credit(self) -> int:
-        """How many more deliveries the consumer may have in flight now."""
-        if self.no_ack:
-            return PULL_MAX
-        credit = PULL_MAX
-        if self.prefetch:
-            credit = min(credit, self.prefetch - self.unacked)
-        limit = self.channel.global_prefetch
-        if limit:
-            credit = min(credit, limit - len(self.channel.unacked))
-        return credit
 
-    def _pull_burst(self, credit: int) -> list[Delivery]:
-        """Lease up to ``credit`` records but only about BURST_BYTES of bodies,
-        in steps sized by the bodies seen so far."""
-        sub = self.sub
-        out: list[Delivery] = []
-        size = 0
-        while len(out) < credit and size < BURST_BYTES:
-            step = max(1, min(PULL_STEP, credit - len(out), int(BURST_BYTES / self.avg_size)))
-            got = sub.pull(step, self.channel)
-            if not got:
-                break
-            got_size = sum(len(d.record.value or b"") for d in got)
-            self.avg_size = max(64.0, 0.5 * self.avg_size + 0.5 * got_size / len(got))
-            size += got_size
-            out += got
-        return out
+# --- arguments ----------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        channel = self.channel
-        connection = channel.connection
-        sub = self.sub
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                if sub.closed:
-                    channel.server_cancel(self)
-                    return
-                if connection.write_paused:
-                    await connection.writable()
-                    continue
-                credit = self.credit()
-                if credit <= 0:
-                    self._waiter = loop.create_future()
-                    try:
-                        await self._waiter
-                    finally:
-                        self._waiter = None
-                    continue
-                deliveries = self._pull_burst(credit)
-                if deliveries:
-                    channel.deliver(self, deliveries)
-                    await asyncio.sleep(0)  # let the burst go out and acks come in
-                else:
-                    await sub.wait(IDLE_WAIT)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("consumer %s on queue %s failed", self.tag, self.queue.name)
-            connection.internal_error(f"consumer {self.tag} failed")
+
+def consumer_priority(arguments: Mapping[str, Any] | None) -> int:
+    """``x-priority`` (any integer; RabbitMQ's default is 0)."""
+    value = (arguments or {}).get("x-priority")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ChannelError(
+            PRECONDITION_FAILED, f"invalid arg 'x-priority': expected integer, got {value!r}"
+        )
+    return value
+
+
+def single_active_consumer(arguments: Mapping[str, Any] | None, queue: str = "") -> bool:
+    """``x-single-active-consumer`` of queue.declare (a boolean)."""
+    value = (arguments or {}).get("x-single-active-consumer")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ChannelError(
+            PRECONDITION_FAILED,
+            f"invalid arg 'x-single-active-consumer' for queue '{queue}' in vhost '/': "
+            f'"expected bool, got {value!r}"',
+        )
+    return value
+
+
+def delivery_settings(
+    args: QueueSettings,
+    arguments: Mapping[str, Any],
+    queue: str,
+    *,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+) -> QueueSettings:
+    """Add what queue.declare says about delivery to ``args`` (parsed from the
+    other x-arguments): ``x-single-active-consumer`` and ``x-queue-type:
+    stream``, which RabbitMQ allows only for durable, shared queues."""
+    args.single_active_consumer = single_active_consumer(arguments, queue)
+    kind = arguments.get("x-queue-type")
+    if isinstance(kind, bytes):
+        kind = kind.decode("utf-8", "replace")
+    if kind == "stream":
+        for wrong, flag in (
+            (not durable, "non-durable"),
+            (exclusive, "exclusive-owner"),
+            (auto_delete, "auto-delete"),
+        ):
+            if wrong:
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"invalid property '{flag}' for queue '{queue}' in vhost '/'",
+                )
+        for key in arguments:
+            if key.startswith("x-") and key not in STREAM_ARGUMENTS:
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"invalid arg '{key}' for queue '{queue}' in vhost '/' "
+                    "of queue type rabbit_stream_queue",
+                )
+        args.stream = True
+        # What is consumed stays; size and age limits are retention of the log.
+        args.retention_bytes, args.max_length_bytes = args.max_length_bytes, None
+        age = arguments.get("x-max-age")
+        if age is not None:
+            args.retention_ms = _max_age_ms(age, queue)
+    return args
+
+
+# What RabbitMQ accepts on a stream queue (the cluster ones change nothing here).
+STREAM_ARGUMENTS = frozenset(
+    {
+        "x-queue-type",
+        "x-max-length-bytes",
+        "x-max-age",
+        "x-stream-max-segment-size-bytes",
+        "x-stream-filter-size-bytes",
+        "x-queue-leader-locator",
+        "x-initial-cluster-size",
+    }
+)
+
+
+def _max_age_ms(value: Any, queue: str) -> int:
+    """``x-max-age`` ("7D", "12h", ...: units Y M D h m s) in milliseconds."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    match = _INTERVAL.match(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) <= 0:
+        raise ChannelError(
+            PRECONDITION_FAILED,
+            f"invalid arg 'x-max-age' for queue '{queue}' in vhost '/': {value!r}",
+        )
+    return int(match.group(1)) * _UNIT_S[match.group(2)] * 1000
+
+
+_INTERVAL = re.compile(r"^(\d+)([YMDhms])$")
+_UNIT_S = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def stream_start(arguments: Mapping[str, Any] | None) -> StartAt:
+    """Where ``x-stream-offset`` says a stream consumer starts (default: next).
+
+    ``first``, ``last``, ``next``, an offset, a timestamp (AMQP timestamp,
+    seconds) or an interval back from now (``"30m"``, units Y M D h m s).
+    """
+    value = (arguments or {}).get("x-stream-offset")
+    if value is None:
+        return NEXT
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, Timestamp):  # an int: test it before offsets
+        return AtTime(int(value) * 1000)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return AtTime(int(value.timestamp() * 1000))
+    if isinstance(value, str):
+        if value in (FIRST, LAST, NEXT):
+            return value
+        match = _INTERVAL.match(value)
+        if match:
+            seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+            return AtTime(int((time.time() - seconds) * 1000))
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ChannelError(PRECONDITION_FAILED, f"invalid arg 'x-stream-offset': {value!r}")

@@ -5,6 +5,8 @@ answers with the method's ``-ok`` unless ``nowait``. Names are checked as
 RabbitMQ checks them: the default exchange and ``amq.*`` names are
 reserved, an empty queue name means "the last queue declared on this
 channel", and ``amq.rabbitmq.reply-to`` is the direct reply-to pseudo-queue.
+Queue x-arguments become core settings in :mod:`dovecote.amqp.arguments`.
+Unbinding what is already gone answers ``unbind-ok``, as RabbitMQ does.
 """
 
 from __future__ import annotations
@@ -17,22 +19,22 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
+from dovecote.amqp.arguments import check_equivalent, queue_settings, reserved
+from dovecote.amqp.consumer import delivery_settings
 from dovecote.amqp.errors import (
     ACCESS_REFUSED,
-    COMMAND_INVALID,
     NOT_FOUND,
     PRECONDITION_FAILED,
     ChannelError,
-    ConnectionError_,
 )
 from dovecote.amqp.publish import REPLY_TO, REPLY_TO_PREFIX
-from dovecote.core.queues import Queue
+from dovecote.core.queues import Queue, plain_arguments
 from dovecote.core.routing import EXCHANGE, EXCHANGE_TYPES
 
 if TYPE_CHECKING:
     from dovecote.amqp.connection import Connection
 
-QUEUE_TYPES = ("classic", "quorum")
+QUEUE_TYPES = ("classic", "quorum", "stream")
 
 
 def generated_name(prefix: str) -> str:
@@ -70,7 +72,12 @@ class Declarations:
                     ACCESS_REFUSED, "operation not permitted on the default exchange"
                 )
             if kind not in EXCHANGE_TYPES:
-                raise ConnectionError_(COMMAND_INVALID, f"unknown exchange type '{kind}'")
+                # RabbitMQ 3.13+: a channel error (503 connection close before)
+                raise ChannelError(PRECONDITION_FAILED, f"invalid exchange type '{kind}'")
+            if reserved(name) and name not in self.connection.queues.router.exchanges:
+                raise ChannelError(
+                    ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'"
+                )
         await self.connection.queues.declare_exchange(
             name,
             kind,
@@ -87,7 +94,7 @@ class Declarations:
         name = m.exchange
         if name == "":
             raise ChannelError(ACCESS_REFUSED, "operation not permitted on the default exchange")
-        if name.startswith("amq.") and name in self.connection.queues.router.exchanges:
+        if reserved(name) and name in self.connection.queues.router.exchanges:
             raise ChannelError(
                 ACCESS_REFUSED, f"deletion of system exchange '{name}' in vhost '/' not allowed"
             )
@@ -121,7 +128,7 @@ class Declarations:
         server_named = not name
         if server_named:
             name = self._queue_name(name) if m.passive else generated_name("amq.gen-")
-        arguments = dict(m.arguments or {})
+        arguments = plain_arguments(m.arguments)
         kind = arguments.get("x-queue-type")
         if kind is not None and str(kind) not in QUEUE_TYPES:
             raise ChannelError(
@@ -129,19 +136,36 @@ class Declarations:
                 f"invalid arg 'x-queue-type' for queue '{name}' in vhost '/': "
                 f"\"unsupported queue type '{kind}'\"",
             )
+        settings = None
+        if not m.passive and name not in qm.queues:
+            if reserved(name) and not server_named:
+                raise ChannelError(
+                    ACCESS_REFUSED, f"queue name '{name}' contains reserved prefix 'amq.*'"
+                )
+            settings = queue_settings(arguments, name)
+            settings = delivery_settings(
+                settings,
+                arguments,
+                name,
+                durable=m.durable,
+                exclusive=m.exclusive,
+                auto_delete=m.auto_delete,
+            )
         queue = await qm.declare_queue(
             name,
             durable=m.durable,
             exclusive_owner=connection if m.exclusive else None,
             auto_delete=m.auto_delete,
+            settings=settings,
             arguments=arguments,
             passive=m.passive,
             owner=connection,
-            server_named=server_named and not m.passive,
         )
+        if not m.passive:
+            check_equivalent(name, arguments, queue.arguments)
         self.last_queue = name
         queue.touch()  # x-expires counts from the last use
-        await connection.visible(queue)
+        await qm.visible(queue)
         if not m.nowait:
             self.send(declare_ok(name, queue.message_count(), queue.consumers))
 
@@ -163,13 +187,14 @@ class Declarations:
 
     async def on_queue_unbind(self, m: C.Queue.Unbind) -> None:
         name = self._queue_name(m.queue)
-        self._queue(name)
+        if name in self.connection.queues.queues:
+            self._queue(name)  # not another connection's exclusive queue
         await self.connection.queues.unbind(m.exchange, name, m.routing_key, arguments=m.arguments)
         self.send(C.Queue.UnbindOk())
 
     async def on_queue_purge(self, m: C.Queue.Purge) -> None:
         queue = self._queue(m.queue)
-        await self.connection.visible(queue)
+        await self.connection.queues.visible(queue)
         count = await self.connection.queues.purge_queue(queue.name, self.connection)
         if not m.nowait:
             self.send(C.Queue.PurgeOk(count))
@@ -181,7 +206,7 @@ class Declarations:
         count = 0
         if queue is not None:
             connection.queues.get_queue(name, connection)
-            await connection.visible(queue)
+            await connection.queues.visible(queue)
             try:
                 count = await connection.queues.delete_queue(
                     name, if_unused=m.if_unused, if_empty=m.if_empty, owner=connection

@@ -56,6 +56,7 @@ F_REPLY_TO = 0x0200
 F_EXPIRATION = 0x0100
 F_USER_ID = 0x0010
 _INTERESTING = F_DELIVERY_MODE | F_PRIORITY | F_REPLY_TO | F_EXPIRATION | F_USER_ID
+LEGACY_EXCHANGE_HEADER = "amqp.exchange"  # the exchange header of records stored by older versions
 _CACHE_LIMIT = 4096
 _CACHE_BLOCK_MAX = 2048  # bytes
 
@@ -186,7 +187,7 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
     for name, value in headers:
         if name == PROPERTIES_HEADER:
             block = value or EMPTY_PROPERTIES
-        elif name == EXCHANGE_HEADER:
+        elif name in (EXCHANGE_HEADER, LEGACY_EXCHANGE_HEADER):
             exchange = value or b""
         elif name == DEATHS:
             deaths = value

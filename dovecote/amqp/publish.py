@@ -231,32 +231,7 @@ class Publishing:
             return
         for run in batch.runs:
             names = qm.route(exchange, routing_key, run.headers)
-            if len(run.records) > 1 and self._limits_refuse(names):
-                # Some target refuses publishes when full: decide message by message.
-                for i in range(len(run.records)):
-                    single = Run(
-                        run.priority,
-                        run.headers,
-                        run.records[i : i + 1],
-                        run.messages[i : i + 1],
-                        run.blocks[i : i + 1],
-                        run.persistent,
-                    )
-                    self._store(names, single, exchange, routing_key, waits_out)
-            else:
-                self._store(names, run, exchange, routing_key, waits_out)
-
-    def _limits_refuse(self, names: set[str]) -> bool:
-        queues = self.connection.queues.queues
-        for name in names:
-            queue = queues.get(name)
-            if queue is not None:
-                args = queue.args
-                if args.overflow != "drop-head" and (
-                    args.max_length is not None or args.max_length_bytes is not None
-                ):
-                    return True
-        return False
+            self._store(names, run, exchange, routing_key, waits_out)
 
     def _store(
         self,
@@ -283,14 +258,16 @@ class Publishing:
             waits_out.extend(waits)
         if confirms is None:
             return
-        if result.rejected:
-            confirms.add(len(run.records), NACK)
-            self.connection.confirm_later(self)
-        elif waits:
-            self._confirm_when_durable(confirms.add(len(run.records)), waits)
-        else:
-            confirms.add(len(run.records), ACK)
-            self.connection.confirm_later(self)
+        # The core decided message by message where a full queue refuses them.
+        for count, refused in result.runs(len(run.records)):
+            if refused:
+                confirms.add(count, NACK)
+                self.connection.confirm_later(self)
+            elif waits:
+                self._confirm_when_durable(confirms.add(count), waits)
+            else:
+                confirms.add(count, ACK)
+                self.connection.confirm_later(self)
 
     def _not_stored(self, run: Run, exc: OSError) -> None:
         """The disk refused the append (full, failing): nack what has confirms,

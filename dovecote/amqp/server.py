@@ -2,8 +2,8 @@
 
 ``start_listener(broker, host, port)`` is what :class:`dovecote.server.Broker`
 calls. The listener owns the user table, the direct reply-to registry (token
--> channel with an ``amq.rabbitmq.reply-to`` consumer), the registry of
-exclusive consumers and the resource monitor whose alarms block publishers.
+-> channel with an ``amq.rabbitmq.reply-to`` consumer) and the resource
+monitor whose alarms block publishers.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from dovecote.amqp.alarms import ResourceMonitor
+from dovecote.amqp.arguments import install
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
-from dovecote.core.subscription import Subscription
 
 if TYPE_CHECKING:
     from dovecote.amqp.channel import Channel
-    from dovecote.amqp.consumer import Consumer
     from dovecote.server import Broker
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ class AMQPListener:
         self.users = Users.from_config(self.config.amqp_users, self.config.amqp_loopback_users)
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, Channel] = {}
-        self.exclusive_consumers: dict[Subscription, Consumer] = {}
         self.alarms: frozenset[str] = frozenset()
         self.monitor = ResourceMonitor(
             self.config.data_dir,
@@ -50,6 +48,7 @@ class AMQPListener:
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
+        install(self.queues)  # amq.* exchanges, x-match
         self._server = await loop.create_server(lambda: Connection(self), host, port)
         self.monitor.start()
 

@@ -37,7 +37,12 @@ from dovecote.core.errors import (
     UnknownPartition,
     UnknownTopic,
 )
-from dovecote.core.groups import GroupCoordinator, GroupSettings
+from dovecote.core.groups import (
+    OFFSETS_TOPIC,
+    OFFSETS_TOPIC_CONFIGS,
+    GroupCoordinator,
+    GroupSettings,
+)
 from dovecote.core.memory import MemoryBudget
 from dovecote.core.queues import QueueManager
 from dovecote.core.quotas import ByteRateQuotas
@@ -88,9 +93,10 @@ class BrokerCore:
         self.loading = True
         self.subscriptions: dict[str, Subscription] = {}
         self.substate = SubscriptionStore(self)
-        self.queues = QueueManager(self)
+        self.queues = QueueManager(self.catalog, self.clock, topics=self, subscriptions=self)
         self.groups = GroupCoordinator(
-            self,
+            self.clock,
+            self.partition_count,
             GroupSettings(
                 min_session_timeout_ms=config.group_min_session_timeout_ms,
                 max_session_timeout_ms=config.group_max_session_timeout_ms,
@@ -126,7 +132,7 @@ class BrokerCore:
         )
         await self.substate.load()
         await self.queues.load()
-        await self.groups.load()
+        await self.groups.load(await self.internal_partition(OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS))
         self.started_ms = int(time.time() * 1000)
         self.loading = False
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
@@ -174,6 +180,13 @@ class BrokerCore:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    # --- what operators watch ----------------------------------------------------
+
+    @property
+    def flush_rounds(self) -> int:
+        """Group-commit fsync rounds run since start (metrics)."""
+        return self.flusher.rounds
+
     # --- topics -------------------------------------------------------------
 
     def topic(self, name: str) -> Topic | None:
@@ -190,6 +203,20 @@ class BrokerCore:
         if not 0 <= index < len(topic.partitions):
             raise UnknownPartition(f"{topic_name}-{index}")
         return topic.partitions[index]
+
+    def partition_count(self, name: str) -> int:
+        """How many partitions topic ``name`` has; 0 when there is no such topic."""
+        topic = self.topics.get(name)
+        return 0 if topic is None else len(topic.partitions)
+
+    async def internal_partition(self, name: str, configs: Mapping[str, str]) -> Partition:
+        """The one partition of internal topic ``name`` (where a manager keeps
+        its durable state), created with ``configs`` when missing."""
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = await self.create_topic(name, 1, configs, internal=True)
+        assert topic is not None
+        return topic.partitions[0]
 
     def _topic_dir(self, name: str) -> Path:
         return self.data_dir / "topics" / topic_dir_name(name)
@@ -404,7 +431,7 @@ class BrokerCore:
 
     async def _retention_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.retention_check_interval_ms / 1000)
+            await self.clock.sleep(self.config.retention_check_interval_ms / 1000)
             self.apply_retention()
             await self.compact()
 
@@ -478,8 +505,8 @@ class BrokerCore:
         while True:
             interval_topics = [t for t in self.topics.values() if t.flush_policy == FLUSH_INTERVAL]
             period = min((t.flush_ms for t in interval_topics), default=1000) / 1000
-            await asyncio.sleep(max(0.05, period))
-            now = time.monotonic()
+            await self.clock.sleep(max(0.05, period))
+            now = self.clock.monotonic()
             for topic in interval_topics:
                 if now - last.get(topic.name, 0) < topic.flush_ms / 1000:
                     continue

@@ -54,13 +54,43 @@ class SystemClock:
         return time.monotonic()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
-        loop = asyncio.get_running_loop()
-        # loop.time() and time.monotonic() are the same clock on Linux and
-        # macOS, but translate anyway so a custom loop cannot skew timers.
-        return loop.call_at(loop.time() + (when - time.monotonic()), callback)
+        return _SystemTimer(asyncio.get_running_loop(), when, callback)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class _SystemTimer:
+    """A loop timer that never runs its callback before ``when``.
+
+    uvloop rounds timers to the millisecond and was measured firing 20-125 us
+    early; a callback that reads ``monotonic()``, finds itself "not yet due"
+    and does nothing would then never run. So an early wake-up re-arms.
+    """
+
+    __slots__ = ("_callback", "_handle", "_loop", "_when")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, when: float, callback: Callable[[], None]
+    ) -> None:
+        self._loop = loop
+        self._when = when
+        self._callback = callback
+        self._handle = self._schedule()
+
+    def _schedule(self) -> asyncio.TimerHandle:
+        # loop.time() and time.monotonic() are the same clock on Linux and
+        # macOS, but translate anyway so a custom loop cannot skew timers.
+        return self._loop.call_at(self._loop.time() + (self._when - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        if time.monotonic() < self._when:
+            self._handle = self._schedule()
+            return
+        self._callback()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 class _FakeTimer:

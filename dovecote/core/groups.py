@@ -11,6 +11,11 @@ Committed offsets and group assignments are records in the internal topic
 ``__consumer_offsets`` (keyed, so compaction keeps the latest), replayed on
 start. An empty group's offsets expire after ``offsets_retention_ms``.
 
+Time comes from the injected :class:`~dovecote.core.clock.Clock`, and every
+deadline is a timer at its due time (no polling): a member's session
+timeout, a group's initial rebalance delay and rebalance timeout, and an
+empty group's offset expiry. Tests drive them with ``FakeClock.advance``.
+
 Errors are :class:`GroupError` names, the same as Kafka's error names; the
 Kafka adapter maps them to codes.
 """
@@ -21,21 +26,27 @@ import asyncio
 import enum
 import json
 import logging
-import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from dovecote.core.clock import Alarm, Clock
 from dovecote.core.consumer_protocol import ProtocolError, decode_subscription
+from dovecote.core.topic import Partition
 from dovecote.storage.batch import Record
-
-if TYPE_CHECKING:
-    from dovecote.core.broker import BrokerCore
 
 log = logging.getLogger(__name__)
 
 OFFSETS_TOPIC = "__consumer_offsets"
+# Keyed records, so compaction keeps the latest of each; never deleted by time.
+OFFSETS_TOPIC_CONFIGS = {
+    "cleanup.policy": "compact",
+    "retention.ms": "-1",
+    "segment.bytes": str(16 << 20),
+}
+
+# Partitions of a topic, 0 when there is no such topic.
+PartitionCount = Callable[[str], int]
 
 
 class GroupError(enum.Enum):
@@ -90,15 +101,13 @@ class Member:
     join_future: asyncio.Future[JoinResult] | None = None
     sync_future: asyncio.Future[SyncResult] | None = None
     is_new: bool = False
+    alarm: Alarm | None = field(default=None, repr=False, compare=False)  # session timeout
 
     def metadata(self, protocol: str) -> bytes:
         for name, data in self.protocols:
             if name == protocol:
                 return data
         return b""
-
-    def touch(self) -> None:
-        self.deadline = time.monotonic() + self.session_timeout_ms / 1000
 
 
 @dataclass(slots=True)
@@ -141,12 +150,14 @@ class Group:
     static: dict[str, str] = field(default_factory=dict)  # instance id -> member id
     offsets: dict[tuple[str, int], CommittedOffset] = field(default_factory=dict)
     pending_members: set[str] = field(default_factory=set)  # ids given out, not yet joined
-    rebalance_task: asyncio.Task[None] | None = None
     join_not_before: float = 0.0  # monotonic: end of the initial rebalance delay
-    empty_since_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    rebalance_deadline: float = 0.0  # monotonic: end of the rebalance timeout
+    empty_since_ms: int = 0  # wall clock
+    rebalance_alarm: Alarm | None = field(default=None, repr=False, compare=False)
+    expiry_alarm: Alarm | None = field(default=None, repr=False, compare=False)
 
-    def all_rejoined(self) -> bool:
-        if time.monotonic() < self.join_not_before:
+    def all_rejoined(self, now: float) -> bool:
+        if now < self.join_not_before:
             return False
         return all(m.join_future is not None for m in self.members.values())
 
@@ -187,29 +198,41 @@ def _consumer_topics(metadata: bytes) -> set[str]:
 
 
 class GroupCoordinator:
-    def __init__(self, core: BrokerCore, settings: GroupSettings | None = None) -> None:
-        self.core = core
+    """Runs every group; takes its time from ``clock`` and asks
+    ``partition_count`` which topics and partitions exist."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        partition_count: PartitionCount,
+        settings: GroupSettings | None = None,
+    ) -> None:
+        self.clock = clock
+        self.partition_count = partition_count
         self.settings = settings or GroupSettings()
         self.groups: dict[str, Group] = {}
         self.loading = True
-        self._timer: asyncio.Task[None] | None = None
+        self._log: Partition | None = None  # the offsets topic's partition
+
+    def _group_for(self, group_id: str) -> Group:
+        """The group, made (empty, its expiry timer set) when new."""
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = Group(group_id, empty_since_ms=self.clock.wall_ms())
+            self._arm_expiry(group)
+        return group
 
     # --- persistence ---------------------------------------------------------------
 
-    async def load(self) -> None:
-        topic = self.core.topic(OFFSETS_TOPIC)
-        if topic is None:
-            topic = await self.core.create_topic(
-                OFFSETS_TOPIC,
-                1,
-                {"cleanup.policy": "compact", "retention.ms": "-1", "segment.bytes": str(16 << 20)},
-                internal=True,
-            )
-        assert topic is not None
-        for record in topic.partitions[0].all_records():
+    async def load(self, offsets_log: Partition) -> None:
+        """Replay committed offsets and groups from ``offsets_log`` (the
+        partition of :data:`OFFSETS_TOPIC`), then start taking requests."""
+        self._log = offsets_log
+        for record in offsets_log.all_records():
             self._replay(record)
+        for group in self.groups.values():
+            self._arm_expiry(group)
         self.loading = False
-        self._timer = asyncio.create_task(self._expiry_loop(), name="group-timers")
         log.info("loaded %d consumer groups", len(self.groups))
 
     def _replay(self, record: Record) -> None:
@@ -225,7 +248,7 @@ class GroupCoordinator:
                     group.offsets.pop(tp, None)
                 return
             value = json.loads(record.value)
-            group = self.groups.setdefault(key["g"], Group(key["g"]))
+            group = self._replayed(key["g"])
             group.offsets[tp] = CommittedOffset(
                 value["offset"], value.get("epoch", -1), value.get("metadata"), value.get("ts", 0)
             )
@@ -234,15 +257,21 @@ class GroupCoordinator:
                 self.groups.pop(key["g"], None)
                 return
             value = json.loads(record.value)
-            group = self.groups.setdefault(key["g"], Group(key["g"]))
+            group = self._replayed(key["g"])
             group.generation = value.get("generation", 0)
             group.protocol_type = value.get("protocol_type")
             group.protocol_name = value.get("protocol")
-            group.empty_since_ms = value.get("empty_since", int(time.time() * 1000))
+            group.empty_since_ms = value.get("empty_since", self.clock.wall_ms())
+
+    def _replayed(self, group_id: str) -> Group:
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = Group(group_id, empty_since_ms=self.clock.wall_ms())
+        return group
 
     async def _write(self, records: list[Record]) -> None:
-        partition = self.core.get_topic(OFFSETS_TOPIC).partitions[0]
-        await partition.append_records(records, durable=True)
+        assert self._log is not None, "the coordinator is not loaded"
+        await self._log.append_records(records, durable=True)
 
     def _group_record(self, group: Group) -> Record:
         key = json.dumps({"t": "group", "g": group.group_id}).encode()
@@ -267,12 +296,13 @@ class GroupCoordinator:
         return Record(value, key=key)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         for group in self.groups.values():
-            if group.rebalance_task is not None:
-                group.rebalance_task.cancel()
+            for alarm in (group.rebalance_alarm, group.expiry_alarm):
+                if alarm is not None:
+                    alarm.cancel()
             for member in group.members.values():
+                if member.alarm is not None:
+                    member.alarm.cancel()
                 for future in (member.join_future, member.sync_future):
                     if future is not None and not future.done():
                         future.cancel()
@@ -299,7 +329,7 @@ class GroupCoordinator:
         s = self.settings
         if not s.min_session_timeout_ms <= session_timeout_ms <= s.max_session_timeout_ms:
             return JoinResult(GroupError.INVALID_SESSION_TIMEOUT)
-        group = self.groups.setdefault(group_id, Group(group_id))
+        group = self._group_for(group_id)
         if group.state == State.DEAD:
             return JoinResult(GroupError.UNKNOWN_MEMBER_ID)
         if group.members and group.protocol_type not in (None, protocol_type):
@@ -361,7 +391,7 @@ class GroupCoordinator:
             member.session_timeout_ms = session_timeout_ms
             member.rebalance_timeout_ms = rebalance_timeout_ms
             member.client_id, member.client_host = client_id, client_host
-        member.touch()
+        self._touch(group, member)
         if member.join_future is not None and not member.join_future.done():
             member.join_future.cancel()
         member.join_future = loop.create_future()
@@ -377,7 +407,7 @@ class GroupCoordinator:
             future.set_result(self._join_result(group, member))
         elif group.state in (State.EMPTY, State.STABLE, State.COMPLETING_REBALANCE):
             self._prepare_rebalance(group, f"{member_id} joined")
-        elif group.all_rejoined():
+        elif group.all_rejoined(self.clock.monotonic()):
             self._complete_join(group)
         return await future
 
@@ -428,7 +458,9 @@ class GroupCoordinator:
         group.static[instance_id] = new_id
         if group.leader == old_id:
             group.leader = new_id
-        member.touch()
+        if old is not None and old.alarm is not None:
+            old.alarm.cancel()
+        self._touch(group, member)
         member.join_future = asyncio.get_running_loop().create_future()
         if group.state == State.STABLE and old is not None and old.protocols == protocols:
             await self._write([self._group_record(group)])
@@ -439,8 +471,9 @@ class GroupCoordinator:
         return await member.join_future
 
     def _prepare_rebalance(self, group: Group, reason: str) -> None:
+        now = self.clock.monotonic()
         if group.state == State.PREPARING_REBALANCE:
-            if group.all_rejoined():
+            if group.all_rejoined(now):
                 self._complete_join(group)
             return
         if group.state == State.COMPLETING_REBALANCE:
@@ -452,45 +485,53 @@ class GroupCoordinator:
         was_empty = group.state == State.EMPTY
         group.state = State.PREPARING_REBALANCE
         timeout = max((m.rebalance_timeout_ms for m in group.members.values()), default=0) / 1000
+        # From empty, wait a little so members that start together join one
+        # generation, not one each.
         delay = self.settings.initial_rebalance_delay_ms / 1000 if was_empty else 0
-        group.join_not_before = time.monotonic() + delay
-        if group.rebalance_task is not None:
-            group.rebalance_task.cancel()
-        group.rebalance_task = asyncio.create_task(self._rebalance_timer(group, timeout, delay))
-
-    async def _rebalance_timer(self, group: Group, timeout: float, delay: float) -> None:
-        if delay:
-            # Let members that start together join one generation, not one each.
-            await asyncio.sleep(delay)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if group.state != State.PREPARING_REBALANCE:
-                return
-            if group.all_rejoined():
-                self._complete_join(group)
-                return
-            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        if group.state == State.PREPARING_REBALANCE:
-            # Whoever has not rejoined within the rebalance timeout is out.
-            for member_id, member in list(group.members.items()):
-                if member.join_future is None:
-                    self._remove_member(group, member_id)
+        group.join_not_before = now + delay
+        group.rebalance_deadline = group.join_not_before + timeout
+        if group.rebalance_alarm is None:
+            group.rebalance_alarm = Alarm(self.clock, lambda: self._rebalance_due(group))
+        group.rebalance_alarm.cancel()
+        group.rebalance_alarm.arm(group.join_not_before if delay else group.rebalance_deadline)
+        if not delay and group.all_rejoined(now):
             self._complete_join(group)
+
+    def _rebalance_due(self, group: Group) -> None:
+        """The initial delay or the rebalance timeout has passed."""
+        if group.state != State.PREPARING_REBALANCE or self.groups.get(group.group_id) is not group:
+            return
+        assert group.rebalance_alarm is not None
+        now = self.clock.monotonic()
+        if now < group.join_not_before:
+            # The event loop may run a timer a hair before its time: look again then.
+            group.rebalance_alarm.arm(group.join_not_before)
+            return
+        if group.all_rejoined(now):
+            self._complete_join(group)
+            return
+        if now < group.rebalance_deadline:
+            group.rebalance_alarm.arm(group.rebalance_deadline)
+            return
+        # Whoever has not rejoined within the rebalance timeout is out.
+        for member_id, member in list(group.members.items()):
+            if member.join_future is None:
+                self._remove_member(group, member_id)
+        self._complete_join(group)
 
     def _complete_join(self, group: Group) -> None:
         if group.state != State.PREPARING_REBALANCE:
             return
-        current = asyncio.current_task()
-        if group.rebalance_task is not None and group.rebalance_task is not current:
-            group.rebalance_task.cancel()
-        group.rebalance_task = None
+        if group.rebalance_alarm is not None:
+            group.rebalance_alarm.cancel()
         if not group.members:
             group.state = State.EMPTY
             group.generation += 1
             group.protocol_name = None
             group.leader = None
-            group.empty_since_ms = int(time.time() * 1000)
+            group.empty_since_ms = self.clock.wall_ms()
             self._spawn_write(group)
+            self._arm_expiry(group)
             return
         group.generation += 1
         group.protocol_name = group.choose_protocol()
@@ -503,7 +544,7 @@ class GroupCoordinator:
             if member.join_future is not None and not member.join_future.done():
                 member.join_future.set_result(self._join_result(group, member))
             member.join_future = None
-            member.touch()
+            self._touch(group, member)
 
     def _join_result(self, group: Group, member: Member) -> JoinResult:
         members = []
@@ -546,7 +587,7 @@ class GroupCoordinator:
         if protocol_name is not None and protocol_name != group.protocol_name:
             return SyncResult(GroupError.INCONSISTENT_GROUP_PROTOCOL)
         member = group.members[member_id]
-        member.touch()
+        self._touch(group, member)
         if group.state == State.PREPARING_REBALANCE:
             return SyncResult(GroupError.REBALANCE_IN_PROGRESS)
         if group.state == State.STABLE:
@@ -554,6 +595,10 @@ class GroupCoordinator:
                 GroupError.NONE, group.protocol_type, group.protocol_name, member.assignment
             )
         # CompletingRebalance: the leader brings the assignment; everyone waits for it.
+        if member.sync_future is not None and not member.sync_future.done():
+            # A repeated SyncGroup replaces the one waiting; that one gets an
+            # answer too (left unanswered it would hold up its connection).
+            member.sync_future.set_result(SyncResult(GroupError.REBALANCE_IN_PROGRESS))
         future = asyncio.get_running_loop().create_future()
         member.sync_future = future
         if member_id == group.leader:
@@ -590,7 +635,7 @@ class GroupCoordinator:
         if error is not None:
             return error
         assert group is not None
-        group.members[member_id].touch()
+        self._touch(group, group.members[member_id])
         if group.state == State.PREPARING_REBALANCE:
             return GroupError.REBALANCE_IN_PROGRESS
         return GroupError.NONE
@@ -626,6 +671,8 @@ class GroupCoordinator:
         member = group.members.pop(member_id, None)
         if member is None:
             return
+        if member.alarm is not None:
+            member.alarm.cancel()
         if member.instance_id is not None and group.static.get(member.instance_id) == member_id:
             del group.static[member.instance_id]
         for future, result in (
@@ -640,7 +687,9 @@ class GroupCoordinator:
     def _members_changed(self, group: Group, reason: str) -> None:
         if group.state in (State.STABLE, State.COMPLETING_REBALANCE):
             self._prepare_rebalance(group, reason)
-        elif group.state == State.PREPARING_REBALANCE and group.all_rejoined():
+        elif group.state == State.PREPARING_REBALANCE and group.all_rejoined(
+            self.clock.monotonic()
+        ):
             self._complete_join(group)
         elif group.state == State.EMPTY:
             pass
@@ -662,38 +711,55 @@ class GroupCoordinator:
 
     # --- session timeouts and offset expiry ---------------------------------------------------
 
-    async def _expiry_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            try:
-                await self.expire()
-            except Exception:
-                log.exception("group timer failed")
+    def _touch(self, group: Group, member: Member) -> None:
+        """The member showed life: its session lasts one more session timeout.
 
-    async def expire(self) -> None:
-        now = time.monotonic()
-        for group in list(self.groups.values()):
-            expired = [
-                mid
-                for mid, m in group.members.items()
-                if m.deadline < now and not (m.join_future is not None and not m.join_future.done())
-            ]
-            for member_id in expired:
-                log.info("group %s: member %s session timed out", group.group_id, member_id)
-                self._remove_member(group, member_id)
-            if expired:
-                self._members_changed(group, "session timeout")
-        await self._expire_offsets()
+        Cheap on every heartbeat: the member's alarm stays at the earlier
+        deadline and, when it fires, moves on to the current one."""
+        member.deadline = self.clock.monotonic() + member.session_timeout_ms / 1000
+        if member.alarm is None:
+            member.alarm = Alarm(self.clock, lambda: self._session_due(group, member))
+        member.alarm.arm(member.deadline)
 
-    async def _expire_offsets(self) -> None:
+    def _session_due(self, group: Group, member: Member) -> None:
+        if group.members.get(member.member_id) is not member:
+            return
+        assert member.alarm is not None
+        now = self.clock.monotonic()
+        if now < member.deadline:
+            member.alarm.arm(member.deadline)
+            return
+        if member.join_future is not None and not member.join_future.done():
+            # Waiting in JoinGroup: the rebalance timeout decides; look again later.
+            member.alarm.arm(now + member.session_timeout_ms / 1000)
+            return
+        log.info("group %s: member %s session timed out", group.group_id, member.member_id)
+        self._remove_member(group, member.member_id)
+        self._members_changed(group, "session timeout")
+
+    def _arm_expiry(self, group: Group) -> None:
+        """An empty group's offsets expire ``offsets_retention_ms`` after the
+        group became empty and after their commit; set its timer for the
+        first of them (the group itself goes with its last offset)."""
+        if group.members or group.state != State.EMPTY:
+            return  # armed again when the group is empty again
         retention = self.settings.offsets_retention_ms
-        now_ms = int(time.time() * 1000)
-        tombstones = []
-        for group in list(self.groups.values()):
-            if group.members or group.state != State.EMPTY:
-                continue
-            if now_ms - group.empty_since_ms < retention:
-                continue
+        oldest = min((c.commit_ms for c in group.offsets.values()), default=group.empty_since_ms)
+        due_ms = max(group.empty_since_ms, oldest) + retention
+        if group.expiry_alarm is None:
+            group.expiry_alarm = Alarm(self.clock, lambda: self._expiry_due(group))
+        clock = self.clock
+        group.expiry_alarm.arm(clock.monotonic() + (due_ms - clock.wall_ms()) / 1000)
+
+    def _expiry_due(self, group: Group) -> None:
+        if self.groups.get(group.group_id) is not group:
+            return
+        if group.members or group.state != State.EMPTY:
+            return
+        retention = self.settings.offsets_retention_ms
+        now_ms = self.clock.wall_ms()
+        if now_ms - group.empty_since_ms >= retention:
+            tombstones = []
             for (topic, partition), committed in list(group.offsets.items()):
                 if now_ms - committed.commit_ms >= retention:
                     del group.offsets[(topic, partition)]
@@ -703,12 +769,18 @@ class GroupCoordinator:
                 tombstones.append(
                     Record(None, key=json.dumps({"t": "group", "g": group.group_id}).encode())
                 )
-        if tombstones:
-            await self._write(tombstones)
+            if tombstones:
+                self._spawn(self._write(tombstones))
+            if not group.offsets:
+                return
+        self._arm_expiry(group)
+
+    def _spawn(self, write) -> None:
+        task = asyncio.create_task(write)
+        task.add_done_callback(_log_failure)
 
     def _spawn_write(self, group: Group) -> None:
-        task = asyncio.create_task(self._write([self._group_record(group)]))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._spawn(self._write([self._group_record(group)]))
 
     # --- offsets -----------------------------------------------------------------------
 
@@ -735,21 +807,20 @@ class GroupCoordinator:
                 error = GroupError.REBALANCE_IN_PROGRESS
             if error is not None:
                 return dict.fromkeys(offsets, error)
-            group.members[member_id].touch()
+            self._touch(group, group.members[member_id])
         elif generation >= 0 and group is None:
             return dict.fromkeys(
                 offsets,
                 GroupError.ILLEGAL_GENERATION if member_id else GroupError.UNKNOWN_MEMBER_ID,
             )
         if group is None:
-            group = self.groups.setdefault(group_id, Group(group_id))
+            group = self._group_for(group_id)
         results: dict[tuple[str, int], GroupError] = {}
         records = []
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.wall_ms()
         accepted = {}
         for (topic, partition), (offset, epoch, metadata) in offsets.items():
-            known = self.core.topic(topic)
-            if known is None or not 0 <= partition < len(known.partitions):
+            if not 0 <= partition < self.partition_count(topic):
                 results[(topic, partition)] = GroupError.UNKNOWN_TOPIC_OR_PARTITION
                 continue
             accepted[(topic, partition)] = CommittedOffset(offset, epoch, metadata, now_ms)
@@ -770,6 +841,7 @@ class GroupCoordinator:
                     for tp, error in results.items()
                 }
             group.offsets.update(accepted)
+            self._arm_expiry(group)
         return results
 
     def fetch_offsets(
@@ -820,9 +892,17 @@ class GroupCoordinator:
             records.append(Record(None, key=json.dumps({"t": "group", "g": group_id}).encode()))
             await self._write(records)
             group.state = State.DEAD
-            del self.groups[group_id]
+            if group.expiry_alarm is not None:
+                group.expiry_alarm.cancel()
+            if self.groups.get(group_id) is group:
+                del self.groups[group_id]
             results[group_id] = GroupError.NONE
         return results
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("storing group state failed: %s", task.exception())
 
 
 def _offset_key(group_id: str, topic: str, partition: int) -> bytes:

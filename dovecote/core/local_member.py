@@ -7,6 +7,7 @@ the group (range or roundrobin) when chosen to.
 Its liveness is its client's: the client polls :meth:`LocalMember.poll`
 (each poll is a heartbeat by proxy); a client silent for the session
 timeout is taken out of the group as a crashed Kafka consumer would be.
+Its time is the coordinator's clock, so tests move it with FakeClock.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
+from collections.abc import Awaitable
 
+from dovecote.core.clock import Clock
 from dovecote.core.consumer_protocol import (
     ASSIGNORS,
     ProtocolError,
@@ -48,6 +50,7 @@ class LocalMember:
         session_timeout_ms: int = 10_000,
     ) -> None:
         self.coordinator = coordinator
+        self.clock: Clock = coordinator.clock
         self.group_id = group_id
         self.topics = sorted(set(topics))
         self.client_id = client_id
@@ -60,7 +63,7 @@ class LocalMember:
         self.error: GroupError | None = None  # set when it gave up
         self.closed = False
         self._assigned = asyncio.Event()
-        self._last_poll = time.monotonic()
+        self._last_poll = self.clock.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     # --- what the admin API calls ------------------------------------------------------
@@ -70,12 +73,11 @@ class LocalMember:
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"local-member-{self.group_id}"
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._assigned.wait(), timeout)
+        await self._within(self._assigned.wait(), timeout)
 
     def poll(self) -> dict[str, object]:
         """The client is alive; what it may consume now (empty while rebalancing)."""
-        self._last_poll = time.monotonic()
+        self._last_poll = self.clock.monotonic()
         return {
             "session_id": self.session_id,
             "member_id": self.member_id,
@@ -97,14 +99,28 @@ class LocalMember:
         if self._task is not None:
             self._task.cancel()
             # Leaving must not wait on a join or sync stuck elsewhere.
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), 2)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._within(asyncio.shield(self._task), 2)
         if self.member_id:
             await self.coordinator.leave(self.group_id, [(self.member_id, None)])
 
     @property
     def expired(self) -> bool:
-        return time.monotonic() - self._last_poll > self.session_timeout_ms / 1000
+        return self.clock.monotonic() - self._last_poll > self.session_timeout_ms / 1000
+
+    async def _within(self, awaitable: Awaitable[object], timeout: float) -> None:
+        """Wait for ``awaitable`` at most ``timeout`` seconds of the clock
+        (cancelled when the time is up)."""
+        work = asyncio.ensure_future(awaitable)
+        timer = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not work.done():
+                work.cancel()
+        if not work.cancelled():
+            work.result()
 
     # --- the member's life ---------------------------------------------------------
 
@@ -140,7 +156,7 @@ class LocalMember:
                 self.member_id = ""
                 continue
             if joined.error in (GroupError.COORDINATOR_LOAD_IN_PROGRESS,):
-                await asyncio.sleep(0.2)
+                await self.clock.sleep(0.2)
                 continue
             if joined.error != GroupError.NONE:
                 return self._give_up(joined.error)
@@ -182,17 +198,13 @@ class LocalMember:
             except ProtocolError:
                 subscriptions[member_id] = []
 
-        def partition_count(topic: str) -> int:
-            known = self.coordinator.core.topic(topic)
-            return len(known.partitions) if known is not None else 0
-
-        plan = assign(protocol, subscriptions, partition_count)
+        plan = assign(protocol, subscriptions, self.coordinator.partition_count)
         return {member: encode_assignment(parts) for member, parts in plan.items()}
 
     async def _heartbeat_until_rebalance(self) -> None:
         interval = self.session_timeout_ms / 3000
         while not self.closed:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             if self.expired:
                 log.info(
                     "broker-side member %s of group %s: client silent, leaving",

@@ -1,13 +1,18 @@
-"""Queues and exchanges: the routing half of the model, shared by AMQP and SQS/SNS.
+"""Queues and exchanges: the routing half of the model, shared by every protocol.
 
-A queue is a topic (named like the queue, so it can also be read as a Kafka
-stream) plus one subscription. With ``x-max-priority`` the topic has one
+A queue is a topic (named like the queue, so it can also be read as a log
+stream) plus one subscription. With a maximum priority the topic has one
 partition per priority level. Queue topics reclaim settled data
 (``retention.acked``), so a queue's disk use follows its depth.
 
 Exchanges, bindings and durable queues are kept in the catalog; non-durable
 queues and their data are removed on restart, exclusive ones when their
-owner goes away, auto-delete ones when their last consumer leaves.
+owner goes away, auto-delete ones when their last consumer leaves, and
+queues with an expiry when unused that long (one timer per such queue).
+
+Queues are described by :class:`QueueSettings`, in neutral terms; each
+protocol adapter translates its own declarations (arguments, attributes)
+into settings and keeps its own rules about names and equivalence.
 """
 
 from __future__ import annotations
@@ -17,158 +22,149 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
 
-from dovecote.core.config import FLUSH_ACK
-from dovecote.core.errors import BrokerError, MessageTooLarge, TopicExists
+from dovecote.core.catalog import Catalog
+from dovecote.core.clock import Alarm, Clock
+from dovecote.core.delivery import ConsumerSet, PushConsumer
+from dovecote.core.errors import BrokerError, TopicExists
 from dovecote.core.headers import application_headers
 from dovecote.core.routing import (
     DIRECT,
     EXCHANGE,
     EXCHANGE_TYPES,
-    FANOUT,
-    HEADERS,
     QUEUE,
-    TOPIC,
     Binding,
+    BindingFilter,
     Exchange,
     Router,
     freeze_arguments,
 )
 from dovecote.core.subscription import EXPIRES_AT, Subscription, SubscriptionConfig
-from dovecote.core.topic import Partition
-from dovecote.storage.batch import Record, build_batch, scan_batches
-
-if TYPE_CHECKING:
-    from dovecote.core.broker import BrokerCore
+from dovecote.core.topic import Topic
+from dovecote.storage.batch import Record
 
 log = logging.getLogger(__name__)
 
-DEATHS = "dovecote.deaths"  # JSON list of dead-letter events, newest first (AMQP renders x-death)
-EXCHANGE_HEADER = "amqp.exchange"  # the exchange a record was published to (absent: default)
-SWEEP_INTERVAL = 1.0
-# A queue topic takes whatever the protocol front door accepted: an AMQP
-# message may be as large as the frame layer allows, and a publish batch
+DEATHS = "dovecote.deaths"  # JSON list of dead-letter events, newest first (adapters render them)
+EXCHANGE_HEADER = "dovecote.exchange"  # the exchange a record was published to (absent: default)
+# A queue topic takes whatever the protocol front door accepted: a message
+# may be as large as the adapter's frame layer allows, and a publish batch
 # groups many of them into one record batch.
 QUEUE_MAX_BATCH_BYTES = 1 << 30
+SWEEP_INTERVAL = 1.0  # leases and head TTL, until subscriptions keep their own timers
 
-# Exchanges every vhost has, as in RabbitMQ.
-STANDARD_EXCHANGES = {
-    "amq.direct": DIRECT,
-    "amq.fanout": FANOUT,
-    "amq.topic": TOPIC,
-    "amq.headers": HEADERS,
-    "amq.match": HEADERS,
-}
+# Overflow behaviours of a queue with a length limit.
+DROP_HEAD = "drop-head"  # drop (dead-letter) the oldest records
+REJECT_NEW = "reject-new"  # refuse the new record
+REJECT_NEW_DEAD_LETTER = "reject-new-dead-letter"  # refuse it and dead-letter it
+OVERFLOWS = (DROP_HEAD, REJECT_NEW, REJECT_NEW_DEAD_LETTER)
 
 
 class NotFound(BrokerError):
-    """AMQP 404."""
+    """No queue, exchange or binding of that name."""
 
 
 class PreconditionFailed(BrokerError):
-    """AMQP 406: inequivalent redeclare, not empty, in use."""
+    """The request conflicts with the current state: an inequivalent
+    redeclare, a queue not empty or in use, an invalid setting."""
 
 
 class ResourceLocked(BrokerError):
-    """AMQP 405: an exclusive queue of another connection."""
+    """A queue exclusive to another owner."""
 
 
 class AccessRefused(BrokerError):
-    """AMQP 403: reserved names."""
+    """A reserved exchange (the default one, or one an adapter marked reserved)."""
 
 
 @dataclass
-class QueueArgs:
-    """Queue behaviour, normalised from AMQP x-arguments or SQS attributes."""
+class QueueSettings:
+    """How a queue behaves, in neutral terms; adapters translate their own
+    declarations (arguments, attributes, subscription settings) into it.
 
-    message_ttl_ms: int | None = None
-    expires_ms: int | None = None
-    max_length: int | None = None
+    Stored in the catalog as JSON (:meth:`to_json`); :meth:`from_json` also
+    reads queues written before the settings had these names."""
+
+    max_length: int | None = None  # records; None = unlimited
     max_length_bytes: int | None = None
-    overflow: str = "drop-head"  # drop-head | reject-publish | reject-publish-dlx
-    dead_letter_exchange: str | None = None
-    dead_letter_routing_key: str | None = None
-    dead_letter_queue: str | None = None  # SQS redrive target
-    max_priority: int | None = None
-    delivery_limit: int | None = None
-    lease_ms: int | None = None  # SQS visibility timeout; None = until acked
-    ordered: bool = False  # FIFO message groups
+    overflow: str = DROP_HEAD  # one of OVERFLOWS
+    message_ttl_ms: int | None = None  # records expire this long after their timestamp
+    expires_ms: int | None = None  # the queue is deleted after this long unused
+    dead_letter_exchange: str | None = None  # re-route dead letters through this exchange
+    dead_letter_routing_key: str | None = None  # ... with this key (None: the record's)
+    dead_letter_queue: str | None = None  # or store them in this queue (redrive)
+    max_deliveries: int | None = None  # dead-letter instead of delivering more often
+    max_priority: int | None = None  # priority levels 0..max_priority
+    delivery_delay_ms: int = 0  # default delay before a record may be delivered
+    retention_ms: int | None = None  # settled or not, records older than this go
+    lease_ms: int | None = None  # visibility timeout; None = until settled
+    ordered: bool = False  # in order per key, one in flight per key
+    dedup_window_ms: int | None = None  # drop repeats of a message id within this window
+    single_active_consumer: bool = False  # one consumer receives at a time
+    stream: bool = False  # consuming reads without removing: each consumer is a cursor
+    retention_bytes: int | None = None  # streams: the log is kept under this size
 
-    @classmethod
-    def from_amqp(cls, arguments: Mapping[str, Any], queue: str = "") -> QueueArgs:
-        """Validate x-arguments; errors read as RabbitMQ's ("invalid arg ... for queue ...")."""
-        where = f" for queue '{queue}'" if queue else ""
+    @property
+    def limited(self) -> bool:
+        return self.max_length is not None or self.max_length_bytes is not None
 
-        def invalid(name: str, why: str) -> PreconditionFailed:
-            return PreconditionFailed(f"invalid arg '{name}'{where}: {why}")
-
-        def number(name: str, minimum: int = 0) -> int | None:
-            value = arguments.get(name)
-            if value is None:
-                return None
-            if isinstance(value, bool) or not isinstance(value, int):
-                kind = "longstr" if isinstance(value, str | bytes) else type(value).__name__
-                raise invalid(name, f'"expected integer, got {kind}"')
-            if value < minimum:
-                reason = "value_negative" if value < 0 else "value_zero"
-                raise invalid(name, f"{{{reason},{value}}}")
-            return value
-
-        overflow = _text(arguments.get("x-overflow", "drop-head"))
-        if overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
-            raise invalid("x-overflow", "invalid_overflow")
-        priority = number("x-max-priority")
-        if priority is not None and priority > 255:
-            raise invalid("x-max-priority", f"{{max_value_exceeded,{priority}}}")
-        dlx = arguments.get("x-dead-letter-exchange")
-        dlk = arguments.get("x-dead-letter-routing-key")
-        return cls(
-            message_ttl_ms=number("x-message-ttl"),
-            expires_ms=number("x-expires", 1),
-            max_length=number("x-max-length"),
-            max_length_bytes=number("x-max-length-bytes"),
-            overflow=overflow,
-            dead_letter_exchange=None if dlx is None else _text(dlx),
-            dead_letter_routing_key=None if dlk is None else _text(dlk),
-            max_priority=priority,
-            delivery_limit=number("x-delivery-limit"),
-        )
+    @property
+    def refuses_when_full(self) -> bool:
+        """Whether a publish can be refused, so batches are decided record by record."""
+        return self.limited and self.overflow != DROP_HEAD
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueueSettings:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**values)
+
+    @classmethod
+    def from_stored(cls, meta: Mapping[str, Any]) -> QueueSettings:
+        """A queue's settings from its catalog entry, old format included
+        (``args``, with ``delivery_limit`` and the old overflow names)."""
+        if "settings" in meta:
+            return cls.from_json(meta["settings"])
+        old = dict(meta.get("args", {}))
+        if "delivery_limit" in old:
+            old["max_deliveries"] = old.pop("delivery_limit")
+        old["overflow"] = _OLD_OVERFLOWS.get(old.get("overflow", DROP_HEAD), DROP_HEAD)
+        return cls.from_json(old)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _shown(value: Any) -> str:
-    """An argument value as RabbitMQ prints it in inequivalence errors."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return _text(value)
+_OLD_OVERFLOWS = {
+    "drop-head": DROP_HEAD,
+    "reject-publish": REJECT_NEW,
+    "reject-publish-dlx": REJECT_NEW_DEAD_LETTER,
+}
 
 
 @dataclass
 class Queue:
     name: str
     subscription: Subscription
-    args: QueueArgs
+    settings: QueueSettings
     durable: bool = True
     auto_delete: bool = False
     exclusive_owner: object | None = None
-    arguments: dict[str, Any] = field(default_factory=dict)  # as declared, for equivalence
+    # What the adapter declared it with (its arguments or attributes):
+    # opaque to the core, kept so the adapter can check a redeclare.
+    arguments: dict[str, Any] = field(default_factory=dict)
     consumers: int = 0
-    last_used: float = field(default_factory=time.monotonic)
+    last_used: float = 0.0  # clock.monotonic() of the last use
     had_consumer: bool = False
+    delivery: ConsumerSet | None = None  # its push consumers (made at the first one)
+    clock: Clock | None = field(default=None, repr=False)
+    expiry: Alarm | None = field(default=None, repr=False)  # with settings.expires_ms
 
     @property
-    def topic(self):
+    def topic(self) -> Topic:
         return self.subscription.topic
 
     def message_count(self) -> int:
@@ -205,36 +201,114 @@ class Queue:
                     total += segment.size
         return total
 
+    def pending_appends(self) -> bool:
+        """Whether records appended to it are not yet visible (awaiting their fsync)."""
+        return any(p.pending_appends() for p in self.topic.partitions)
+
+    async def settle_visible(self) -> None:
+        """Wait until everything appended so far is visible, so counts, gets
+        and purges see what was published before them."""
+        waits = [w for w in (p.settle() for p in self.topic.partitions) if w is not None]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+
     def touch(self) -> None:
-        self.last_used = time.monotonic()
+        """The queue was used: its expiry counts from now."""
+        if self.clock is None:
+            return
+        self.last_used = self.clock.monotonic()
+        expires = self.settings.expires_ms
+        if self.expiry is not None and expires is not None:
+            self.expiry.arm(self.last_used + expires / 1000)
 
 
 @dataclass(slots=True)
 class PublishResult:
     queues: list[str]  # where it was stored
-    rejected: list[str]  # queues full with overflow=reject-publish
+    rejected: list[str]  # full queues that refused it (overflow reject-new*)
+    # Consecutive records with one outcome, in order: (count, refused). A
+    # record is refused when any queue it reached refused it. None: all
+    # records had the same outcome (refused when ``rejected``).
+    outcomes: list[tuple[int, bool]] | None = None
 
     @property
     def routed(self) -> bool:
         return bool(self.queues or self.rejected)
 
+    def runs(self, total: int) -> list[tuple[int, bool]]:
+        """``outcomes``, or one run of ``total`` records."""
+        return self.outcomes if self.outcomes is not None else [(total, bool(self.rejected))]
+
+
+class TopicService(Protocol):
+    """The topics a queue manager keeps its queues in."""
+
+    def topic(self, name: str) -> Topic | None: ...
+
+    async def create_topic(
+        self, name: str, partitions: int | None = None, configs: Mapping[str, str] | None = None
+    ) -> Topic | None: ...
+
+    async def delete_topic(self, name: str) -> None: ...
+
+
+DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
+
+
+class SubscriptionService(Protocol):
+    """Where a queue's delivery state lives."""
+
+    def open_subscription(
+        self,
+        sub_id: str,
+        topic_name: str,
+        config: SubscriptionConfig | None = None,
+        on_dead_letter: DeadLetterHandler | None = None,
+    ) -> Subscription: ...
+
+    def drop_subscription(self, sub_id: str) -> None: ...
+
+
+def subscription_config(settings: QueueSettings) -> SubscriptionConfig:
+    """The subscription behaviour a queue's settings ask for."""
+    return SubscriptionConfig(
+        lease_ms=settings.lease_ms,
+        max_deliveries=settings.max_deliveries,
+        message_ttl_ms=settings.message_ttl_ms,
+        ordered=settings.ordered,
+        priority=settings.max_priority is not None,
+    )
+
 
 class QueueManager:
-    def __init__(self, core: BrokerCore) -> None:
-        self.core = core
+    """Exchanges, bindings and queues: declarations, routing, overflow, dead
+    letters and expiry, over the services it is given."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        clock: Clock,
+        topics: TopicService,
+        subscriptions: SubscriptionService,
+    ) -> None:
+        self.catalog = catalog
+        self.clock = clock
+        self.topics = topics
+        self.subscriptions = subscriptions
         self.router = Router()
         self.queues: dict[str, Queue] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        # Stored bindings whose source exchange is not declared yet (an
+        # adapter's reserved exchanges are declared when it starts).
+        self._waiting_bindings: dict[str, list[Binding]] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- start and stop ---------------------------------------------------------
 
     async def load(self) -> None:
-        catalog = self.core.catalog
-        for name, kind in STANDARD_EXCHANGES.items():
-            self.router.exchanges[name] = Exchange(name, kind)
-        self.router.exchanges[""] = Exchange("", DIRECT)
+        catalog = self.catalog
+        self.router.exchanges[""] = Exchange("", DIRECT, reserved=True)
         for name, meta in catalog.items("exchange").items():
             self.router.exchanges[name] = Exchange(
                 name,
@@ -254,6 +328,8 @@ class QueueManager:
             exchange = self.router.exchanges.get(binding.source)
             if exchange is not None:
                 exchange.add(binding)
+            else:
+                self._waiting_bindings.setdefault(binding.source, []).append(binding)
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="queue-sweeper")
 
     async def close(self) -> None:
@@ -261,32 +337,37 @@ class QueueManager:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        if self._tasks:
+        for queue in self.queues.values():
+            if queue.expiry is not None:
+                queue.expiry.cancel()
+        await self.wait_idle()
+
+    async def wait_idle(self) -> None:
+        """Wait for background work (dead letters, expiries) started so far."""
+        while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _open_queue(self, name: str, meta: Mapping[str, Any]) -> Queue:
-        args = QueueArgs(**meta.get("args", {}))
-        subscription = self.core.open_subscription(
+        settings = QueueSettings.from_stored(meta)
+        subscription = self.subscriptions.open_subscription(
             f"queue:{name}",
             name,
-            SubscriptionConfig(
-                lease_ms=args.lease_ms,
-                max_deliveries=args.delivery_limit,
-                message_ttl_ms=args.message_ttl_ms,
-                ordered=args.ordered,
-                priority=args.max_priority is not None,
-            ),
+            subscription_config(settings),
             on_dead_letter=lambda record, reason, q=name: self._dead_letter(q, record, reason),
         )
         queue = Queue(
             name,
             subscription,
-            args,
+            settings,
             durable=meta.get("durable", True),
             auto_delete=meta.get("auto_delete", False),
             arguments=dict(meta.get("arguments", {})),
+            clock=self.clock,
         )
+        if settings.expires_ms is not None:
+            queue.expiry = Alarm(self.clock, lambda q=queue: self._expiry_due(q))
         self.queues[name] = queue
+        queue.touch()
         return queue
 
     # --- exchanges ---------------------------------------------------------------
@@ -318,23 +399,38 @@ class QueueManager:
                     f"received '{type_}' but current is '{existing.type}'"
                 )
             return existing
-        if name.startswith("amq."):
-            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         if type_ not in EXCHANGE_TYPES:
-            raise PreconditionFailed(
-                f"invalid exchange type '{type_}'"
-            )  # RabbitMQ: 503 command invalid
-        exchange = Exchange(name, type_, durable, auto_delete, internal, _plain(arguments))
+            raise PreconditionFailed(f"invalid exchange type '{type_}'")
+        exchange = Exchange(name, type_, durable, auto_delete, internal, plain_arguments(arguments))
         if durable:
-            await self.core.catalog.put("exchange", name, exchange.to_json())
-        self.router.exchanges[name] = exchange
+            await self.catalog.put("exchange", name, exchange.to_json())
+        self._add_exchange(exchange)
         return exchange
+
+    def declare_reserved_exchange(self, name: str, type_: str) -> Exchange:
+        """An exchange that always exists and cannot be deleted (an adapter's
+        standard exchanges); not stored: the adapter declares it at each start.
+        Bindings to it are stored as to any durable exchange."""
+        existing = self.router.exchanges.get(name)
+        if existing is not None:
+            existing.reserved = True
+            return existing
+        if type_ not in EXCHANGE_TYPES:
+            raise PreconditionFailed(f"invalid exchange type '{type_}'")
+        exchange = Exchange(name, type_, reserved=True)
+        self._add_exchange(exchange)
+        return exchange
+
+    def _add_exchange(self, exchange: Exchange) -> None:
+        self.router.exchanges[exchange.name] = exchange
+        for binding in self._waiting_bindings.pop(exchange.name, ()):
+            exchange.add(binding)
 
     async def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         exchange = self.router.exchanges.get(name)
         if exchange is None:
-            return  # RabbitMQ: deleting a missing exchange is not an error
-        if name == "" or name.startswith("amq."):
+            return  # deleting a missing exchange is not an error
+        if exchange.reserved:
             raise AccessRefused(f"cannot delete exchange '{name}'")
         if if_unused and (exchange.bindings or self.router.bindings_to(EXCHANGE, name)):
             raise PreconditionFailed(f"exchange '{name}' in use")
@@ -346,7 +442,7 @@ class QueueManager:
             return
         del self.router.exchanges[name]
         if exchange.durable:
-            await self.core.catalog.delete("exchange", name)
+            await self.catalog.delete("exchange", name)
 
     # --- bindings -----------------------------------------------------------------
 
@@ -358,7 +454,12 @@ class QueueManager:
         *,
         kind: str = QUEUE,
         arguments: Mapping[str, Any] | None = None,
+        filter: BindingFilter | None = None,
     ) -> None:
+        """Bind ``destination`` to exchange ``source``. ``filter`` is an
+        optional predicate over (routing key, headers): records it rejects
+        are not routed through this binding. Filters are not stored; the
+        adapter that owns them binds again after a restart."""
         exchange = self._exchange(source)
         if source == "":
             raise AccessRefused("operation not permitted on the default exchange")
@@ -368,10 +469,17 @@ class QueueManager:
         else:
             durable = self._exchange(destination).durable
         binding = Binding(
-            source, destination, kind, routing_key, freeze_arguments(_plain(arguments))
+            source,
+            destination,
+            kind,
+            routing_key,
+            freeze_arguments(plain_arguments(arguments)),
+            filter,
         )
+        if filter is not None:
+            exchange.remove(binding)  # a new filter replaces the old one
         if exchange.add(binding) and durable and exchange.durable:
-            await self.core.catalog.put("binding", binding.catalog_key(), binding.to_json())
+            await self.catalog.put("binding", binding.catalog_key(), binding.to_json())
 
     async def unbind(
         self,
@@ -382,23 +490,20 @@ class QueueManager:
         kind: str = QUEUE,
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
+        """Remove a binding. A binding already gone (or whose exchange or
+        destination is gone) is not an error: the caller's wish holds."""
         if source == "":
             raise AccessRefused("operation not permitted on the default exchange")
-        self._exchange(source)
-        if kind == QUEUE:
-            self.get_queue(destination)
-        else:
-            self._exchange(destination)
         binding = Binding(
-            source, destination, kind, routing_key, freeze_arguments(_plain(arguments))
+            source, destination, kind, routing_key, freeze_arguments(plain_arguments(arguments))
         )
         await self._remove_binding(binding)
 
     async def _remove_binding(self, binding: Binding) -> None:
         exchange = self.router.exchanges.get(binding.source)
         if exchange is not None and exchange.remove(binding):
-            if self.core.catalog.get("binding", binding.catalog_key()) is not None:
-                await self.core.catalog.delete("binding", binding.catalog_key())
+            if self.catalog.get("binding", binding.catalog_key()) is not None:
+                await self.catalog.delete("binding", binding.catalog_key())
             if exchange.auto_delete and not exchange.bindings and exchange.name:
                 await self.delete_exchange(exchange.name)
 
@@ -433,18 +538,18 @@ class QueueManager:
         durable: bool = True,
         exclusive_owner: object | None = None,
         auto_delete: bool = False,
+        settings: QueueSettings | None = None,
         arguments: Mapping[str, Any] | None = None,
-        args: QueueArgs | None = None,
         passive: bool = False,
         owner: object | None = None,
-        server_named: bool = False,
     ) -> Queue:
         """Create a queue, or check an existing one is equivalent.
 
         ``owner`` is the declaring connection (for exclusivity checks);
-        ``exclusive_owner`` is set when the queue is to be exclusive to it;
-        ``server_named`` lets the broker's own ``amq.gen-*`` names through."""
-        arguments = _plain(arguments)
+        ``exclusive_owner`` is set when the queue is to be exclusive to it.
+        An existing queue is equivalent when its flags match and, if
+        ``settings`` are given, its settings do. ``arguments`` are the
+        adapter's own record of the declaration (kept, not interpreted)."""
         existing = self.queues.get(name)
         if passive:
             if existing is None:
@@ -462,39 +567,41 @@ class QueueManager:
                         f"inequivalent arg '{flag}' for queue '{name}': "
                         f"received '{str(wanted).lower()}' but current is '{str(current).lower()}'"
                     )
-            for key in sorted(set(arguments) | set(existing.arguments)):
-                if key.startswith("x-") and arguments.get(key) != existing.arguments.get(key):
-                    raise PreconditionFailed(
-                        f"inequivalent arg '{key}' for queue '{name}': received "
-                        f"'{_shown(arguments.get(key))}' but current is "
-                        f"'{_shown(existing.arguments.get(key))}'"
-                    )
+            if settings is not None and settings != existing.settings:
+                raise PreconditionFailed(
+                    f"inequivalent settings for queue '{name}': received {settings} "
+                    f"but current is {existing.settings}"
+                )
             return existing
-        if name.startswith("amq.") and not server_named:
-            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        args = args or QueueArgs.from_amqp(arguments, name)
+        settings = settings or QueueSettings()
+        if settings.overflow not in OVERFLOWS:
+            raise PreconditionFailed(f"invalid overflow '{settings.overflow}' for queue '{name}'")
         async with self._lock:
             if name in self.queues:
                 return self.queues[name]
-            levels = 1 if args.max_priority is None else args.max_priority + 1
+            levels = 1 if settings.max_priority is None else settings.max_priority + 1
             configs = {
                 "retention.acked": "true",
-                "retention.ms": "-1",
+                "retention.ms": str(settings.retention_ms or -1),
                 "max.message.bytes": str(QUEUE_MAX_BATCH_BYTES),
             }
+            if settings.stream:
+                del configs["retention.acked"]  # consuming does not remove
+                if settings.retention_bytes is not None:
+                    configs["retention.bytes"] = str(settings.retention_bytes)
             if not durable or exclusive_owner is not None:
                 configs["flush.policy"] = "never"  # transient: gone at restart anyway
             try:
-                await self.core.create_topic(name, levels, configs)
+                await self.topics.create_topic(name, levels, configs)
             except TopicExists:
-                pass  # a Kafka topic of that name: the queue reads it
+                pass  # a log topic of that name: the queue reads it
             meta = {
                 "durable": durable and exclusive_owner is None,
                 "auto_delete": auto_delete,
-                "arguments": arguments,
-                "args": args.to_json(),
+                "arguments": plain_arguments(arguments),
+                "settings": settings.to_json(),
             }
-            await self.core.catalog.put("queue", name, meta)
+            await self.catalog.put("queue", name, meta)
             queue = self._open_queue(name, meta)
             queue.exclusive_owner = exclusive_owner
             queue.durable = durable
@@ -528,19 +635,26 @@ class QueueManager:
     ) -> None:
         # Under the declaration lock: a declare of the same name waits until
         # the old topic is gone. Without it, the declare found the topic still
-        # there (TopicExists: "a Kafka topic, the queue reads it") and got a
+        # there (TopicExists: "a log topic, the queue reads it") and got a
         # queue whose log this deletion then closed (reads and appends on a
-        # closed file descriptor, found by the AMQP fuzzer).
+        # closed file descriptor, found by the protocol fuzzer).
         async with self._lock:
             if queue is not None and self.queues.get(name) is not queue:
                 return  # deleted meanwhile (and perhaps declared anew): not ours to delete
-            self.queues.pop(name, None)
-            self.core.drop_subscription(f"queue:{name}")
-            if self.core.catalog.get("queue", name) is not None:
-                await self.core.catalog.delete("queue", name)
-            topic = self.core.topic(name)
-            if delete_topic and topic is not None and topic.config("retention.acked") == "true":
-                await self.core.delete_topic(name)
+            gone = self.queues.pop(name, None)
+            if gone is not None and gone.expiry is not None:
+                gone.expiry.cancel()
+            self.subscriptions.drop_subscription(f"queue:{name}")
+            if self.catalog.get("queue", name) is not None:
+                await self.catalog.delete("queue", name)
+            topic = self.topics.topic(name)
+            owned = gone is not None and gone.settings.stream
+            if (
+                delete_topic
+                and topic is not None
+                and (owned or topic.config("retention.acked") == "true")
+            ):
+                await self.topics.delete_topic(name)
 
     async def purge_queue(self, name: str, owner: object | None = None) -> int:
         return self.get_queue(name, owner).subscription.purge()
@@ -551,7 +665,18 @@ class QueueManager:
             if queue.exclusive_owner is owner:
                 await self.delete_queue(queue.name)
 
-    def consumer_added(self, queue: Queue) -> None:
+    def consumer_added(self, queue: Queue, consumer: PushConsumer | None = None) -> None:
+        """Count a consumer and, given a push consumer, start delivering to it
+        (``ConsumerRefused`` next to an exclusive consumer)."""
+        if consumer is not None:
+            if queue.delivery is None:
+                queue.delivery = ConsumerSet(
+                    queue.subscription,
+                    self.clock,
+                    single_active=queue.settings.single_active_consumer,
+                    name=queue.name,
+                )
+            queue.delivery.attach(consumer)
         queue.consumers += 1
         queue.had_consumer = True
         queue.touch()
@@ -562,6 +687,49 @@ class QueueManager:
         unused = queue.auto_delete and queue.consumers == 0 and queue.had_consumer
         if unused and self.queues.get(queue.name) is queue:
             await self.delete_queue(queue.name)
+
+    async def visible(self, queue: Queue) -> None:
+        """Wait until what was published to ``queue`` before is visible (what
+        every adapter does before a get, a count, a purge or a delete)."""
+        await queue.settle_visible()
+
+    # --- expiry -------------------------------------------------------------------
+
+    def _expiry_due(self, queue: Queue) -> None:
+        """The expiry alarm of ``queue`` fired: delete it if unused that long,
+        else wait for the rest (consumers re-arm it when they leave)."""
+        if self.queues.get(queue.name) is not queue or queue.settings.expires_ms is None:
+            return
+        if queue.consumers:
+            return  # consumer_removed touches it, which arms the alarm again
+        due = queue.last_used + queue.settings.expires_ms / 1000
+        if self.clock.monotonic() < due:
+            assert queue.expiry is not None
+            queue.expiry.arm(due)
+            return
+        log.info("queue %s expired after %d ms unused", queue.name, queue.settings.expires_ms)
+        self._spawn(self._expire(queue))
+
+    async def _expire(self, queue: Queue) -> None:
+        if self.queues.get(queue.name) is queue and not queue.consumers:
+            await self.delete_queue(queue.name)
+
+    # --- background -------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await self.clock.sleep(SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("queue sweep failed")
+
+    async def sweep(self) -> None:
+        """Dead-letter expired heads (TTL), requeue overdue leases. (Queue
+        expiry has its own timer per queue.)"""
+        for queue in list(self.queues.values()):
+            queue.subscription.expire_leases()
+            queue.subscription.expire_head()
 
     # --- publishing -------------------------------------------------------------------
 
@@ -615,7 +783,52 @@ class QueueManager:
         adapters call this from their read path so that a burst of publishes
         is appended in arrival order, one append per queue per batch, and
         acknowledge when the futures are done.
+
+        When a target queue refuses records once full, the batch is decided
+        record by record: ``PublishResult.outcomes`` says which were refused.
         """
+        if len(records) > 1 and self._refuses_when_full(names):
+            return self._enqueue_each(names, records, priority, durable)
+        return self._enqueue_batch(names, records, priority, durable)
+
+    def _refuses_when_full(self, names: set[str] | list[str]) -> bool:
+        queues = self.queues
+        for name in names:
+            queue = queues.get(name)
+            if queue is not None and queue.settings.refuses_when_full:
+                return True
+        return False
+
+    def _enqueue_each(
+        self,
+        names: set[str] | list[str],
+        records: list[Record],
+        priority: int | None,
+        durable: bool,
+    ) -> tuple[PublishResult, list[asyncio.Future[None]]]:
+        stored: dict[str, None] = {}
+        rejected: dict[str, None] = {}
+        waits: list[asyncio.Future[None]] = []
+        outcomes: list[tuple[int, bool]] = []
+        for record in records:
+            one, one_waits = self._enqueue_batch(names, [record], priority, durable)
+            stored.update(dict.fromkeys(one.queues))
+            rejected.update(dict.fromkeys(one.rejected))
+            waits += one_waits
+            refused = bool(one.rejected)
+            if outcomes and outcomes[-1][1] == refused:
+                outcomes[-1] = (outcomes[-1][0] + 1, refused)
+            else:
+                outcomes.append((1, refused))
+        return PublishResult(list(stored), list(rejected), outcomes), waits
+
+    def _enqueue_batch(
+        self,
+        names: set[str] | list[str],
+        records: list[Record],
+        priority: int | None,
+        durable: bool,
+    ) -> tuple[PublishResult, list[asyncio.Future[None]]]:
         stored: list[str] = []
         rejected: list[str] = []
         waits: list[asyncio.Future[None]] = []
@@ -623,28 +836,28 @@ class QueueManager:
             queue = self.queues.get(name)
             if queue is None:
                 continue
-            if queue.args.overflow != "drop-head" and self._full(queue, len(records)):
+            settings = queue.settings
+            if settings.overflow != DROP_HEAD and self._full(queue, len(records)):
                 rejected.append(name)
-                if queue.args.overflow == "reject-publish-dlx":
+                if settings.overflow == REJECT_NEW_DEAD_LETTER:
                     for record in records:
                         self._spawn(self._dead_letter(name, record, "maxlen"))
                 continue
             level = 0
-            if queue.args.max_priority is not None and priority:
-                level = min(max(priority, 0), queue.args.max_priority)
+            if settings.max_priority is not None and priority:
+                level = min(max(priority, 0), settings.max_priority)
             partition = queue.topic.partitions[level]
-            wait = append_now(partition, records, durable)
+            wait = partition.append_records_now(records, durable=durable)
             if wait is not None:
                 waits.append(wait)
             stored.append(name)
-            args = queue.args
-            if args.max_length is not None or args.max_length_bytes is not None:
+            if settings.limited:
                 # drop-head: only visible records can be dropped, so trim once
                 # this append is visible (callbacks run in order: before anyone
                 # awaiting the append resumes).
-                if partition.log_end_offset > partition.high_watermark:
-                    if wait is None:
-                        wait = partition.topic.flusher.flush(partition.log)
+                if wait is None:
+                    wait = partition.settle()
+                if wait is not None:
                     wait.add_done_callback(lambda _f, q=queue: self._trim(q))
                 else:
                     self._trim(queue)
@@ -652,7 +865,7 @@ class QueueManager:
 
     def _trim(self, queue: Queue) -> None:
         """Drop (dead-letter) the oldest records past a drop-head queue's limits."""
-        if queue.args.overflow != "drop-head" or self.queues.get(queue.name) is not queue:
+        if queue.settings.overflow != DROP_HEAD or self.queues.get(queue.name) is not queue:
             return
         excess = self._excess(queue)
         if excess:
@@ -664,17 +877,23 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
 
     def _full(self, queue: Queue, incoming: int) -> bool:
-        args = queue.args
-        if args.max_length is not None and queue.depth() + incoming > args.max_length:
+        settings = queue.settings
+        if settings.max_length is not None and queue.depth() + incoming > settings.max_length:
             return True
-        return args.max_length_bytes is not None and queue.ready_bytes() > args.max_length_bytes
+        return (
+            settings.max_length_bytes is not None
+            and queue.ready_bytes() > settings.max_length_bytes
+        )
 
     def _excess(self, queue: Queue) -> int:
-        args = queue.args
+        settings = queue.settings
         excess = 0
-        if args.max_length is not None:
-            excess = max(0, queue.message_count() - args.max_length)
-        if args.max_length_bytes is not None and queue.ready_bytes() > args.max_length_bytes:
+        if settings.max_length is not None:
+            excess = max(0, queue.message_count() - settings.max_length)
+        if (
+            settings.max_length_bytes is not None
+            and queue.ready_bytes() > settings.max_length_bytes
+        ):
             excess = max(excess, 1)
         return excess
 
@@ -684,20 +903,22 @@ class QueueManager:
         queue = self.queues.get(queue_name)
         if queue is None:
             return
-        args = queue.args
+        settings = queue.settings
         routing_key = (record.key or b"").decode("utf-8", "replace")
         exchange = _header(record, EXCHANGE_HEADER)
-        headers = with_death(record.headers, queue_name, reason, exchange, routing_key)
-        now_ms = int(time.time() * 1000)
-        if args.dead_letter_queue is not None:
-            if args.dead_letter_queue in self.queues:
+        now_ms = self.clock.wall_ms()
+        headers = with_death(
+            record.headers, queue_name, reason, exchange, routing_key, now=now_ms // 1000
+        )
+        if settings.dead_letter_queue is not None:
+            if settings.dead_letter_queue in self.queues:
                 moved = Record(record.value, key=record.key, headers=headers, timestamp=now_ms)
-                await self.enqueue([args.dead_letter_queue], [moved])
+                await self.enqueue([settings.dead_letter_queue], [moved])
             return
-        if args.dead_letter_exchange is None:
+        if settings.dead_letter_exchange is None:
             return
-        target = args.dead_letter_exchange
-        target_key = args.dead_letter_routing_key or routing_key
+        target = settings.dead_letter_exchange
+        target_key = settings.dead_letter_routing_key or routing_key
         if target not in self.router.exchanges:
             log.warning(
                 "dead-letter exchange '%s' of queue '%s' does not exist; dropped",
@@ -706,7 +927,7 @@ class QueueManager:
             )
             return
         # Re-published through the dead-letter exchange: it and the key used
-        # there are what a consumer sees (x-death keeps the original ones).
+        # there are what a consumer sees (the death entry keeps the original ones).
         headers = [(k, v) for k, v in headers if k != EXCHANGE_HEADER]
         if target:
             headers.append((EXCHANGE_HEADER, target.encode()))
@@ -714,63 +935,10 @@ class QueueManager:
         names = self.route(target, target_key, application_headers(moved.headers))
         if queue_name in names and _cycles(record, queue_name):
             # Dead-lettered back into this queue with no rejection in between:
-            # RabbitMQ drops it there rather than loop forever.
+            # dropped there rather than looping forever (as RabbitMQ does).
             names.discard(queue_name)
         if names:
             await self.enqueue(names, [moved])
-
-    # --- background -------------------------------------------------------------------
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("queue sweep failed")
-
-    async def sweep(self) -> None:
-        """Expire unused queues (x-expires), dead-letter expired heads (TTL),
-        requeue overdue leases."""
-        now = time.monotonic()
-        for queue in list(self.queues.values()):
-            expires = queue.args.expires_ms
-            if (
-                expires is not None
-                and queue.consumers == 0
-                and now - queue.last_used > expires / 1000
-            ):
-                log.info("queue %s expired after %d ms unused", queue.name, expires)
-                await self.delete_queue(queue.name)
-                continue
-            queue.subscription.expire_leases()
-            queue.subscription.expire_head()
-
-
-def append_now(
-    partition: Partition, records: list[Record], durable: bool
-) -> asyncio.Future[None] | None:
-    """Append ``records`` to a queue partition as one batch, synchronously.
-
-    The same steps as ``Partition.append_records`` minus the await: the data
-    is written now; under flush.policy=ack the returned future completes
-    after the group commit (``durable``), or the flush is just scheduled.
-    """
-    data = build_batch(records)
-    infos = scan_batches(data, check_crc=False)
-    topic = partition.topic
-    if infos[0].size > topic.max_message_bytes:
-        raise MessageTooLarge(
-            f"batch of {infos[0].size} bytes exceeds max.message.bytes {topic.max_message_bytes}"
-        )
-    partition.log.append(data, infos, int(time.time() * 1000))
-    if topic.flush_policy == FLUSH_ACK:
-        if durable:
-            return topic.flusher.flush(partition.log)
-        topic.flusher.schedule(partition.log)
-    else:
-        partition.log.mark_written()
-    return None
 
 
 def _cycles(record: Record, queue: str) -> bool:
@@ -801,8 +969,9 @@ def with_death(
     reason: str,
     exchange: str,
     routing_key: str,
+    now: int | None = None,
 ) -> list[tuple[str, bytes | None]]:
-    """Headers plus one more dead-letter event, merged as RabbitMQ merges x-death:
+    """Headers plus one more dead-letter event (at ``now``, epoch seconds):
     one entry per (queue, reason) with a count, most recent first."""
     deaths: list[dict[str, Any]] = []
     rest = []
@@ -812,7 +981,8 @@ def with_death(
                 deaths = json.loads(value)
         elif key != EXPIRES_AT:
             rest.append((key, value))
-    now = int(time.time())
+    if now is None:
+        now = int(time.time())
     for entry in deaths:
         if entry.get("queue") == queue and entry.get("reason") == reason:
             entry["count"] = entry.get("count", 1) + 1
@@ -830,14 +1000,14 @@ def with_death(
             "routing-keys": [routing_key],
         }
         if not deaths:
-            entry["first"] = True  # x-first-death-* never change once set
+            entry["first"] = True  # the first death is kept as it was
         deaths.insert(0, entry)
     rest.append((DEATHS, json.dumps(deaths, separators=(",", ":")).encode()))
     return rest
 
 
-def _plain(arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Arguments as JSON-storable plain values (AMQP tables may carry bytes)."""
+def plain_arguments(arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Arguments as JSON-storable plain values (adapters' tables may carry bytes)."""
     if not arguments:
         return {}
     out = {}
@@ -850,7 +1020,7 @@ def _plain_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, Mapping):
-        return _plain(value)
+        return plain_arguments(value)
     if isinstance(value, list | tuple):
         return [_plain_value(v) for v in value]
     if isinstance(value, int | float | str | bool) or value is None:

@@ -3,9 +3,12 @@
 Pure data and matching, no I/O. The four exchange types behave as RabbitMQ's:
 direct (routing key equals binding key), fanout (every binding), topic
 (dot-separated words; ``*`` is exactly one word, ``#`` zero or more) and
-headers (``x-match`` all/any, ``all-with-x``/``any-with-x``, over the binding's
-arguments). Bindings can point at queues or at other exchanges; an exchange
-may name an alternate exchange for records nothing else takes.
+headers (all/any of the binding's arguments, the mode and which argument
+names are reserved set by :class:`HeadersMatching`, which the protocol
+adapter supplies). Bindings can point at queues or at other exchanges; an
+exchange may name an alternate exchange for records nothing else takes. A
+binding may carry a filter (:data:`BindingFilter`): records it rejects do
+not pass that binding.
 
 Route results of direct and topic exchanges are cached per routing key and the
 cache is dropped whenever a binding changes, so steady-state publishing costs
@@ -14,7 +17,8 @@ one dictionary lookup per exchange.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -22,6 +26,29 @@ from typing import Any
 DIRECT, FANOUT, TOPIC, HEADERS = "direct", "fanout", "topic", "headers"
 EXCHANGE_TYPES = (DIRECT, FANOUT, TOPIC, HEADERS)
 QUEUE, EXCHANGE = "queue", "exchange"
+
+log = logging.getLogger(__name__)
+
+# A binding's filter: (routing key, headers) -> whether the record passes.
+# The hook SNS filter policies and Pub/Sub filters plug into.
+BindingFilter = Callable[[str, Mapping[str, Any] | None], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class HeadersMatching:
+    """How a headers exchange reads its bindings' arguments.
+
+    ``mode_key`` names the argument holding the mode (``all`` or ``any``,
+    optionally with the ``-with-<prefix>`` suffix ``with_suffix``); arguments
+    starting with ``reserved_prefix`` are not matched unless the mode has
+    that suffix. The defaults reserve nothing."""
+
+    mode_key: str = "match"
+    reserved_prefix: str | None = None
+    with_suffix: str = ""
+
+
+DEFAULT_HEADERS_MATCHING = HeadersMatching()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +58,19 @@ class Binding:
     kind: str  # QUEUE or EXCHANGE
     routing_key: str
     arguments: tuple[tuple[str, Any], ...] = ()
+    # Not part of the binding's identity, and not stored (see QueueManager.bind).
+    filter: BindingFilter | None = field(default=None, compare=False, hash=False)
+
+    def passes(self, routing_key: str, headers: Mapping[str, Any] | None) -> bool:
+        """Whether a record passes this binding's filter (no filter: it does).
+        A filter that raises lets nothing through, and is logged."""
+        if self.filter is None:
+            return True
+        try:
+            return bool(self.filter(routing_key, headers))
+        except Exception:
+            log.exception("filter of binding %s -> %s failed", self.source, self.destination)
+            return False
 
     @property
     def args(self) -> dict[str, Any]:
@@ -113,14 +153,19 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
     return n in states
 
 
-def headers_match(binding_args: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bool:
+def headers_match(
+    binding_args: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    matching: HeadersMatching = DEFAULT_HEADERS_MATCHING,
+) -> bool:
     headers = headers or {}
-    mode = str(binding_args.get("x-match", "all"))
-    with_x = mode.endswith("-with-x")
+    mode_key, prefix = matching.mode_key, matching.reserved_prefix
+    mode = str(binding_args.get(mode_key, "all"))
+    with_reserved = bool(matching.with_suffix) and mode.endswith(matching.with_suffix)
     wanted = {
         k: v
         for k, v in binding_args.items()
-        if k != "x-match" and (with_x or not k.startswith("x-"))
+        if k != mode_key and (with_reserved or prefix is None or not k.startswith(prefix))
     }
     if not wanted:
         return mode.startswith("all")
@@ -144,6 +189,7 @@ class Exchange:
     auto_delete: bool = False
     internal: bool = False
     arguments: dict[str, Any] = field(default_factory=dict)
+    reserved: bool = False  # always there, cannot be deleted (not stored)
     bindings: list[Binding] = field(default_factory=list)
     _cache: dict[str, list[Binding]] = field(default_factory=dict, repr=False)
 
@@ -166,12 +212,17 @@ class Exchange:
         self._cache.clear()
         return True
 
-    def matching(self, routing_key: str, headers: Mapping[str, Any] | None) -> list[Binding]:
+    def matching(
+        self,
+        routing_key: str,
+        headers: Mapping[str, Any] | None,
+        rule: HeadersMatching = DEFAULT_HEADERS_MATCHING,
+    ) -> list[Binding]:
         kind = self.type
         if kind == FANOUT:
             return self.bindings
         if kind == HEADERS:
-            return [b for b in self.bindings if headers_match(b.args, headers)]
+            return [b for b in self.bindings if headers_match(b.args, headers, rule)]
         cached = self._cache.get(routing_key)
         if cached is not None:
             return cached
@@ -199,8 +250,9 @@ class Router:
 
     DEFAULT = ""
 
-    def __init__(self) -> None:
+    def __init__(self, headers_matching: HeadersMatching = DEFAULT_HEADERS_MATCHING) -> None:
         self.exchanges: dict[str, Exchange] = {}
+        self.headers_matching = headers_matching
 
     def route(
         self,
@@ -233,13 +285,16 @@ class Router:
         exchange = self.exchanges.get(name)
         if exchange is None:
             return
-        matched = exchange.matching(routing_key, headers)
-        for binding in matched:
+        passed = False
+        for binding in exchange.matching(routing_key, headers, self.headers_matching):
+            if binding.filter is not None and not binding.passes(routing_key, headers):
+                continue
+            passed = True
             if binding.kind == QUEUE:
                 queues.add(binding.destination)
             else:
                 self._route(binding.destination, routing_key, headers, queues, visited)
-        if not matched and exchange.alternate:
+        if not passed and exchange.alternate:
             self._route(exchange.alternate, routing_key, headers, queues, visited)
 
     def bindings_to(self, kind: str, destination: str) -> list[Binding]:

@@ -5,16 +5,24 @@ topic's flush policy, waits for the group commit before reporting success.
 Readers long-poll on partitions without busy loops: a waiter registers one
 future with every partition it cares about and is woken when any high
 watermark moves.
+
+Everything outside the core reads a partition through its read API (reads
+with an isolation level, sizes, offset lookups by time, deleting records
+before an offset) and never through its log: how the partition stores its
+records is the partition's business.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
+from dovecote.core.clock import Clock
 from dovecote.core.config import FLUSH_ACK, BrokerConfig
 from dovecote.core.errors import CorruptMessage, InvalidRecord, MessageTooLarge, OutOfOrderSequence
 from dovecote.core.producers import ProducerStates
@@ -23,10 +31,35 @@ from dovecote.storage.batch import BatchInfo, CorruptBatch, Record, build_batch,
 from dovecote.storage.errors import StorageError
 from dovecote.storage.flush import Flusher
 from dovecote.storage.log import AppendResult, Log
-from dovecote.storage.segment import FileSlice
+from dovecote.storage.segment import FileSlice, Segment
 
 logger = logging.getLogger(__name__)
 storage_warnings = RateLimitedLog(logger)
+
+
+class Isolation(enum.Enum):
+    """What a reader may see: everything below the high watermark, or only
+    what is below the last stable offset (transactions decided)."""
+
+    READ_UNCOMMITTED = "read_uncommitted"
+    READ_COMMITTED = "read_committed"
+
+
+READ_UNCOMMITTED = Isolation.READ_UNCOMMITTED
+READ_COMMITTED = Isolation.READ_COMMITTED
+
+# Special timestamps of an offset lookup (the values Kafka's ListOffsets uses).
+LATEST = -1  # the end of what the reader may see
+EARLIEST = -2  # the log start
+MAX_TIMESTAMP = -3  # the record with the largest timestamp
+
+
+class OffsetAtTime(NamedTuple):
+    """An offset lookup's answer; ``timestamp`` is -1 for a position (latest,
+    earliest) rather than a record."""
+
+    offset: int
+    timestamp: int
 
 
 def validate_batches(data: bytes | memoryview, max_batch_bytes: int) -> list[BatchInfo]:
@@ -57,6 +90,7 @@ class Partition:
         self._watchers: set[asyncio.Future[None]] = set()
         self.producers: ProducerStates | None = None  # idempotent producer state, if any
         log.on_high_watermark = self._wake
+        log.on_durable = self._durable
         log.on_truncate = self._forget_producers
 
     def __repr__(self) -> str:
@@ -97,13 +131,33 @@ class Partition:
 
     async def append_records(self, records: list[Record], *, durable: bool = True) -> AppendResult:
         """Append records from a non-Kafka producer as one batch."""
+        result, wait = self._append_records(records, durable)
+        if wait is not None:
+            await wait
+        return result
+
+    def append_records_now(
+        self, records: list[Record], *, durable: bool = True
+    ) -> asyncio.Future[None] | None:
+        """Append ``records`` as one batch now, without awaiting anything.
+
+        The data is written at once (appends made this way keep their call
+        order); under flush.policy=ack the returned future completes after
+        the group commit when ``durable``, else the flush is only scheduled
+        and None is returned."""
+        return self._append_records(records, durable)[1]
+
+    def _append_records(
+        self, records: list[Record], durable: bool
+    ) -> tuple[AppendResult, asyncio.Future[None] | None]:
         data = build_batch(records)
         infos = scan_batches(data, check_crc=False)
         if infos[0].size > self.topic.max_message_bytes:
             raise MessageTooLarge(
                 f"message of {infos[0].size} bytes exceeds max.message.bytes {self.topic.max_message_bytes}"
             )
-        return await self._append(data, infos, durable)
+        result = self._write(data, infos)
+        return result, self._after_write(durable)
 
     def _check_sequences(self, infos: list[BatchInfo]) -> AppendResult | None:
         if self.producers is None:
@@ -130,8 +184,20 @@ class Partition:
         durable: bool,
         record_producers: bool = False,
     ) -> AppendResult:
+        result = self._write(data, infos)
+        if record_producers and self.producers is not None:
+            offset = result.base_offset
+            for info in infos:
+                self.producers.record(info, offset)
+                offset += info.last_offset_delta + 1
+        wait = self._after_write(durable)
+        if wait is not None:
+            await wait
+        return result
+
+    def _write(self, data: bytes | memoryview, infos: list[BatchInfo]) -> AppendResult:
         try:
-            result = self.log.append(data, infos, int(time.time() * 1000))
+            return self.log.append(data, infos, int(time.time() * 1000))
         except OSError as err:
             # Nothing was written (a partial write is cut at once): the
             # producer gets a storage error, readers keep reading.
@@ -141,19 +207,39 @@ class Partition:
             if isinstance(err, StorageError):
                 raise
             raise StorageError(err.errno, f"append failed: {err.strerror or err}") from err
-        if record_producers and self.producers is not None:
-            offset = result.base_offset
-            for info in infos:
-                self.producers.record(info, offset)
-                offset += info.last_offset_delta + 1
+
+    def _after_write(self, durable: bool) -> asyncio.Future[None] | None:
+        """Per the flush policy: the group commit to wait for, or schedule it,
+        or make the write visible at once."""
         if self.topic.flush_policy == FLUSH_ACK:
             if durable:
-                await self.topic.flusher.flush(self.log)
-            else:
-                self.topic.flusher.schedule(self.log)
+                return self.topic.flusher.flush(self.log)
+            self.topic.flusher.schedule(self.log)
         else:
-            self.log.mark_written()
-        return result
+            self._advance(*self.log.written_point())
+        return None
+
+    # --- the high watermark ------------------------------------------------------
+
+    def _durable(self, segment: Segment, position: int, offset: int) -> None:
+        """Storage made the log durable up to ``offset``. The partition
+        decides what becomes visible: on one broker, what is durable
+        (replication will also wait for followers here)."""
+        self._advance(segment, position, offset)
+
+    def _advance(self, segment: Segment, position: int, offset: int) -> None:
+        self.log.advance_high_watermark(segment, position, offset)
+
+    def pending_appends(self) -> bool:
+        """Whether appended records are not yet visible (awaiting their fsync)."""
+        return self.log.log_end_offset > self.log.high_watermark
+
+    def settle(self) -> asyncio.Future[None] | None:
+        """A future done once everything appended so far is visible, or None
+        when it already is (or the partition is closed)."""
+        if not self.pending_appends() or self.log.closed:
+            return None
+        return self.topic.flusher.flush(self.log)
 
     def _forget_producers(self) -> None:
         """Unacknowledged appends were cut: rebuild producer state from the log."""
@@ -161,11 +247,30 @@ class Partition:
 
     # --- reads --------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> FileSlice | None:
-        return self.log.read(offset, max_bytes)
+    @property
+    def last_stable_offset(self) -> int:
+        """End of what read_committed readers see. No transactions yet, so it
+        is the high watermark; it falls behind once open transactions exist."""
+        return self.high_watermark
 
-    def read_records(self, offset: int, max_bytes: int = 1 << 20) -> list[Record]:
-        return self.log.read_records(offset, max_bytes)
+    def visible_end(self, isolation: Isolation = READ_UNCOMMITTED) -> int:
+        """One past the last offset a reader with ``isolation`` may see."""
+        if isolation is READ_COMMITTED:
+            return self.last_stable_offset
+        return self.high_watermark
+
+    def read(
+        self, offset: int, max_bytes: int, isolation: Isolation = READ_UNCOMMITTED
+    ) -> FileSlice | None:
+        """Stored batches from ``offset`` (whole batches, the first one even if
+        larger than ``max_bytes``), up to the end ``isolation`` allows."""
+        return self.log.read(offset, max_bytes, self.visible_end(isolation))
+
+    def read_records(
+        self, offset: int, max_bytes: int = 1 << 20, isolation: Isolation = READ_UNCOMMITTED
+    ) -> list[Record]:
+        """The records of :meth:`read`, decoded, from ``offset`` on."""
+        return self.log.read_records(offset, max_bytes, self.visible_end(isolation))
 
     def all_records(self, chunk: int = 1 << 20) -> Iterator[Record]:
         """Every visible record from the log start: how internal topics are replayed."""
@@ -177,6 +282,43 @@ class Partition:
             yield from records
             offset = records[-1].offset + 1
 
+    def offset_for_timestamp(
+        self, timestamp: int, isolation: Isolation = READ_UNCOMMITTED
+    ) -> OffsetAtTime | None:
+        """The first record with a timestamp at or after ``timestamp``, or one
+        of the special timestamps (:data:`LATEST`, :data:`EARLIEST`,
+        :data:`MAX_TIMESTAMP`). Only what ``isolation`` lets a reader see is
+        searched, so the answer is never past the high watermark (an offset
+        not yet durable is never handed out). None: no such record."""
+        end = self.visible_end(isolation)
+        if timestamp == LATEST:
+            return OffsetAtTime(end, -1)
+        if timestamp == EARLIEST:
+            return OffsetAtTime(self.log_start_offset, -1)
+        if timestamp == MAX_TIMESTAMP:
+            found = self.log.max_timestamp(end)
+        else:
+            found = self.log.offset_for_timestamp(timestamp)
+        if found is None or found[0] >= end:
+            # The first match is not visible yet, so no visible record matches.
+            return None
+        return OffsetAtTime(*found)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes the partition takes on disk."""
+        return self.log.size_bytes
+
+    @property
+    def segment_count(self) -> int:
+        """Files the partition's records are kept in (for operators)."""
+        return len(self.log.segments)
+
+    def delete_records_before(self, offset: int) -> int:
+        """Move the log start up to ``offset`` (at most the high watermark;
+        OffsetOutOfRange beyond it); returns the new log start."""
+        return self.log.delete_records_before(offset)
+
     def _wake(self) -> None:
         if self._watchers:
             for future in self._watchers:
@@ -185,17 +327,27 @@ class Partition:
             self._watchers.clear()
 
 
-async def wait_for_appends(partitions: Iterable[Partition], timeout: float) -> bool:
+async def wait_for_appends(partitions: Iterable[Partition], timeout: float, clock: Clock) -> bool:
     """Sleep until any of ``partitions`` gets new visible data or ``timeout``
-    seconds pass. Returns True when woken by data."""
+    seconds of ``clock`` pass. Returns True when woken by data."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watched = list(partitions)
     for partition in watched:
         partition._watchers.add(future)
+    timed_out = False
+
+    def time_up() -> None:
+        nonlocal timed_out
+        if not future.done():
+            timed_out = True
+            future.set_result(None)
+
+    timer = clock.call_at(clock.monotonic() + timeout, time_up)
     try:
-        done, _ = await asyncio.wait({future}, timeout=timeout)
-        return bool(done)
+        await future
+        return not timed_out
     finally:
+        timer.cancel()
         if not future.done():
             future.cancel()
         for partition in watched:
@@ -226,6 +378,10 @@ class Topic:
 
     def config(self, name: str):
         return self.broker_config.effective(self.configs, name)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(partition.size_bytes for partition in self.partitions)
 
     def refresh_configs(self) -> None:
         """Re-read the settings used on every append (after an alter)."""

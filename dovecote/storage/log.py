@@ -87,6 +87,8 @@ class Log:
         self.compacted_end = -1  # closed segments up to here were compacted
         # Called whenever the high watermark moves (wakes long-polling readers).
         self.on_high_watermark: Callable[[], None] | None = None
+        # Called by mark_durable instead of moving the high watermark itself.
+        self.on_durable: Callable[[Segment, int, int], None] | None = None
         # Called after unacknowledged appends were cut (a failed fsync).
         self.on_truncate: Callable[[], None] | None = None
         self.failed: str | None = None  # set when the log can no longer be written
@@ -243,9 +245,23 @@ class Log:
         self._set_high_watermark(active, active.size, active.next_offset)
 
     def mark_durable(self, segment: Segment, position: int, offset: int) -> None:
-        """Called after an fsync covering ``segment`` up to ``position``."""
+        """Called after an fsync covering ``segment`` up to ``position``. The
+        owner (``on_durable``: the partition) decides whether the high
+        watermark moves; a log without one makes what is durable visible."""
+        if self.on_durable is not None:
+            self.on_durable(segment, position, offset)
+        else:
+            self.advance_high_watermark(segment, position, offset)
+
+    def advance_high_watermark(self, segment: Segment, position: int, offset: int) -> None:
+        """Make records up to ``offset`` (ending at ``position`` of ``segment``) visible."""
         if offset > self.high_watermark:
             self._set_high_watermark(segment, position, offset)
+
+    def written_point(self) -> tuple[Segment, int, int]:
+        """Where everything appended so far ends: (active segment, size, log end)."""
+        active = self.segments[-1]
+        return active, active.size, active.next_offset
 
     def _set_high_watermark(self, segment: Segment, position: int, offset: int) -> None:
         self.high_watermark = offset
@@ -310,20 +326,50 @@ class Log:
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= ``timestamp``."""
+        start = self.log_start_offset
         for segment in self.segments:
-            if segment.max_timestamp < timestamp:
+            if segment.max_timestamp < timestamp or segment.next_offset <= start:
                 continue
             found = segment.find_timestamp(timestamp)
             if found is None:
                 continue
-            position, info = found
-            if info.base_offset + info.last_offset_delta < self.log_start_offset:
-                continue
-            data = segment.read_at(position, info.size)
-            for record in decode_batch(data, info._replace(position=0)):
-                if record.timestamp >= timestamp and record.offset >= self.log_start_offset:
-                    return record.offset, record.timestamp
+            # The first batch that qualifies may lie below the log start
+            # (DeleteRecords): go on from there within the segment.
+            for position, info in segment.iter_headers(found[0]):
+                if (
+                    info.max_timestamp < timestamp
+                    or info.base_offset + info.last_offset_delta < start
+                ):
+                    continue
+                data = segment.read_at(position, info.size)
+                for record in decode_batch(data, info._replace(position=0)):
+                    if record.timestamp >= timestamp and record.offset >= start:
+                        return record.offset, record.timestamp
         return None
+
+    def max_timestamp(self, max_offset: int | None = None) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with the largest timestamp
+        below ``max_offset`` (at most the high watermark)."""
+        limit = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
+        best = -1
+        for segment in self.segments:
+            if segment.base_offset >= limit:
+                break
+            if segment.next_offset <= limit:
+                best = max(best, segment.max_timestamp)
+                continue
+            # Partly visible (appends awaiting their fsync): headers up to the limit.
+            found = segment.find(limit)
+            end = segment.size if found is None else found[0]
+            for _pos, info in segment.iter_headers(0, end):
+                if not info.is_control and info.base_offset < limit:
+                    best = max(best, info.max_timestamp)
+        if best < 0:
+            return None
+        found_record = self.offset_for_timestamp(best)
+        if found_record is None or found_record[0] >= limit:
+            return None
+        return found_record
 
     def iter_batch_infos(self, from_offset: int = 0):
         """Batch headers from ``from_offset`` on (for rebuilding producer state)."""

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
 from dovecote.core.errors import BrokerError, OffsetOutOfRange
-from dovecote.core.topic import Partition, wait_for_appends
+from dovecote.core.topic import (
+    READ_COMMITTED,
+    READ_UNCOMMITTED,
+    Isolation,
+    Partition,
+    wait_for_appends,
+)
 from dovecote.kafka.build import ms
 from dovecote.kafka.codec import Request, encode_fetch_response
 from dovecote.kafka.errors import check_kafka_topic_name, error_code
 from dovecote.kafka.handlers.context import Encoded, KafkaContext, Session
 
-LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+KAFKA_READ_COMMITTED = 1  # isolation_level in Fetch and ListOffsets
+
+
+def isolation_of(body: Any) -> Isolation:
+    """The request's isolation level (absent in old versions: read_uncommitted)."""
+    level = getattr(body, "isolation_level", 0)
+    return READ_COMMITTED if level == KAFKA_READ_COMMITTED else READ_UNCOMMITTED
 
 
 # --- produce ---------------------------------------------------------------------
@@ -114,8 +125,10 @@ async def fetch(ctx: KafkaContext, session: Session, request: Request) -> Encode
     """Serve batches straight from segment files; long-poll until min_bytes
     arrive or max_wait passes."""
     body = request.body
-    deadline = time.monotonic() + ms(body.max_wait) / 1000
+    clock = ctx.core.clock
+    deadline = clock.monotonic() + ms(body.max_wait) / 1000
     min_bytes = body.min_bytes
+    isolation = isolation_of(body)
     # fetch.max.bytes: the broker's cap on one response, whatever the client asks
     max_bytes = min(getattr(body, "max_bytes", 0x7FFFFFFF), ctx.core.config.fetch_max_bytes)
     wanted: list[tuple[str | None, Any, list[tuple[int, int, int, Partition | None]]]] = []
@@ -131,15 +144,17 @@ async def fetch(ctx: KafkaContext, session: Session, request: Request) -> Encode
             parts.append((p.partition, p.fetch_offset, p.partition_max_bytes, partition))
         wanted.append((name, getattr(entry, "topic_id", None), parts))
     while True:
-        topics, total, errors = _read(ctx, wanted, max_bytes, request.api_version >= 13)
-        remaining = deadline - time.monotonic()
+        topics, total, errors = _read(ctx, wanted, max_bytes, request.api_version >= 13, isolation)
+        remaining = deadline - clock.monotonic()
         watched = [part for _, _, parts in wanted for *_, part in parts if part is not None]
         if total >= min_bytes or errors or remaining <= 0 or not watched:
             return Encoded(encode_fetch_response(request, request.api_version, 0, 0, 0, topics))
-        await wait_for_appends(watched, remaining)
+        await wait_for_appends(watched, remaining, clock)
 
 
-def _read(ctx: KafkaContext, wanted, max_bytes: int, by_id: bool) -> tuple[list, int, bool]:
+def _read(
+    ctx: KafkaContext, wanted, max_bytes: int, by_id: bool, isolation: Isolation
+) -> tuple[list, int, bool]:
     """Read every wanted partition within the byte budgets; returns the
     topics in encode_fetch_response's shape, bytes read, and whether any
     partition answered with an error."""
@@ -163,15 +178,25 @@ def _read(ctx: KafkaContext, wanted, max_bytes: int, by_id: bool) -> tuple[list,
             budget = min(part_max, max_bytes - total)
             try:
                 if budget > 0 or total == 0:
-                    chunk = partition.read(offset, max(budget, 1))
+                    chunk = partition.read(offset, max(budget, 1), isolation)
                     if chunk is not None:
                         records = chunk.read()
                         total += len(records)
             except OffsetOutOfRange:
                 code = ErrorCode.offset_out_of_range
                 errors = True
-            hw = partition.high_watermark
-            rows.append((index, code, hw, hw, partition.log_start_offset, None, -1, records))
+            rows.append(
+                (
+                    index,
+                    code,
+                    partition.high_watermark,
+                    partition.last_stable_offset,
+                    partition.log_start_offset,
+                    None,
+                    -1,
+                    records,
+                )
+            )
         topics.append((topic_id if by_id else name, rows))
     return topics, total, errors
 
@@ -180,6 +205,9 @@ def _read(ctx: KafkaContext, wanted, max_bytes: int, by_id: bool) -> tuple[list,
 
 
 async def list_offsets(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
+    """Offsets by time, or the special timestamps (latest, earliest, max
+    timestamp); the partition answers, capped at what the reader may see."""
+    isolation = isolation_of(request.body)
     topics = []
     for entry in request.body.topics:
         topic = ctx.core.topic(entry.name)
@@ -196,33 +224,12 @@ async def list_offsets(ctx: KafkaContext, session: Session, request: Request) ->
                 row["error_code"] = ErrorCode.unknown_topic_or_partition
                 rows.append(row)
                 continue
-            partition = topic.partitions[p.partition_index]
-            ts = p.timestamp
-            if ts == LATEST:
-                row["offset"] = partition.high_watermark
-            elif ts == EARLIEST:
-                row["offset"] = partition.log_start_offset
-            elif ts == MAX_TIMESTAMP:
-                found = _max_timestamp(partition)
-                if found is not None:
-                    row["offset"], row["timestamp"] = found
-            else:
-                found = partition.log.offset_for_timestamp(ts)
-                if found is not None and found[0] < partition.high_watermark:
-                    row["offset"], row["timestamp"] = found
+            found = topic.partitions[p.partition_index].offset_for_timestamp(p.timestamp, isolation)
+            if found is not None:
+                row["offset"], row["timestamp"] = found
             rows.append(row)
         topics.append({"name": entry.name, "partitions": rows})
     return {"throttle_time": 0, "topics": topics}
-
-
-def _max_timestamp(partition: Partition) -> tuple[int, int] | None:
-    best = None
-    for segment in partition.log.segments:
-        if segment.max_timestamp >= 0 and (best is None or segment.max_timestamp >= best[1]):
-            found = partition.log.offset_for_timestamp(segment.max_timestamp)
-            if found is not None:
-                best = found
-    return best
 
 
 async def delete_records(ctx: KafkaContext, session: Session, request: Request) -> dict[str, Any]:
@@ -242,7 +249,7 @@ async def delete_records(ctx: KafkaContext, session: Session, request: Request) 
                 partition = topic.partitions[p.partition_index]
                 offset = partition.high_watermark if p.offset == -1 else p.offset
                 try:
-                    row["low_watermark"] = partition.log.delete_records_before(offset)
+                    row["low_watermark"] = partition.delete_records_before(offset)
                 except OffsetOutOfRange:
                     row["error_code"] = ErrorCode.offset_out_of_range
             rows.append(row)

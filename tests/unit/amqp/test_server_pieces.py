@@ -27,7 +27,7 @@ from dovecote.amqp.mapping import (
 )
 from dovecote.amqp.publish import ACK, NACK, Confirms
 from dovecote.core.headers import application_headers
-from dovecote.core.queues import DEATHS, with_death
+from dovecote.core.queues import DEATHS, EXCHANGE_HEADER, with_death
 from dovecote.core.subscription import EXPIRES_AT
 from dovecote.storage.batch import Record
 
@@ -72,8 +72,11 @@ def test_publish_record_and_delivery_fields_round_trip():
     assert default.headers == [("amqp.properties", block)]
     assert delivery_fields(default) == (block, b"", b"rk")
     routed = publish_record(b"body", b"rk", block, b"logs", 123)
-    assert routed.headers[1:] == [("amqp.exchange", b"logs"), (EXPIRES_AT, b"123")]
+    assert routed.headers[1:] == [(EXCHANGE_HEADER, b"logs"), (EXPIRES_AT, b"123")]
     assert delivery_fields(routed) == (block, b"logs", b"rk")
+    # Records stored by older versions named the exchange "amqp.exchange".
+    old = Record(b"body", key=b"rk", headers=[("amqp.properties", block), ("amqp.exchange", b"x")])
+    assert delivery_fields(old) == (block, b"x", b"rk")
 
 
 def test_foreign_records_get_properties_and_a_safe_routing_key():
@@ -86,7 +89,7 @@ def test_foreign_records_get_properties_and_a_safe_routing_key():
 
 def test_dead_letter_history_renders_as_x_death():
     block = encode_properties(headers={"app": "x"}, expiration="100")
-    headers = [("amqp.properties", block), ("amqp.exchange", b"orders")]
+    headers = [("amqp.properties", block), (EXCHANGE_HEADER, b"orders")]
     headers = with_death(headers, "work", "expired", "orders", "eu")
     headers = with_death(headers, "retry", "rejected", "dlx", "eu")
     headers = with_death(headers, "work", "expired", "orders", "eu")

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from dovecote.core.broker import BrokerCore, topic_dir_name
+from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.core.errors import (
     CorruptMessage,
@@ -26,8 +27,9 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def core_for(tmp_path, **kw) -> BrokerCore:
-    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": tmp_path, **kw}))
+def core_for(tmp_path, clock: FakeClock | None = None, **kw) -> BrokerCore:
+    config = BrokerConfig.load(env={}, overrides={"data_dir": tmp_path, **kw})
+    return BrokerCore(config, clock=clock)
 
 
 def test_topics_survive_a_restart_with_configs_and_data(tmp_path):
@@ -172,16 +174,19 @@ def test_flush_policy_never_exposes_at_once(tmp_path):
 
 def test_flush_policy_interval_fsyncs_in_the_background(tmp_path):
     async def main():
-        core = core_for(tmp_path)
+        core = core_for(tmp_path, clock=FakeClock())
         await core.start()
         topic = await core.create_topic("t", 1, {"flush.policy": "interval", "flush.ms": "50"})
-        await topic.partitions[0].append(build_batch([Record(b"x")]))
         segment = topic.partitions[0].log.active
+        # The flush loop still sleeps the default second (no interval topic before).
+        await core.clock.advance(1)
+        await topic.partitions[0].append(build_batch([Record(b"x")]))
         assert segment.synced_size < segment.size
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if segment.synced_size == segment.size:
-                break
+        await core.clock.advance(0.049)
+        await core.flusher.drain()
+        assert segment.synced_size < segment.size
+        await core.clock.advance(0.002)
+        await core.flusher.drain()
         assert segment.synced_size == segment.size
         await core.stop()
 
@@ -190,23 +195,19 @@ def test_flush_policy_interval_fsyncs_in_the_background(tmp_path):
 
 def test_long_poll_wakes_on_append_and_times_out(tmp_path):
     async def main():
-        core = core_for(tmp_path)
+        core = core_for(tmp_path, clock=FakeClock())
         await core.start()
         topic = await core.create_topic("t", 2)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert not await wait_for_appends(topic.partitions, 0.1)
-        assert loop.time() - started >= 0.09
-
-        async def later():
-            await asyncio.sleep(0.05)
-            await topic.partitions[1].append(build_batch([Record(b"x")]))
-
-        task = asyncio.create_task(later())
-        started = loop.time()
-        assert await wait_for_appends(topic.partitions, 5)
-        assert loop.time() - started < 2
-        await task
+        waiting = asyncio.ensure_future(wait_for_appends(topic.partitions, 0.1, core.clock))
+        await core.clock.advance(0.099)
+        assert not waiting.done()
+        await core.clock.advance(0.002)
+        assert waiting.done() and waiting.result() is False
+        waiting = asyncio.ensure_future(wait_for_appends(topic.partitions, 5, core.clock))
+        await core.clock.advance(0)
+        assert not waiting.done()
+        await topic.partitions[1].append(build_batch([Record(b"x")]))
+        assert await waiting is True
         assert not topic.partitions[0]._watchers and not topic.partitions[1]._watchers
         await core.stop()
 

@@ -74,3 +74,21 @@ def test_system_clock_alarm_fires_on_the_loop():
         assert await asyncio.wait_for(done, 1) > 0
 
     asyncio.run(main())
+
+
+def test_system_clock_never_runs_a_timer_before_its_time():
+    """uvloop rounds to the millisecond and can wake a timer early: the
+    callback must still see monotonic() >= when."""
+    import uvloop
+
+    async def main():
+        clock = SystemClock()
+        lateness = []
+        for _ in range(50):
+            done = asyncio.get_running_loop().create_future()
+            when = clock.monotonic() + 0.0013
+            clock.call_at(when, lambda w=when, d=done: d.set_result(clock.monotonic() - w))
+            lateness.append(await asyncio.wait_for(done, 1))
+        assert min(lateness) >= 0
+
+    uvloop.run(main())

@@ -1,16 +1,33 @@
-"""The group coordinator driven the way Kafka clients drive it."""
+"""The group coordinator driven the way Kafka clients drive it.
+
+Time is a FakeClock: session timeouts, the initial rebalance delay, the
+rebalance timeout and offset expiry fire when the test moves the clock, and
+no test sleeps.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from dovecote.core.broker import BrokerCore
+from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.core.groups import GroupError, State
+from dovecote.core.local_member import LocalMember
+
+INITIAL_DELAY = 0.3  # group_initial_rebalance_delay_ms by default
 
 
 def new_core(path) -> BrokerCore:
-    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path}))
+    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path}), clock=FakeClock())
+
+
+async def after_delay(core: BrokerCore, *joins):
+    """Run joins into an empty group: they answer once the initial delay passed."""
+    tasks = [asyncio.ensure_future(j) for j in joins]
+    await core.clock.advance(INITIAL_DELAY)
+    assert all(task.done() for task in tasks), "the joins did not answer after the delay"
+    return await asyncio.gather(*tasks)
 
 
 PROTOCOLS = [("range", b"meta-range"), ("roundrobin", b"meta-rr")]
@@ -60,7 +77,7 @@ def test_three_members_join_sync_heartbeat_and_leave(tmp_path):
         core = new_core(tmp_path)
         await core.start()
         groups = core.groups
-        joined = await asyncio.gather(join(groups), join(groups), join(groups))
+        joined = await after_delay(core, join(groups), join(groups), join(groups))
         assert {j.error for j in joined} == {GroupError.NONE}
         assert len({j.generation for j in joined}) == 1
         leader = [j for j in joined if j.member_id == j.leader]
@@ -99,12 +116,17 @@ def test_session_timeout_removes_a_silent_member(tmp_path):
         await core.start()
         groups = core.groups
         groups.settings.min_session_timeout_ms = 100
-        a, b = await asyncio.gather(join(groups, session=300), join(groups, session=300))
+        a, b = await after_delay(core, join(groups, session=300), join(groups, session=300))
         await sync_all(groups, [a, b])
-        for _ in range(12):  # a heartbeats, b is silent
-            await asyncio.sleep(0.05)
-            groups.heartbeat("g", a.generation, a.member_id, None)
+        # a heartbeats, b is silent: b's session ends 300 ms after its SyncGroup.
+        for _ in range(5):
+            await core.clock.advance(0.05)
+            assert groups.heartbeat("g", a.generation, a.member_id, None) == GroupError.NONE
+        await core.clock.advance(0.049)
+        assert b.member_id in groups.groups["g"].members
+        await core.clock.advance(0.002)
         assert b.member_id not in groups.groups["g"].members
+        assert groups.groups["g"].state == State.PREPARING_REBALANCE
         rejoined = await join(groups, a.member_id, session=300)
         assert rejoined.generation == a.generation + 1 and rejoined.leader == a.member_id
         await core.stop()
@@ -117,7 +139,7 @@ def test_static_member_rejoins_without_rebalance(tmp_path):
         core = new_core(tmp_path)
         await core.start()
         groups = core.groups
-        a, b = await asyncio.gather(join(groups, instance="i-a"), join(groups, instance="i-b"))
+        a, b = await after_delay(core, join(groups, instance="i-a"), join(groups, instance="i-b"))
         await sync_all(groups, [a, b])
         gen = a.generation
         # i-b restarts: a new process with no member id takes over its identity.
@@ -138,7 +160,7 @@ def test_offsets_survive_restart_and_generation_is_checked(tmp_path):
         await core.start()
         await core.create_topic("t", 2)
         groups = core.groups
-        a = await join(groups)
+        (a,) = await after_delay(core, join(groups))
         await sync_all(groups, [a])
         ok = await groups.commit_offsets(
             "g",
@@ -195,7 +217,7 @@ def test_member_id_required_and_inconsistent_protocols(tmp_path):
         groups = core.groups
         first = await groups.join("g", "", None, "c", "h", 6000, 3000, "consumer", PROTOCOLS)
         assert first.error == GroupError.MEMBER_ID_REQUIRED and first.member_id
-        a = await join(groups)
+        (a,) = await after_delay(core, join(groups))
         await sync_all(groups, [a])
         odd = await groups.join(
             "g",
@@ -212,6 +234,181 @@ def test_member_id_required_and_inconsistent_protocols(tmp_path):
         assert odd.error == GroupError.INCONSISTENT_GROUP_PROTOCOL
         bad = await groups.join("g", "", None, "c", "h", 10, 3000, "consumer", PROTOCOLS)
         assert bad.error == GroupError.INVALID_SESSION_TIMEOUT
+        await core.stop()
+
+    asyncio.run(main())
+
+
+def test_initial_rebalance_delay_gathers_members_into_one_generation(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        groups = core.groups
+        first = asyncio.ensure_future(join(groups))
+        await core.clock.advance(INITIAL_DELAY - 0.01)
+        assert not first.done()
+        second = asyncio.ensure_future(join(groups))  # in time for the same generation
+        await core.clock.advance(0.01)
+        a, b = await asyncio.gather(first, second)
+        assert a.generation == b.generation == 1 and a.leader == b.leader
+        assert groups.groups["g"].state == State.COMPLETING_REBALANCE
+        await core.stop()
+
+    asyncio.run(main())
+
+
+def test_rebalance_timeout_removes_a_member_that_does_not_rejoin(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        groups = core.groups
+        a, b = await after_delay(core, join(groups), join(groups))
+        await sync_all(groups, [a, b])
+        # A third member arrives: a rejoins, b never does (rebalance timeout 3 s).
+        c = asyncio.ensure_future(join(groups))
+        a_again = asyncio.ensure_future(join(groups, a.member_id))
+        await core.clock.advance(2.99)
+        assert not c.done() and not a_again.done()
+        assert groups.groups["g"].state == State.PREPARING_REBALANCE
+        await core.clock.advance(0.02)
+        c_joined, a_joined = await asyncio.gather(c, a_again)
+        assert c_joined.generation == a_joined.generation == a.generation + 1
+        assert set(groups.groups["g"].members) == {a.member_id, c_joined.member_id}
+        await core.stop()
+
+    asyncio.run(main())
+
+
+def test_offsets_of_an_empty_group_expire_after_retention(tmp_path):
+    async def first():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.create_topic("t", 2)
+        groups = core.groups
+        groups.settings.offsets_retention_ms = 1000
+        assert await groups.commit_offsets("solo", -1, "", None, {("t", 0): (5, -1, None)}) == {
+            ("t", 0): GroupError.NONE
+        }
+        await core.clock.advance(0.5)
+        # A later commit of another partition expires a second later than the first.
+        await groups.commit_offsets("solo", -1, "", None, {("t", 1): (1, -1, None)})
+        await core.clock.advance(0.499)
+        assert set(groups.fetch_offsets("solo", None)) == {("t", 0), ("t", 1)}
+        await core.clock.advance(0.002)
+        assert set(groups.fetch_offsets("solo", None)) == {("t", 1)}
+        await core.clock.advance(0.5)
+        assert "solo" not in groups.groups
+        await core.stop()
+
+    async def second():
+        core = new_core(tmp_path)
+        await core.start()
+        assert "solo" not in core.groups.groups
+        await core.stop()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+def test_group_timers_are_idle_without_groups(tmp_path):
+    """No polling: groups keep timers only for what is due (here: none left)."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.create_topic("t", 1)
+        idle = core.clock.pending()
+        await core.groups.commit_offsets("solo", -1, "", None, {("t", 0): (5, -1, None)})
+        assert core.clock.pending() == idle + 1  # the offsets' expiry
+        assert await core.groups.delete_groups(["solo"]) == {"solo": GroupError.NONE}
+        assert core.clock.pending() == idle
+        await core.stop()
+
+    asyncio.run(main())
+
+
+def test_broker_side_member_leaves_when_its_client_goes_silent(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.create_topic("t", 2)
+        member = LocalMember(core.groups, "g", ["t"], session_timeout_ms=6000)
+        started = asyncio.ensure_future(member.start(timeout=30))
+        await core.clock.advance(INITIAL_DELAY)
+        await started
+        polled = member.poll()
+        assert polled["stable"] and polled["error"] is None
+        assert polled["assignment"] == [
+            {"topic": "t", "partition": 0},
+            {"topic": "t", "partition": 1},
+        ]
+        # Polled in time: still in. It heartbeats every 2 s for the client.
+        for _ in range(4):
+            await core.clock.advance(5)
+            member.poll()
+        assert member.member_id in core.groups.groups["g"].members
+        # Silent for longer than the session timeout: it leaves the group.
+        await core.clock.advance(8)
+        assert member.closed and not core.groups.groups["g"].members
+        await member.close()
+        await core.stop()
+
+    asyncio.run(main())
+
+
+class EarlyClock(FakeClock):
+    """Runs a timer 100 µs before its time (once per due time: real time moves
+    on), as uvloop's millisecond timers can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.early: set[float] = set()
+
+    def call_at(self, when, callback):
+        if when not in self.early:
+            self.early.add(when)
+            when -= 0.0001
+        return super().call_at(when, callback)
+
+
+def test_a_timer_that_fires_early_does_not_stretch_the_initial_delay(tmp_path):
+    async def main():
+        config = BrokerConfig.load(env={}, overrides={"data_dir": tmp_path})
+        core = BrokerCore(config, clock=EarlyClock())
+        await core.start()
+        (joined,) = await after_delay(core, join(core.groups))
+        assert joined.error == GroupError.NONE and joined.generation == 1
+        await core.stop()
+
+    asyncio.run(main())
+
+
+def test_a_member_waiting_in_join_outlives_its_session_timeout(tmp_path):
+    """As in Kafka, the rebalance timeout, not the session, bounds a member
+    waiting in JoinGroup; its session timer keeps watching it."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        groups = core.groups
+
+        async def join_as(member_id: str, session: int):
+            return await groups.join(
+                "g", member_id, None, "c", "h", session, 20_000, "consumer", PROTOCOLS, False
+            )
+
+        a, b = await after_delay(core, join_as("", 6000), join_as("", 10_000))
+        await sync_all(groups, [a, b])
+        a_again = asyncio.ensure_future(join_as(a.member_id, 6000))  # b does not rejoin
+        await core.clock.advance(6.5)
+        group = groups.groups["g"]
+        assert not a_again.done() and a.member_id in group.members
+        alarm = group.members[a.member_id].alarm
+        assert alarm is not None and alarm.when is not None
+        # b's session (10 s from its SyncGroup) ends: the rebalance completes without it.
+        await core.clock.advance(4)
+        joined = await a_again
+        assert joined.generation == a.generation + 1 and set(group.members) == {a.member_id}
         await core.stop()
 
     asyncio.run(main())

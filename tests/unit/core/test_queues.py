@@ -10,18 +10,38 @@ import time
 import pytest
 
 from dovecote.core.broker import BrokerCore
+from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
-from dovecote.core.queues import DEATHS, AccessRefused, NotFound, PreconditionFailed, ResourceLocked
+from dovecote.core.queues import (
+    DEATHS,
+    EXCHANGE_HEADER,
+    REJECT_NEW,
+    AccessRefused,
+    NotFound,
+    PreconditionFailed,
+    QueueSettings,
+    ResourceLocked,
+)
 from dovecote.core.routing import EXCHANGE
 from dovecote.storage.batch import Record
 
 
-def new_core(path, **kw) -> BrokerCore:
-    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path, **kw}))
+def new_core(path, clock=None, **kw) -> BrokerCore:
+    return BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": path, **kw}), clock=clock)
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def eventually(condition, timeout: float = 5.0) -> None:
+    """Wait for background dead-letter moves (they await an fsync in a
+    thread) without guessing how long they take."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
 
 
 def deaths(record: Record) -> list[dict]:
@@ -44,15 +64,21 @@ def test_declare_bind_route_and_equivalence(tmp_path):
         with pytest.raises(PreconditionFailed):
             await qm.declare_queue("errors", durable=False)
         with pytest.raises(PreconditionFailed):
-            await qm.declare_queue("errors", arguments={"x-max-length": 5})
+            await qm.declare_queue("errors", settings=QueueSettings(max_length=5))
         with pytest.raises(PreconditionFailed):
             await qm.declare_exchange("logs", "direct")
         with pytest.raises(NotFound):
             await qm.declare_queue("nope", passive=True)
         with pytest.raises(NotFound):
             await qm.publish("nope", "k", [Record(b"x")])
+        with pytest.raises(PreconditionFailed):
+            await qm.declare_exchange("odd", "no-such-type")
+        # Reserved exchanges (an adapter's standard ones) cannot be deleted.
+        qm.declare_reserved_exchange("std.direct", "direct")
         with pytest.raises(AccessRefused):
-            await qm.declare_exchange("amq.custom", "direct")
+            await qm.delete_exchange("std.direct")
+        with pytest.raises(AccessRefused):
+            await qm.delete_exchange("")
         with pytest.raises(AccessRefused):
             await qm.bind("", "errors", "k")
         # Exchange-to-exchange.
@@ -120,17 +146,17 @@ def test_overflow_modes(tmp_path):
         dead = await qm.declare_queue("dead")
         await qm.bind("dlx", "dead", "")
         head = await qm.declare_queue(
-            "head", arguments={"x-max-length": 2, "x-dead-letter-exchange": "dlx"}
+            "head", settings=QueueSettings(max_length=2, dead_letter_exchange="dlx")
         )
         for i in range(4):
             await qm.publish("", "head", [Record(b"%d" % i, key=b"head")])
-        await asyncio.sleep(0.01)
+        await eventually(lambda: dead.message_count() == 2)
         assert [d.record.value for d in head.subscription.pull(10, "c")] == [b"2", b"3"]
         dropped = dead.subscription.pull(10, "c")
         assert [d.record.value for d in dropped] == [b"0", b"1"]
         assert deaths(dropped[0].record)[0]["reason"] == "maxlen"
         reject = await qm.declare_queue(
-            "reject", arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+            "reject", settings=QueueSettings(max_length=1, overflow=REJECT_NEW)
         )
         assert (await qm.publish("", "reject", [Record(b"a")])).queues == ["reject"]
         second = await qm.publish("", "reject", [Record(b"b")])
@@ -151,11 +177,9 @@ def test_dead_letter_reasons_and_x_death_counts(tmp_path):
         await qm.bind("dlx", "dlq", "work")
         work = await qm.declare_queue(
             "work",
-            arguments={
-                "x-dead-letter-exchange": "dlx",
-                "x-message-ttl": 100_000,
-                "x-delivery-limit": 1,
-            },
+            settings=QueueSettings(
+                dead_letter_exchange="dlx", message_ttl_ms=100_000, max_deliveries=1
+            ),
         )
         await qm.publish("", "work", [Record(b"rejected", key=b"work")])
         [d] = work.subscription.pull(1, "c")
@@ -167,7 +191,7 @@ def test_dead_letter_reasons_and_x_death_counts(tmp_path):
         [d] = work.subscription.pull(1, "c")
         work.subscription.nack([(d.partition, d.offset)])
         assert work.subscription.pull(1, "c") == []
-        await asyncio.sleep(0.01)
+        await eventually(lambda: dlq.message_count() == 3)
         got = {d.record.value: deaths(d.record)[0] for d in dlq.subscription.pull(10, "c")}
         assert {k: v["reason"] for k, v in got.items()} == {
             b"rejected": "rejected",
@@ -186,7 +210,7 @@ def test_priority_queue(tmp_path):
         core = new_core(tmp_path)
         await core.start()
         qm = core.queues
-        q = await qm.declare_queue("p", arguments={"x-max-priority": 5})
+        q = await qm.declare_queue("p", settings=QueueSettings(max_priority=5))
         for value, priority in [(b"low", 0), (b"high", 9), (b"mid", 3)]:
             await qm.publish("", "p", [Record(value)], priority=priority)
         assert [d.record.value for d in q.subscription.pull(10, "c")] == [b"high", b"mid", b"low"]
@@ -218,18 +242,63 @@ def test_settled_data_is_reclaimed(tmp_path):
     run(main())
 
 
-def test_unused_queue_expires(tmp_path):
+def test_unused_queue_expires_on_its_timer(tmp_path):
+    """Queue expiry is one alarm per queue on the injected clock, re-armed by
+    use; a queue with consumers does not expire, and counts again from when
+    the last one left. Queues without an expiry have no timer."""
+
     async def main():
-        core = new_core(tmp_path)
+        clock = FakeClock()
+        core = new_core(tmp_path, clock=clock)
         await core.start()
         qm = core.queues
-        await qm.declare_queue("short", arguments={"x-expires": 50})
-        await asyncio.sleep(0.1)
-        await qm.sweep()
-        assert "short" not in qm.queues
+        await qm.declare_queue("forever")
+        idle_timers = clock.pending()
+        short = await qm.declare_queue("short", settings=QueueSettings(expires_ms=500))
+        assert clock.pending() == idle_timers + 1
+        await clock.advance(0.4)
+        short.touch()  # used: counts from now
+        await clock.advance(0.4)
+        await qm.wait_idle()
+        assert "short" in qm.queues
+        qm.consumer_added(short)
+        await clock.advance(2.0)
+        await qm.wait_idle()
+        assert "short" in qm.queues  # in use
+        await qm.consumer_removed(short)
+        await clock.advance(0.499)
+        await qm.wait_idle()
+        assert "short" in qm.queues
+        await clock.advance(0.002)
+        await qm.wait_idle()
+        assert "short" not in qm.queues and "forever" in qm.queues
+        assert core.topic("short") is None
         await core.stop()
 
     run(main())
+
+
+def test_expiry_counts_from_a_restart(tmp_path):
+    async def first():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.queues.declare_queue("short", settings=QueueSettings(expires_ms=1000))
+        await core.stop()
+
+    async def second():
+        clock = FakeClock()
+        core = new_core(tmp_path, clock=clock)
+        await core.start()
+        assert "short" in core.queues.queues
+        await clock.advance(0.9)
+        assert "short" in core.queues.queues
+        await clock.advance(0.2)
+        await core.queues.wait_idle()
+        assert "short" not in core.queues.queues
+        await core.stop()
+
+    run(first())
+    run(second())
 
 
 def test_enqueue_now_appends_at_once_and_waits_only_when_durable(tmp_path):
@@ -260,10 +329,10 @@ def test_length_limits_count_appends_still_waiting_for_fsync(tmp_path):
         core = new_core(tmp_path)
         await core.start()
         qm = core.queues
-        await qm.declare_queue("lim", arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+        await qm.declare_queue("lim", settings=QueueSettings(max_length=2, overflow=REJECT_NEW))
         outcomes = [qm.enqueue_now(["lim"], [Record(b"%d" % i)])[0] for i in range(4)]
         assert [bool(r.queues) for r in outcomes] == [True, True, False, False]
-        head = await qm.declare_queue("head", arguments={"x-max-length": 2})
+        head = await qm.declare_queue("head", settings=QueueSettings(max_length=2))
         waits = []
         for i in range(5):
             waits += qm.enqueue_now(["head"], [Record(b"%d" % i)])[1]
@@ -284,16 +353,16 @@ def test_dead_letters_are_republished_with_the_dlx_and_its_key(tmp_path):
         await qm.bind("dlx", "dead", "moved")
         work = await qm.declare_queue(
             "work",
-            arguments={"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "moved"},
+            settings=QueueSettings(dead_letter_exchange="dlx", dead_letter_routing_key="moved"),
         )
-        record = Record(b"x", key=b"orig", headers=[("amqp.exchange", b"src")])
+        record = Record(b"x", key=b"orig", headers=[(EXCHANGE_HEADER, b"src")])
         await qm.enqueue(["work"], [record])
         [d] = work.subscription.pull(1, "c")
         work.subscription.nack([(d.partition, d.offset)], requeue=False)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: dead.message_count() == 1)
         [moved] = dead.subscription.pull(1, "c")
         headers = dict(moved.record.headers)
-        assert moved.record.key == b"moved" and headers["amqp.exchange"] == b"dlx"
+        assert moved.record.key == b"moved" and headers[EXCHANGE_HEADER] == b"dlx"
         [death] = deaths(moved.record)
         assert death["exchange"] == "src" and death["routing-keys"] == ["orig"]
         assert death["first"] is True
@@ -302,16 +371,211 @@ def test_dead_letters_are_republished_with_the_dlx_and_its_key(tmp_path):
     run(main())
 
 
-def test_server_named_queues_may_use_the_reserved_prefix(tmp_path):
+def test_settings_decide_equivalence_and_arguments_are_kept_opaque(tmp_path):
     async def main():
         core = new_core(tmp_path)
         await core.start()
+        qm = core.queues
+        declared = {"proto-arg": b"v", "n": 1}
+        q = await qm.declare_queue("s", settings=QueueSettings(max_length=3), arguments=declared)
+        assert q.arguments == {"proto-arg": "v", "n": 1}  # plain values, not interpreted
+        assert await qm.declare_queue("s", settings=QueueSettings(max_length=3)) is q
+        assert await qm.declare_queue("s") is q  # no settings: flags only
+        with pytest.raises(PreconditionFailed, match="inequivalent settings"):
+            await qm.declare_queue("s", settings=QueueSettings(max_length=4))
+        with pytest.raises(PreconditionFailed, match="invalid overflow"):
+            await qm.declare_queue("bad", settings=QueueSettings(overflow="sideways"))
+        await core.stop()
+
+    run(main())
+
+
+def test_settings_round_trip_and_old_catalog_entries_still_load(tmp_path):
+    settings = QueueSettings(
+        max_length=5,
+        overflow=REJECT_NEW,
+        message_ttl_ms=100,
+        expires_ms=1000,
+        dead_letter_queue="dlq",
+        max_deliveries=3,
+        max_priority=4,
+        delivery_delay_ms=10,
+        retention_ms=60_000,
+        lease_ms=30_000,
+        ordered=True,
+        dedup_window_ms=300_000,
+    )
+    assert QueueSettings.from_stored({"settings": json.loads(json.dumps(settings.to_json()))}) == (
+        settings
+    )
+    # Unknown fields (from a newer version) are ignored.
+    assert QueueSettings.from_json({"max_length": 1, "future": True}) == QueueSettings(max_length=1)
+
+    # A data directory written before the settings had neutral names: the
+    # queue entry has "args" with delivery_limit and the reject-publish names.
+    async def write_old():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.queues.declare_exchange("dlx", "fanout")
+        await core.queues.declare_queue("dead")
+        await core.queues.bind("dlx", "dead", "")
+        await core.queues.declare_queue("old")
+        await core.queues.publish("", "old", [Record(b"kept", key=b"old")])
+        await core.catalog.put(
+            "queue",
+            "old",
+            {
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {"x-max-length": 1},
+                "args": {
+                    "message_ttl_ms": None,
+                    "expires_ms": None,
+                    "max_length": 1,
+                    "max_length_bytes": None,
+                    "overflow": "reject-publish-dlx",
+                    "dead_letter_exchange": "dlx",
+                    "dead_letter_routing_key": None,
+                    "dead_letter_queue": None,
+                    "max_priority": None,
+                    "delivery_limit": 2,
+                    "lease_ms": None,
+                    "ordered": False,
+                },
+            },
+        )
+        await core.stop()
+
+    async def reopen():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        old = qm.queues["old"]
+        assert old.settings == QueueSettings(
+            max_length=1,
+            overflow="reject-new-dead-letter",
+            dead_letter_exchange="dlx",
+            max_deliveries=2,
+        )
+        assert old.arguments == {"x-max-length": 1}
+        result = await qm.publish("", "old", [Record(b"refused", key=b"old")])
+        assert result.rejected == ["old"]
+        await qm.wait_idle()
+        [dead] = qm.queues["dead"].subscription.pull(10, "c")
+        assert dead.record.value == b"refused"
+        assert [d.record.value for d in old.subscription.pull(10, "c")] == [b"kept"]
+        await core.stop()
+
+    run(write_old())
+    run(reopen())
+
+
+def test_bindings_to_an_exchange_declared_later_are_kept(tmp_path):
+    """Bindings to an adapter's reserved exchanges are stored; after a restart
+    they wait until the adapter declares the exchange again."""
+
+    async def first():
+        core = new_core(tmp_path)
+        await core.start()
+        core.queues.declare_reserved_exchange("std.direct", "direct")
+        await core.queues.declare_queue("q")
+        await core.queues.bind("std.direct", "q", "k")
+        await core.stop()
+
+    async def second():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        assert "std.direct" not in qm.router.exchanges
+        qm.declare_reserved_exchange("std.direct", "direct")
+        assert (await qm.publish("std.direct", "k", [Record(b"x")])).queues == ["q"]
+        await core.stop()
+
+    run(first())
+    run(second())
+
+
+def test_unbinding_what_is_gone_is_not_an_error(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("x", "direct")
+        await qm.declare_queue("q")
+        await qm.bind("x", "q", "k")
+        await qm.unbind("x", "q", "k")
+        await qm.unbind("x", "q", "k")  # binding gone
+        await qm.unbind("no-such-exchange", "q", "k")
+        await qm.unbind("x", "no-such-queue", "k")
+        await qm.unbind("x", "no-such-exchange", "k", kind=EXCHANGE)
         with pytest.raises(AccessRefused):
-            await core.queues.declare_queue("amq.mine")
-        q = await core.queues.declare_queue("amq.gen-abc", server_named=True, durable=False)
-        assert q.name == "amq.gen-abc"
-        with pytest.raises(PreconditionFailed, match="for queue 'x': \"expected integer"):
-            await core.queues.declare_queue("x", arguments={"x-max-length": "ten"})
+            await qm.unbind("", "q", "q")
+        await core.stop()
+
+    run(main())
+
+
+def test_binding_filter_hook(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("events", "fanout")
+        big = await qm.declare_queue("big")
+        every = await qm.declare_queue("every")
+
+        def large(routing_key, headers):
+            return int((headers or {}).get("size", 0)) > 10
+
+        await qm.bind("events", "big", "", filter=large)
+        await qm.bind("events", "every", "")
+        small = await qm.publish("events", "k", [Record(b"s")], headers={"size": 1})
+        assert small.queues == ["every"]
+        await qm.publish("events", "k", [Record(b"l")], headers={"size": 99})
+        assert [d.record.value for d in big.subscription.pull(10, "c")] == [b"l"]
+        assert [d.record.value for d in every.subscription.pull(10, "c")] == [b"s", b"l"]
+        await core.stop()
+
+    run(main())
+
+
+def test_overflow_is_decided_record_by_record(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_exchange("fan", "fanout")
+        await qm.declare_queue("lim", settings=QueueSettings(max_length=2, overflow=REJECT_NEW))
+        await qm.declare_queue("open")
+        await qm.bind("fan", "lim", "")
+        await qm.bind("fan", "open", "")
+        names = qm.route("fan", "", None)
+        records = [Record(b"%d" % i) for i in range(5)]
+        result, waits = qm.enqueue_now(names, records)
+        await asyncio.gather(*waits)
+        assert result.runs(5) == [(2, False), (3, True)]
+        assert sorted(result.queues) == ["lim", "open"] and result.rejected == ["lim"]
+        assert qm.queues["lim"].message_count() == 2
+        assert qm.queues["open"].message_count() == 5
+        # No limited target: one batch, one outcome.
+        single, _ = qm.enqueue_now(["open"], records)
+        assert single.outcomes is None and single.runs(5) == [(5, False)]
+        await core.stop()
+
+    run(main())
+
+
+def test_visible_waits_for_earlier_appends(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        q = await qm.declare_queue("v")
+        qm.enqueue_now(["v"], [Record(b"a")], durable=False)
+        assert q.pending_appends() and q.message_count() == 0
+        await qm.visible(q)
+        assert not q.pending_appends() and q.message_count() == 1
+        await qm.visible(q)  # nothing pending: returns at once
         await core.stop()
 
     run(main())

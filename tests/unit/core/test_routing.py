@@ -13,6 +13,7 @@ from dovecote.core.routing import (
     TOPIC,
     Binding,
     Exchange,
+    HeadersMatching,
     Router,
     freeze_arguments,
     headers_match,
@@ -51,14 +52,28 @@ def test_topic_matching(pattern, key, expected):
     assert topic_matches(pattern, key) is expected
 
 
+# The convention an adapter may give the router (the AMQP one, written out
+# here: the core itself names no protocol's arguments).
+PREFIXED = HeadersMatching(mode_key="x-match", reserved_prefix="x-", with_suffix="-with-x")
+
+
 def test_headers_matching():
-    assert headers_match({"x-match": "all", "a": 1, "b": "x"}, {"a": 1, "b": "x", "c": 2})
-    assert not headers_match({"x-match": "all", "a": 1, "b": "x"}, {"a": 1})
-    assert headers_match({"x-match": "any", "a": 1, "b": "x"}, {"a": 1})
-    assert not headers_match({"x-match": "any", "a": 1}, {"a": 2})
-    assert headers_match({"a": 1}, {"a": 1})  # x-match defaults to all
-    assert headers_match({"x-match": "all", "x-custom": 1}, {})  # x- args ignored
-    assert not headers_match({"x-match": "all-with-x", "x-custom": 1}, {})
+    def match(args, headers):
+        return headers_match(args, headers, PREFIXED)
+
+    assert match({"x-match": "all", "a": 1, "b": "x"}, {"a": 1, "b": "x", "c": 2})
+    assert not match({"x-match": "all", "a": 1, "b": "x"}, {"a": 1})
+    assert match({"x-match": "any", "a": 1, "b": "x"}, {"a": 1})
+    assert not match({"x-match": "any", "a": 1}, {"a": 2})
+    assert match({"a": 1}, {"a": 1})  # the mode defaults to all
+    assert match({"x-match": "all", "x-custom": 1}, {})  # reserved args ignored
+    assert not match({"x-match": "all-with-x", "x-custom": 1}, {})
+
+
+def test_headers_matching_by_default_reserves_nothing():
+    assert headers_match({"match": "any", "a": 1, "b": 2}, {"b": 2})
+    assert not headers_match({"match": "all", "a": 1, "b": 2}, {"b": 2})
+    assert not headers_match({"x-custom": 1}, {})  # no reserved prefix: matched like any other
 
 
 def bind(router: Router, source: str, dest: str, key: str = "", kind: str = QUEUE, **args):
@@ -66,7 +81,7 @@ def bind(router: Router, source: str, dest: str, key: str = "", kind: str = QUEU
 
 
 def test_router_follows_exchange_bindings_alternates_and_cycles():
-    router = Router()
+    router = Router(PREFIXED)
     for name, kind in [("d", DIRECT), ("f", FANOUT), ("t", TOPIC), ("h", HEADERS), ("alt", FANOUT)]:
         router.exchanges[name] = Exchange(name, kind)
     router.exchanges["d"].arguments["alternate-exchange"] = "alt"
@@ -90,3 +105,33 @@ def test_router_follows_exchange_bindings_alternates_and_cycles():
     # The route cache is dropped when bindings change.
     router.exchanges["d"].remove(Binding("d", "q1", QUEUE, "k1"))
     assert router.route("d", "k1") == {"unrouted"}
+
+
+def test_binding_filters_decide_per_destination():
+    """A binding's filter hook: records it rejects do not pass that binding,
+    other bindings are unaffected; a filter that raises lets nothing through;
+    the alternate exchange takes what every binding's filter refused."""
+    router = Router()
+    router.exchanges["f"] = Exchange("f", FANOUT, arguments={"alternate-exchange": "alt"})
+    router.exchanges["alt"] = Exchange("alt", FANOUT)
+    seen = []
+
+    def only_red(key, headers):
+        seen.append((key, dict(headers or {})))
+        return (headers or {}).get("colour") == "red"
+
+    def broken(key, headers):
+        raise ValueError("bad policy")
+
+    f = router.exchanges["f"]
+    f.add(Binding("f", "reds", QUEUE, "", filter=only_red))
+    f.add(Binding("f", "broken", QUEUE, "", filter=broken))
+    router.exchanges["alt"].add(Binding("alt", "leftovers", QUEUE, ""))
+    assert router.route("f", "k", {"colour": "red"}) == {"reds"}
+    assert seen == [("k", {"colour": "red"})]
+    assert router.route("f", "k", {"colour": "blue"}) == {"leftovers"}
+    f.add(Binding("f", "all", QUEUE, ""))
+    assert router.route("f", "k", {"colour": "blue"}) == {"all"}
+    # The filter is not part of a binding's identity: removing by key removes it.
+    assert f.remove(Binding("f", "reds", QUEUE, ""))
+    assert router.route("f", "k", {"colour": "red"}) == {"all"}
