@@ -1,18 +1,23 @@
 """AMQP messages <-> core records, on the per-message paths.
 
 A published message becomes one record: body = value, routing key = key,
-headers ``amqp.properties`` (the raw property block, see
-:mod:`~dovecote.amqp.codec.records`), ``amqp.exchange`` (omitted for the
-default exchange) and, with an ``expiration`` property,
-``dovecote.expires-at`` (absolute ms) for the core's TTL. Nothing else is
-decoded: :func:`publish_props` looks only at the properties the broker acts
-on, answers from the flag bits when it can and caches what it parsed per
-distinct block (publishers tend to send the same block over and over).
+header ``amqp.properties`` (the raw property block, re-sent byte for byte to
+AMQP consumers), ``amqp.exchange`` (omitted for the default exchange), the
+block's neutral headers (each property under its well-known name, each
+headers-table entry under its own name, see
+:mod:`~dovecote.amqp.codec.records` and docs/architecture.md "Record
+mapping") and, with an ``expiration`` property, ``dovecote.expires-at``
+(absolute ms) for the core's TTL. :func:`publish_props` looks only at the
+properties the broker acts on, answers from the flag bits when it can and
+caches what it parsed per distinct block (publishers tend to send the same
+block over and over); the neutral headers are cached per block the same way.
 
 On delivery :func:`delivery_fields` gives back block, exchange and routing
-key as bytes, ready for the frame encoders; only a dead-lettered record (its
-``dovecote.deaths`` history becomes ``x-death`` and ``x-first-death-*``) or
-one from another protocol costs more than a scan of its headers.
+key as bytes, ready for the frame encoders: the stored block when the
+record's headers still say what it says (checked against the cached neutral
+headers), else one built from the headers (records from other protocols).
+A dead-lettered record's ``dovecote.deaths`` history becomes ``x-death`` and
+``x-first-death-*``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,18 @@ from dovecote.amqp.codec import (
     AMQPError,
     Timestamp,
     Typed,
-    property_block_for_record,
     read_properties,
     update_headers,
     update_properties,
 )
+from dovecote.amqp.codec.records import (
+    CLUSTER_ID,
+    block_from_headers,
+    broker_only,
+    exposed_headers,
+    headers_to_build_from,
+)
+from dovecote.core.headers import TYPES, is_reserved
 from dovecote.core.queues import DEATHS, EXCHANGE_HEADER
 from dovecote.core.subscription import EXPIRES_AT
 from dovecote.storage.batch import Record
@@ -44,9 +56,9 @@ F_REPLY_TO = 0x0200
 F_EXPIRATION = 0x0100
 F_USER_ID = 0x0010
 _INTERESTING = F_DELIVERY_MODE | F_PRIORITY | F_REPLY_TO | F_EXPIRATION | F_USER_ID
-_CORE_PREFIX = "dovecote."
 LEGACY_EXCHANGE_HEADER = "amqp.exchange"  # the exchange header of records stored by older versions
 _CACHE_LIMIT = 4096
+_CACHE_BLOCK_MAX = 2048  # bytes
 
 
 class PublishProps(NamedTuple):
@@ -64,6 +76,7 @@ NO_PROPS = PublishProps()
 PERSISTENT = PublishProps(persistent=True)
 _HEADERS_ONLY = PublishProps(has_headers=True)
 _cache: dict[bytes, PublishProps] = {}
+_neutral: dict[bytes, list[tuple[str, bytes | None]]] = {}
 
 
 def publish_props(block: bytes) -> PublishProps:
@@ -112,12 +125,31 @@ def parse_expiration(value: str) -> int:
     return ms
 
 
+def neutral_of(block: bytes) -> list[tuple[str, bytes | None]] | None:
+    """The neutral headers stored beside a block (``exposed_headers``), cached
+    per distinct block (the list is shared: never change it); None for bytes
+    that are not a valid block."""
+    found = _neutral.get(block)
+    if found is None:
+        try:
+            found = exposed_headers(block)
+        except AMQPError:
+            return None  # not from our publish path (a Kafka client wrote it)
+        if len(block) <= _CACHE_BLOCK_MAX:  # the cache holds no big tables
+            if len(_neutral) >= _CACHE_LIMIT:
+                _neutral.clear()
+            _neutral[block] = found
+    return found
+
+
 def publish_record(
     body: bytes, routing_key: bytes, block: bytes, exchange: bytes, expires_at: int | None
 ) -> Record:
     headers: list[tuple[str, bytes | None]] = [(PROPERTIES_HEADER, block)]
     if exchange:
         headers.append((EXCHANGE_HEADER, exchange))
+    if not broker_only(block):
+        headers += neutral_of(block) or ()  # published blocks are checked: never None
     if expires_at is not None:
         headers.append((EXPIRES_AT, b"%d" % expires_at))
     return Record(body, key=routing_key, headers=headers)
@@ -130,14 +162,28 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
     """(property block, exchange, routing key) to deliver ``record`` with."""
     headers = record.headers
     key = record.key or b""
-    if len(headers) == 1:
-        name, value = headers[0]
-        if name == PROPERTIES_HEADER:
-            return value or EMPTY_PROPERTIES, b"", key
+    if headers and headers[0][0] == PROPERTIES_HEADER:
+        # As publish_record wrote it: block, exchange?, the block's neutral headers.
+        block = headers[0][1] or EMPTY_PROPERTIES
+        n = len(headers)
+        if n == 1:
+            return block, b"", key
+        exchange = b""
+        start = 1
+        if headers[1][0] == EXCHANGE_HEADER:
+            exchange = headers[1][1] or b""
+            start = 2
+        derived = neutral_of(block)
+        if (
+            derived is not None
+            and start + len(derived) == n
+            and (start == n or headers[start:] == derived)
+        ):
+            return block, exchange, key
     block = None
     exchange = b""
     deaths = None
-    foreign = False
+    others: list[tuple[str, bytes | None]] = []
     for name, value in headers:
         if name == PROPERTIES_HEADER:
             block = value or EMPTY_PROPERTIES
@@ -145,12 +191,18 @@ def delivery_fields(record: Record) -> tuple[bytes, bytes, bytes]:
             exchange = value or b""
         elif name == DEATHS:
             deaths = value
-        elif not name.startswith(_CORE_PREFIX):
-            foreign = True
-    if block is None or foreign:
-        block = property_block_for_record(
-            [h for h in headers if not h[0].startswith(_CORE_PREFIX)], record.timestamp
-        )
+        elif name in (TYPES, CLUSTER_ID) or not is_reserved(name):
+            others.append((name, value))
+    if block is None:
+        block = block_from_headers(others, record.timestamp)  # from another protocol
+        if len(key) > 255 or not _utf8(key):
+            key = b""
+    elif others and others != neutral_of(block):
+        # Its headers were changed on the way (a Kafka application forwarded
+        # it): the headers are what counts.
+        if neutral_of(block) is not None:
+            others = headers_to_build_from(block, others)
+        block = block_from_headers(others, -1)
         if len(key) > 255 or not _utf8(key):
             key = b""
     if deaths:
@@ -204,20 +256,3 @@ def render_deaths(block: bytes, deaths_json: bytes) -> bytes:
             "x-first-death-reason": first.get("reason", ""),
         },
     )
-
-
-def record_headers_table(record: Record) -> dict[str, Any]:
-    """How a headers exchange sees a stored record (the core's ``headers_of``
-    hook, used when dead letters are re-routed): the AMQP headers table, or
-    another protocol's headers."""
-    block = None
-    for name, value in record.headers:
-        if name == PROPERTIES_HEADER:
-            block = value
-            break
-    if block is None:
-        return {k: v for k, v in record.headers if not k.startswith(("amqp.", _CORE_PREFIX))}
-    try:
-        return headers_table(block)
-    except AMQPError:
-        return {}

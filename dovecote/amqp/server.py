@@ -2,10 +2,9 @@
 
 ``start_listener(broker, host, port)`` is what :class:`dovecote.server.Broker`
 calls. The listener owns the user table and the direct reply-to registry
-(token -> channel with an ``amq.rabbitmq.reply-to`` consumer).
-It also tells the core how AMQP records look to a headers exchange, for
-dead letters re-routed through one, and subscribes to the core's resource
-alarms (:mod:`dovecote.core.alarms`), which block publishing connections.
+(token -> channel with an ``amq.rabbitmq.reply-to`` consumer), and subscribes
+to the core's resource alarms (:mod:`dovecote.core.alarms`), which block
+publishing connections.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from dovecote.amqp.arguments import install
 from dovecote.amqp.auth import Users
 from dovecote.amqp.connection import Connection
-from dovecote.amqp.mapping import record_headers_table
 from dovecote.core.alarms import ResourceMonitor
 
 if TYPE_CHECKING:
@@ -44,7 +42,6 @@ class AMQPListener:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self, host: str, port: int) -> None:
-        self.queues.headers_of = record_headers_table
         loop = asyncio.get_running_loop()
         install(self.queues)  # amq.* exchanges, x-match
         self._server = await loop.create_server(lambda: Connection(self), host, port)

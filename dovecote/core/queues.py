@@ -31,6 +31,7 @@ from dovecote.core.clock import Alarm, Clock
 from dovecote.core.dedup import DedupWindow, Duplicate
 from dovecote.core.delivery import ConsumerSet, PushConsumer
 from dovecote.core.errors import BrokerError, TopicExists
+from dovecote.core.headers import application_headers
 from dovecote.core.routing import (
     DIRECT,
     EXCHANGE,
@@ -242,13 +243,6 @@ class PublishResult:
         return self.outcomes if self.outcomes is not None else [(total, bool(self.rejected))]
 
 
-HeadersOf = Callable[[Record], dict[str, Any]]
-
-
-def _default_headers(record: Record) -> dict[str, Any]:
-    return {k: v for k, v in record.headers}
-
-
 class TopicService(Protocol):
     """The topics a queue manager keeps its queues in."""
 
@@ -311,8 +305,6 @@ class QueueManager:
         self.subscriptions = subscriptions
         self.router = Router()
         self.queues: dict[str, Queue] = {}
-        # How routing sees a stored record's headers (an adapter may decode its own).
-        self.headers_of: HeadersOf = _default_headers
         # Stored bindings whose source exchange is not declared yet (an
         # adapter's reserved exchanges are declared when it starts).
         self._waiting_bindings: dict[str, list[Binding]] = {}
@@ -994,7 +986,7 @@ class QueueManager:
         if target:
             headers.append((EXCHANGE_HEADER, target.encode()))
         moved = Record(record.value, key=target_key.encode(), headers=headers, timestamp=now_ms)
-        names = self.route(target, target_key, self.headers_of(moved))
+        names = self.route(target, target_key, application_headers(moved.headers))
         if queue_name in names and _cycles(record, queue_name):
             # Dead-lettered back into this queue with no rejection in between:
             # dropped there rather than looping forever (as RabbitMQ does).

@@ -222,14 +222,22 @@ def _encode_record(record: Record, offset_delta: int, timestamp_delta: int) -> b
         body += value
     headers = record.headers
     encode_varint(len(headers), body)
-    for name, hvalue in headers:
+    for name, hvalue in headers:  # short lengths (< 64) are one varint byte: no call
         raw = name.encode()
-        encode_varint(len(raw), body)
+        n = len(raw)
+        if n < 64:
+            body.append(n << 1)
+        else:
+            encode_varint(n, body)
         body += raw
         if hvalue is None:
             body.append(1)
         else:
-            encode_varint(len(hvalue), body)
+            n = len(hvalue)
+            if n < 64:
+                body.append(n << 1)
+            else:
+                encode_varint(n, body)
             body += hvalue
     out = bytearray()
     encode_varint(len(body), out)
@@ -336,11 +344,21 @@ def decode_batch(batch: bytes | memoryview, info: BatchInfo | None = None) -> li
             pos += vlen
         nheaders, pos = decode_varint(data, pos)
         headers: list[Header] = []
-        for _h in range(nheaders):
-            hklen, pos = decode_varint(data, pos)
+        for _h in range(nheaders):  # one-byte varints (lengths < 64) decoded inline
+            byte = data[pos]
+            if byte < 0x80:
+                hklen = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                hklen, pos = decode_varint(data, pos)
             hkey = data[pos : pos + hklen].decode("utf-8", "replace")
             pos += hklen
-            hvlen, pos = decode_varint(data, pos)
+            byte = data[pos]
+            if byte < 0x80:
+                hvlen = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                hvlen, pos = decode_varint(data, pos)
             if hvlen < 0:
                 hval = None
             else:

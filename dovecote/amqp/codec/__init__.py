@@ -63,8 +63,11 @@ to force a type, ``Timestamp`` (int seconds, what ``T`` decodes to).
 
 Records (see :mod:`~dovecote.amqp.codec.records` for the convention)
 --------------------------------------------------------------------
-``PROPERTIES_HEADER = "amqp.properties"``, ``record_headers_for_publish(block)``,
-``stored_property_block(headers)``, ``property_block_for_record(headers, timestamp_ms=-1)``.
+``PROPERTIES_HEADER = "amqp.properties"``, ``record_headers_for_publish(block)`` (the block
+plus ``neutral_headers(block)``), ``stored_property_block(headers)``,
+``property_block_for_record(headers, timestamp_ms=-1)`` (the stored block while the headers
+match it, else ``block_from_headers(headers, timestamp_ms)``). The neutral names and typed
+values are :mod:`dovecote.core.headers`; the table is in docs/architecture.md.
 
 Sketch of a server loop::
 
@@ -123,6 +126,8 @@ from dovecote.amqp.codec.properties import (
 )
 from dovecote.amqp.codec.records import (
     PROPERTIES_HEADER,
+    block_from_headers,
+    neutral_headers,
     property_block_for_record,
     record_headers_for_publish,
     stored_property_block,
@@ -182,6 +187,7 @@ __all__ = [
     "Timestamp",
     "Typed",
     "UnexpectedFrame",
+    "block_from_headers",
     "check_properties",
     "decode_method",
     "decode_table",
@@ -199,6 +205,7 @@ __all__ = [
     "encode_return",
     "encode_table",
     "encode_value",
+    "neutral_headers",
     "properties_from_pamqp",
     "property_block_for_record",
     "read_properties",

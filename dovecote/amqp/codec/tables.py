@@ -484,3 +484,52 @@ def _typed(typed: Typed, depth: int) -> bytes:
     except struct.error as exc:
         raise ValueError(f"{value!r} does not fit field type {code!r}: {exc}") from None
     raise ValueError(f"unknown field type code {code!r}")
+
+
+# --- typed decoding: values with their type codes (for exact translation) -------
+
+
+def decode_table_typed(
+    buf: bytes, pos: int, stop: int, depth: int = 0
+) -> list[tuple[str, str, Any]]:
+    """A table body ``buf[pos:stop]`` as ``(key, code, value)`` entries in order.
+
+    Like :func:`decode_table`, but each value keeps its type code; a nested
+    table (``F``) is again a list of entries and an array (``A``) a list of
+    ``(code, value)`` pairs. ``S`` values are ``bytes`` (UTF-8 or not).
+    """
+    if depth >= MAX_DEPTH:
+        raise _bad("field tables nested too deeply")
+    out: list[tuple[str, str, Any]] = []
+    while pos < stop:
+        klen = buf[pos]
+        kend = pos + 1 + klen
+        if kend >= stop:
+            raise _bad("field table key overruns the table")
+        try:
+            key = buf[pos + 1 : kend].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad("field table key is not UTF-8") from None
+        (code, value), pos = _typed_value(buf, kend, stop, depth)
+        out.append((key, code, value))
+    return out
+
+
+def _typed_value(buf: bytes, pos: int, stop: int, depth: int) -> tuple[tuple[str, Any], int]:
+    code = buf[pos]
+    end = _skip_value(buf, pos, stop, depth)
+    if code == 83:  # S: the raw bytes
+        return ("S", bytes(buf[pos + 5 : end])), end
+    if code == 70:  # F
+        return ("F", decode_table_typed(buf, pos + 5, end, depth + 1)), end
+    if code == 65:  # A
+        if depth + 1 >= MAX_DEPTH:
+            raise _bad("field arrays nested too deeply")
+        items = []
+        inner = pos + 5
+        while inner < end:
+            item, inner = _typed_value(buf, inner, end, depth + 1)
+            items.append(item)
+        return ("A", items), end
+    value, end = _value(buf, pos, stop, depth)
+    return (chr(code), value), end

@@ -23,9 +23,9 @@ from dovecote.amqp.mapping import (
     parse_expiration,
     publish_props,
     publish_record,
-    record_headers_table,
 )
 from dovecote.amqp.publish import ACK, NACK, Confirms
+from dovecote.core.headers import application_headers
 from dovecote.core.queues import DEATHS, EXCHANGE_HEADER, with_death
 from dovecote.core.subscription import EXPIRES_AT
 from dovecote.storage.batch import Record
@@ -116,13 +116,13 @@ def test_dead_letter_history_renders_as_x_death():
     assert [d.get("first", False) for d in stored] == [True, False]
 
 
-def test_record_headers_table_for_headers_exchanges():
-    block = encode_properties(headers={"format": "pdf"})
-    assert record_headers_table(Record(b"", headers=[("amqp.properties", block)])) == {
-        "format": "pdf"
-    }
+def test_headers_exchange_view_of_stored_records():
+    """The core's view (no AMQP hook): the table's entries, typed, and foreign headers."""
+    block = encode_properties(headers={"format": "pdf", "n": 3})
+    stored = publish_record(b"", b"", block, b"", None)
+    assert application_headers(stored.headers) == {"format": "pdf", "n": 3}
     foreign = Record(b"", headers=[("format", b"pdf"), (EXPIRES_AT, b"1"), ("amqp.x", b"")])
-    assert record_headers_table(foreign) == {"format": b"pdf"}
+    assert application_headers(foreign.headers) == {"format": "pdf"}
 
 
 # --- SASL ------------------------------------------------------------------------------
