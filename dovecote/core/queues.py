@@ -816,6 +816,9 @@ class QueueManager:
             one, one_waits = self._enqueue_batch(names, [record], priority, durable, ids)
             for name, verdicts in one.duplicates.items():
                 duplicates.setdefault(name, [None] * index).extend(verdicts)
+            for verdicts in duplicates.values():
+                if len(verdicts) <= index:
+                    verdicts.append(None)  # refused by this queue: not a repeat either
             stored.update(dict.fromkeys(one.queues))
             rejected.update(dict.fromkeys(one.rejected))
             waits += one_waits

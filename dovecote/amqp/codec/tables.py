@@ -77,6 +77,18 @@ def _bad(text: str) -> SyntaxError_:
     return SyntaxError_(text)
 
 
+def _entry_key(buf: bytes | memoryview, pos: int, stop: int) -> tuple[str, int]:
+    """A table entry's key (a shortstr) and where its value starts."""
+    klen = buf[pos]
+    kend = pos + 1 + klen
+    if kend >= stop:
+        raise _bad("field table key overruns the table")
+    try:
+        return bytes(buf[pos + 1 : kend]).decode("utf-8"), kend
+    except UnicodeDecodeError:
+        raise _bad("field table key is not UTF-8") from None
+
+
 def decode_table(buf: bytes, pos: int = 0, end: int | None = None) -> tuple[dict[str, Any], int]:
     """Decode the length-prefixed table at ``buf[pos:]``; return it and the position after it."""
     limit = len(buf) if end is None else end
@@ -278,14 +290,7 @@ def iter_table_entries(buf: bytes, pos: int, stop: int) -> list[tuple[str, int, 
     """
     out = []
     while pos < stop:
-        klen = buf[pos]
-        kend = pos + 1 + klen
-        if kend >= stop:
-            raise _bad("field table key overruns the table")
-        try:
-            key = buf[pos + 1 : kend].decode("utf-8")
-        except UnicodeDecodeError:
-            raise _bad("field table key is not UTF-8") from None
+        key, kend = _entry_key(buf, pos, stop)
         end = _skip_value(buf, kend, stop, 0)
         out.append((key, pos, end))
         pos = end
@@ -502,14 +507,7 @@ def decode_table_typed(
         raise _bad("field tables nested too deeply")
     out: list[tuple[str, str, Any]] = []
     while pos < stop:
-        klen = buf[pos]
-        kend = pos + 1 + klen
-        if kend >= stop:
-            raise _bad("field table key overruns the table")
-        try:
-            key = buf[pos + 1 : kend].decode("utf-8")
-        except UnicodeDecodeError:
-            raise _bad("field table key is not UTF-8") from None
+        key, kend = _entry_key(buf, pos, stop)
         (code, value), pos = _typed_value(buf, kend, stop, depth)
         out.append((key, code, value))
     return out
