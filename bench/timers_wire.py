@@ -50,6 +50,44 @@ def declare_idle(channel, count: int, prefix: str) -> float:
     return time.perf_counter() - started
 
 
+class DeadLetterConsumer(threading.Thread):
+    """The dead-letter queue's consumer on its own connection and thread."""
+
+    def __init__(self, url: str, queue: str, result: WireTTL) -> None:
+        super().__init__(daemon=True, name="dlq-consumer")
+        self.url, self.queue, self.result = url, queue, result
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self._conn: pika.BlockingConnection | None = None
+        self._channel = None
+
+    def run(self) -> None:
+        try:
+            self._conn = pika.BlockingConnection(pika.URLParameters(self.url))
+            self._channel = self._conn.channel()
+            self._channel.basic_qos(prefetch_count=1000)
+
+            def on_message(_ch, _method, props, _body) -> None:
+                now = time.time_ns()
+                sent = published_ns(props.headers)
+                if sent is not None:
+                    self.result.delays_ms.append((now - sent) / 1e6)
+
+            self._channel.basic_consume(self.queue, on_message, auto_ack=True)
+            self.ready.set()
+            self._channel.start_consuming()
+            self._conn.close()
+        except BaseException as exc:  # reported by the caller, not lost in the thread
+            self.error = exc
+            self.ready.set()
+
+    def stop(self) -> None:
+        """Ask the consumer's own thread to stop consuming (pika is not thread-safe)."""
+        conn, channel = self._conn, self._channel
+        if conn is not None and channel is not None and conn.is_open:
+            conn.add_callback_threadsafe(channel.stop_consuming)
+
+
 def measure_ttl_wire(
     url: str,
     *,
@@ -96,41 +134,3 @@ def measure_ttl_wire(
     if consumer.error:
         raise RuntimeError(f"dead-letter consumer failed: {consumer.error!r}")
     return result
-
-
-class DeadLetterConsumer(threading.Thread):
-    """The dead-letter queue's consumer on its own connection and thread."""
-
-    def __init__(self, url: str, queue: str, result: WireTTL) -> None:
-        super().__init__(daemon=True, name="dlq-consumer")
-        self.url, self.queue, self.result = url, queue, result
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self._conn: pika.BlockingConnection | None = None
-        self._channel = None
-
-    def run(self) -> None:
-        try:
-            self._conn = pika.BlockingConnection(pika.URLParameters(self.url))
-            self._channel = self._conn.channel()
-            self._channel.basic_qos(prefetch_count=1000)
-
-            def on_message(_ch, _method, props, _body) -> None:
-                now = time.time_ns()
-                sent = published_ns(props.headers)
-                if sent is not None:
-                    self.result.delays_ms.append((now - sent) / 1e6)
-
-            self._channel.basic_consume(self.queue, on_message, auto_ack=True)
-            self.ready.set()
-            self._channel.start_consuming()
-            self._conn.close()
-        except BaseException as exc:  # reported by the caller, not lost in the thread
-            self.error = exc
-            self.ready.set()
-
-    def stop(self) -> None:
-        """Ask the consumer's own thread to stop consuming (pika is not thread-safe)."""
-        conn, channel = self._conn, self._channel
-        if conn is not None and channel is not None and conn.is_open:
-            conn.add_callback_threadsafe(channel.stop_consuming)
