@@ -160,6 +160,15 @@ STEPS: tuple[Step, ...] = (
         what="AMQP 0-9-1 with pika and aio-pika vs RabbitMQ",
     ),
     Step(
+        "timers",
+        "bench.timers",
+        ("--idle", "10000", "--messages", "500", "--spread-ms", "10"),
+        ("--idle", "1000", "--messages", "100", "--spread-ms", "5"),
+        timeout=300,
+        needs=(RABBITMQ,),
+        what="TTL dead-lettering with 10,000 idle queues, pika vs RabbitMQ; core timers in process",
+    ),
+    Step(
         "profile",
         "bench.profile",
         (),

@@ -606,6 +606,95 @@ class Report:
         )
         return [*lines, ""]
 
+    def timers_section(self) -> list[str]:
+        """TTL dead-lettering against the goal of issue 12 and against RabbitMQ (bench/timers.py)."""
+        rows = [r for r in self.results if r.name.startswith("timers.")]
+        if not rows:
+            return []
+        any_r = rows[0]
+        ttl, idle = any_r.params.get("ttl_ms", 300), any_r.params.get("idle", 0)
+        goal = ttl + 50
+        theirs = self.one("timers.ttl.wire", "rabbitmq")
+        lines = [
+            "## Timers: TTL dead-lettering",
+            "",
+            f"A {ttl} ms message TTL, with {idle:,} idle queues present: a queue with "
+            "`x-message-ttl` dead-letters through an exchange into a queue with a consumer; "
+            "messages are published one by one, spread over time, each carrying its publish "
+            "time in a header; the figure is publish → arrival at the dead-letter consumer. "
+            "Over the wire: pika against Dovecote's AMQP listener and RabbitMQ, the same "
+            "code, one broker up at a time. In process: Dovecote's core without the wire "
+            f"(bench/timers.py). The goal (issue 12): p99 ≤ {goal} ms, i.e. at most 50 ms "
+            "late. Ratio = Dovecote's p99 ÷ RabbitMQ's p99 over the wire (below 1: "
+            "Dovecote quicker). One run each, ms.",
+            "",
+        ]
+        body = []
+        for name, system, label in (
+            ("timers.ttl.wire", "dovecote", "Dovecote, pika over AMQP"),
+            ("timers.ttl.wire", "rabbitmq", "RabbitMQ, pika over AMQP"),
+            ("timers.ttl.core", "dovecote", "Dovecote core, in process"),
+        ):
+            r = self.one(name, system)
+            if r is None or not r.params.get("count"):
+                continue
+            met = "yes" if r.figure <= goal else "**no**"
+            body.append(
+                [
+                    label,
+                    f"{r.params['p50']:.1f}",
+                    f"{r.params['p99']:.1f}",
+                    f"{r.params['max']:.1f}",
+                    f"{r.figure - ttl:.1f}",
+                    f"{r.params['count']:,}"
+                    + (
+                        f" of {sent:,}"
+                        if (sent := r.params.get("sent", 0)) > r.params["count"]
+                        else ""
+                    ),
+                    met,
+                    ratio(r, theirs) if (system, name) == ("dovecote", "timers.ttl.wire") else "-",
+                ]
+            )
+        lines += table(
+            [
+                "system",
+                "p50",
+                "p99",
+                "max",
+                "p99 late",
+                "messages",
+                f"p99 ≤ {goal} ms",
+                "p99 ÷ RabbitMQ",
+            ],
+            body,
+            "lrrrrrcr",
+        )
+        lines.append("")
+        extra = []
+        for name, label in (
+            ("timers.ttl-timer-late.core", "TTL timer fired, ms after due (before the DLQ append)"),
+            ("timers.lease.core", "lease expiry: pull → redelivery"),
+            ("timers.loop-lag.core", "event loop lag: how late a 5 ms sleep wakes"),
+        ):
+            r = self.one(name, "dovecote")
+            if r is not None and r.params.get("count"):
+                extra.append(
+                    [
+                        label,
+                        f"{r.params['p50']:.1f}",
+                        f"{r.params['p99']:.1f}",
+                        f"{r.params['max']:.1f}",
+                        f"{r.params['count']:,}",
+                    ]
+                )
+        if extra:
+            lines += ["Dovecote's core in process, the other timers:", ""]
+            lines += table(["figure", "p50", "p99", "max", "samples"], extra)
+            lines.append("")
+        lines += ["```sh", any_r.command, "```", ""]
+        return lines
+
     # -- profile ---------------------------------------------------------------------------------
 
     def profile_section(self) -> list[str]:
@@ -673,6 +762,7 @@ class Report:
             self.latency_section(),
             self.growth_section(),
             self.amqp_section(),
+            self.timers_section(),
             self.groups_section(),
             self.storage_section(),
             self.profile_section(),
