@@ -56,7 +56,7 @@ from bench.peers import peer
 from bench.timers_wire import measure_ttl_wire
 from dovecote.core.broker import BrokerCore
 from dovecote.core.config import BrokerConfig
-from dovecote.core.queues import QueueSettings
+from dovecote.core.queue_settings import QueueSettings
 from dovecote.storage.batch import Record
 
 SYSTEMS = ("dovecote", "rabbitmq")

@@ -1,7 +1,7 @@
 """AMQP declarations in the core's terms: x-arguments, standard exchanges, reserved names.
 
 RabbitMQ's rules live here, not in the core: ``queue_settings`` turns a
-queue's x-arguments into neutral :class:`~dovecote.core.queues.QueueSettings`
+queue's x-arguments into neutral :class:`~dovecote.core.queue_settings.QueueSettings`
 (with RabbitMQ's error texts), ``check_equivalent`` compares a redeclare's
 arguments with the first declaration's (RabbitMQ's 406 texts), and
 ``install`` gives a queue manager the ``amq.*`` exchanges every vhost has
@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from dovecote.amqp.errors import PRECONDITION_FAILED, ChannelError
-from dovecote.core.queues import (
+from dovecote.core.queue_settings import (
     DROP_HEAD,
     REJECT_NEW,
     REJECT_NEW_DEAD_LETTER,
-    QueueManager,
     QueueSettings,
 )
+from dovecote.core.queues import QueueManager
 from dovecote.core.routing import DIRECT, FANOUT, HEADERS, TOPIC, HeadersMatching
 
 VHOST = "/"

@@ -45,7 +45,8 @@ from dovecote.amqp.publish import REPLY_TO, Batch, Confirms, Publishing
 from dovecote.core.cursor import StreamCursor
 from dovecote.core.delivery import ConsumerRefused, CreditPool
 from dovecote.core.queues import Queue
-from dovecote.core.subscription import Delivery, Subscription
+from dovecote.core.subscription import Subscription
+from dovecote.core.subscription_state import Delivery
 
 if TYPE_CHECKING:
     from dovecote.amqp.interfaces import ConnectionView

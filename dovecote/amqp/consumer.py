@@ -22,8 +22,9 @@ from dovecote.amqp.codec.tables import Timestamp
 from dovecote.amqp.errors import PRECONDITION_FAILED, ChannelError
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime, StartAt, StreamCursor
 from dovecote.core.delivery import PushConsumer
-from dovecote.core.queues import Queue, QueueSettings
-from dovecote.core.subscription import Delivery
+from dovecote.core.queue_settings import QueueSettings
+from dovecote.core.queues import Queue
+from dovecote.core.subscription_state import Delivery
 
 if TYPE_CHECKING:
     from dovecote.amqp.interfaces import ChannelView

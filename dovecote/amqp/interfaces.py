@@ -22,7 +22,7 @@ from dovecote.core.broker import BrokerCore
 from dovecote.core.config import BrokerConfig
 from dovecote.core.delivery import CreditPool
 from dovecote.core.queues import Queue, QueueManager
-from dovecote.core.subscription import Delivery
+from dovecote.core.subscription_state import Delivery
 
 
 class ListenerView(Protocol):

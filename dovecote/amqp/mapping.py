@@ -43,9 +43,7 @@ from dovecote.amqp.codec.records import (
     exposed_headers,
     headers_to_build_from,
 )
-from dovecote.core.headers import TYPES, is_reserved
-from dovecote.core.queues import DEATHS, EXCHANGE_HEADER
-from dovecote.core.subscription import EXPIRES_AT
+from dovecote.core.headers import DEATHS, EXCHANGE_HEADER, EXPIRES_AT, TYPES, is_reserved
 from dovecote.storage.batch import Record
 
 # Property flag bits (first flag word), spec order.

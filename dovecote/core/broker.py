@@ -48,7 +48,8 @@ from dovecote.core.groups import (
 from dovecote.core.memory import MemoryBudget
 from dovecote.core.queues import QueueManager
 from dovecote.core.quotas import ByteRateQuotas
-from dovecote.core.subscription import DeadLetterHandler, Subscription, SubscriptionConfig
+from dovecote.core.subscription import Subscription
+from dovecote.core.subscription_state import DeadLetterHandler, SubscriptionConfig
 from dovecote.core.substate import STATE_CONFIGS, STATE_TOPIC, SubscriptionStore
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage import compaction

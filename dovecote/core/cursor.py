@@ -19,7 +19,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from dovecote.core.subscription import Delivery, Subscription
+from dovecote.core.subscription import Subscription
+from dovecote.core.subscription_state import Delivery
 from dovecote.core.topic import Partition
 from dovecote.storage.batch import Record
 from dovecote.storage.log import OffsetOutOfRange

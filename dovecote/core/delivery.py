@@ -32,7 +32,7 @@ from typing import Protocol
 
 from dovecote.core.clock import Alarm, Clock
 from dovecote.core.errors import BrokerError
-from dovecote.core.subscription import Delivery
+from dovecote.core.subscription_state import Delivery
 
 log = logging.getLogger(__name__)
 

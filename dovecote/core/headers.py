@@ -26,7 +26,10 @@ import base64
 import decimal
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from dovecote.storage.batch import Record
 
 Header = tuple[str, bytes | None]
 
@@ -70,6 +73,13 @@ WELL_KNOWN: frozenset[str] = frozenset(
 
 CORE_PREFIX = "dovecote."
 TYPES = CORE_PREFIX + "types"  # JSON {header name: type tag} for typed values
+
+# Record headers the core itself interprets (adapters write them at publish).
+EXPIRES_AT = "dovecote.expires-at"  # absolute ms: drop or dead-letter after this
+DELIVER_AT = "dovecote.deliver-at"  # absolute ms: not deliverable before this
+EXCHANGE_HEADER = "dovecote.exchange"  # the exchange a record was published to (absent: default)
+# Written by the core when it dead-letters a record (see core/dead_letters.py).
+DEATHS = "dovecote.deaths"  # JSON list of dead-letter events, newest first (adapters render them)
 
 _reserved: list[str] = [CORE_PREFIX]
 _reserved_tuple: tuple[str, ...] = (CORE_PREFIX,)
@@ -290,6 +300,16 @@ def find(headers: Iterable[Header], name: str) -> bytes | None:
         if key == name:
             found = value
     return found
+
+
+def header_int(record: Record, name: str) -> int | None:
+    for key, value in record.headers:
+        if key == name and value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def application_headers(headers: Sequence[Header]) -> dict[str, Any]:

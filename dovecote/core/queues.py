@@ -10,28 +10,35 @@ queues and their data are removed on restart, exclusive ones when their
 owner goes away, auto-delete ones when their last consumer leaves, and
 queues with an expiry when unused that long (one timer per such queue).
 
-Queues are described by :class:`QueueSettings`, in neutral terms; each
-protocol adapter translates its own declarations (arguments, attributes)
-into settings and keeps its own rules about names and equivalence.
+Queues are described by :class:`~dovecote.core.queue_settings.QueueSettings`,
+in neutral terms; the manager is built from the services in
+:mod:`~dovecote.core.queue_services`, and the dead-letter history it writes
+is kept by :mod:`~dovecote.core.dead_letters`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from dovecote.core.catalog import Catalog
 from dovecote.core.clock import Alarm, Clock
+from dovecote.core.dead_letters import cycles, with_death
 from dovecote.core.dedup import DedupWindow, Duplicate
 from dovecote.core.delivery import ConsumerSet, PushConsumer
 from dovecote.core.errors import BrokerError, TopicExists
-from dovecote.core.headers import application_headers
+from dovecote.core.headers import EXCHANGE_HEADER, application_headers
+from dovecote.core.queue_services import SubscriptionService, TopicService
+from dovecote.core.queue_settings import (
+    DROP_HEAD,
+    OVERFLOWS,
+    REJECT_NEW_DEAD_LETTER,
+    QueueSettings,
+    subscription_config,
+)
 from dovecote.core.routing import (
     DIRECT,
     EXCHANGE,
@@ -43,24 +50,16 @@ from dovecote.core.routing import (
     Router,
     freeze_arguments,
 )
-from dovecote.core.subscription import EXPIRES_AT, Subscription, SubscriptionConfig
+from dovecote.core.subscription import Subscription
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage.batch import Record
 
 log = logging.getLogger(__name__)
 
-DEATHS = "dovecote.deaths"  # JSON list of dead-letter events, newest first (adapters render them)
-EXCHANGE_HEADER = "dovecote.exchange"  # the exchange a record was published to (absent: default)
 # A queue topic takes whatever the protocol front door accepted: a message
 # may be as large as the adapter's frame layer allows, and a publish batch
 # groups many of them into one record batch.
 QUEUE_MAX_BATCH_BYTES = 1 << 30
-
-# Overflow behaviours of a queue with a length limit.
-DROP_HEAD = "drop-head"  # drop (dead-letter) the oldest records
-REJECT_NEW = "reject-new"  # refuse the new record
-REJECT_NEW_DEAD_LETTER = "reject-new-dead-letter"  # refuse it and dead-letter it
-OVERFLOWS = (DROP_HEAD, REJECT_NEW, REJECT_NEW_DEAD_LETTER)
 
 
 class NotFound(BrokerError):
@@ -78,71 +77,6 @@ class ResourceLocked(BrokerError):
 
 class AccessRefused(BrokerError):
     """A reserved exchange (the default one, or one an adapter marked reserved)."""
-
-
-@dataclass
-class QueueSettings:
-    """How a queue behaves, in neutral terms; adapters translate their own
-    declarations (arguments, attributes, subscription settings) into it.
-
-    Stored in the catalog as JSON (:meth:`to_json`); :meth:`from_json` also
-    reads queues written before the settings had these names."""
-
-    max_length: int | None = None  # records; None = unlimited
-    max_length_bytes: int | None = None
-    overflow: str = DROP_HEAD  # one of OVERFLOWS
-    message_ttl_ms: int | None = None  # records expire this long after their timestamp
-    expires_ms: int | None = None  # the queue is deleted after this long unused
-    dead_letter_exchange: str | None = None  # re-route dead letters through this exchange
-    dead_letter_routing_key: str | None = None  # ... with this key (None: the record's)
-    dead_letter_queue: str | None = None  # or store them in this queue (redrive)
-    max_deliveries: int | None = None  # dead-letter instead of delivering more often
-    max_priority: int | None = None  # priority levels 0..max_priority
-    delivery_delay_ms: int = 0  # default delay before a record may be delivered
-    retention_ms: int | None = None  # settled or not, records older than this go
-    lease_ms: int | None = None  # visibility timeout; None = until settled
-    ordered: bool = False  # in order per key, one in flight per key
-    dedup_window_ms: int | None = None  # drop repeats of a message id within this window
-    single_active_consumer: bool = False  # one consumer receives at a time
-    stream: bool = False  # consuming reads without removing: each consumer is a cursor
-    retention_bytes: int | None = None  # streams: the log is kept under this size
-
-    @property
-    def limited(self) -> bool:
-        return self.max_length is not None or self.max_length_bytes is not None
-
-    @property
-    def refuses_when_full(self) -> bool:
-        """Whether a publish can be refused, so batches are decided record by record."""
-        return self.limited and self.overflow != DROP_HEAD
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> QueueSettings:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        return cls(**values)
-
-    @classmethod
-    def from_stored(cls, meta: Mapping[str, Any]) -> QueueSettings:
-        """A queue's settings from its catalog entry, old format included
-        (``args``, with ``delivery_limit`` and the old overflow names)."""
-        if "settings" in meta:
-            return cls.from_json(meta["settings"])
-        old = dict(meta.get("args", {}))
-        if "delivery_limit" in old:
-            old["max_deliveries"] = old.pop("delivery_limit")
-        old["overflow"] = _OLD_OVERFLOWS.get(old.get("overflow", DROP_HEAD), DROP_HEAD)
-        return cls.from_json(old)
-
-
-_OLD_OVERFLOWS = {
-    "drop-head": DROP_HEAD,
-    "reject-publish": REJECT_NEW,
-    "reject-publish-dlx": REJECT_NEW_DEAD_LETTER,
-}
 
 
 @dataclass
@@ -241,51 +175,6 @@ class PublishResult:
     def runs(self, total: int) -> list[tuple[int, bool]]:
         """``outcomes``, or one run of ``total`` records."""
         return self.outcomes if self.outcomes is not None else [(total, bool(self.rejected))]
-
-
-class TopicService(Protocol):
-    """The topics a queue manager keeps its queues in."""
-
-    def topic(self, name: str) -> Topic | None: ...
-
-    async def create_topic(
-        self, name: str, partitions: int | None = None, configs: Mapping[str, str] | None = None
-    ) -> Topic | None: ...
-
-    async def delete_topic(self, name: str) -> None: ...
-
-
-DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
-
-
-class SubscriptionService(Protocol):
-    """Where a queue's delivery state lives."""
-
-    def open_subscription(
-        self,
-        sub_id: str,
-        topic_name: str,
-        config: SubscriptionConfig | None = None,
-        on_dead_letter: DeadLetterHandler | None = None,
-    ) -> Subscription: ...
-
-    def drop_subscription(self, sub_id: str) -> None: ...
-
-    def dedup_window(self, name: str, window_ms: int) -> DedupWindow:
-        """The durable dedup window ``name`` (dropped with the subscription of that name)."""
-        ...
-
-
-def subscription_config(settings: QueueSettings) -> SubscriptionConfig:
-    """The subscription behaviour a queue's settings ask for."""
-    return SubscriptionConfig(
-        lease_ms=settings.lease_ms,
-        max_deliveries=settings.max_deliveries,
-        message_ttl_ms=settings.message_ttl_ms,
-        ordered=settings.ordered,
-        priority=settings.max_priority is not None,
-        delivery_delay_ms=settings.delivery_delay_ms,
-    )
 
 
 class QueueManager:
@@ -990,7 +879,7 @@ class QueueManager:
             headers.append((EXCHANGE_HEADER, target.encode()))
         moved = Record(record.value, key=target_key.encode(), headers=headers, timestamp=now_ms)
         names = self.route(target, target_key, application_headers(moved.headers))
-        if queue_name in names and _cycles(record, queue_name):
+        if queue_name in names and cycles(record, queue_name):
             # Dead-lettered back into this queue with no rejection in between:
             # dropped there rather than looping forever (as RabbitMQ does).
             names.discard(queue_name)
@@ -998,69 +887,11 @@ class QueueManager:
             await self.enqueue(names, [moved])
 
 
-def _cycles(record: Record, queue: str) -> bool:
-    deaths = _deaths(record)
-    return any(d.get("queue") == queue for d in deaths) and not any(
-        d.get("reason") == "rejected" for d in deaths
-    )
-
-
-def _deaths(record: Record) -> list[dict[str, Any]]:
-    for key, value in record.headers:
-        if key == DEATHS and value is not None:
-            with contextlib.suppress(ValueError):
-                return json.loads(value)
-    return []
-
-
 def _header(record: Record, name: str) -> str:
     for key, value in record.headers:
         if key == name and value is not None:
             return value.decode("utf-8", "replace")
     return ""
-
-
-def with_death(
-    headers: list[tuple[str, bytes | None]],
-    queue: str,
-    reason: str,
-    exchange: str,
-    routing_key: str,
-    now: int | None = None,
-) -> list[tuple[str, bytes | None]]:
-    """Headers plus one more dead-letter event (at ``now``, epoch seconds):
-    one entry per (queue, reason) with a count, most recent first."""
-    deaths: list[dict[str, Any]] = []
-    rest = []
-    for key, value in headers:
-        if key == DEATHS and value is not None:
-            with contextlib.suppress(ValueError):
-                deaths = json.loads(value)
-        elif key != EXPIRES_AT:
-            rest.append((key, value))
-    if now is None:
-        now = int(time.time())
-    for entry in deaths:
-        if entry.get("queue") == queue and entry.get("reason") == reason:
-            entry["count"] = entry.get("count", 1) + 1
-            entry["time"] = now
-            deaths.remove(entry)
-            deaths.insert(0, entry)
-            break
-    else:
-        entry = {
-            "queue": queue,
-            "reason": reason,
-            "count": 1,
-            "time": now,
-            "exchange": exchange,
-            "routing-keys": [routing_key],
-        }
-        if not deaths:
-            entry["first"] = True  # the first death is kept as it was
-        deaths.insert(0, entry)
-    rest.append((DEATHS, json.dumps(deaths, separators=(",", ":")).encode()))
-    return rest
 
 
 def plain_arguments(arguments: Mapping[str, Any] | None) -> dict[str, Any]:

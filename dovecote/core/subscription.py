@@ -37,6 +37,10 @@ requeue, an append to an empty queue), not on a sweep.
 Progress is made durable by :class:`~dovecote.core.substate.SubscriptionStore`:
 every change is logged as ranges of delivered and settled offsets, coalesced
 per loop turn, so the cost is per burst, not per record.
+
+The plain state this moves (config, cursors, leases, deliveries) is in
+:mod:`~dovecote.core.subscription_state`; the header names it reads are in
+:mod:`~dovecote.core.headers`.
 """
 
 from __future__ import annotations
@@ -47,13 +51,20 @@ import heapq
 import itertools
 import logging
 import secrets
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from dovecote.core.clock import Alarm, Clock, SystemClock
 from dovecote.core.errors import BrokerError, UnknownPartition
+from dovecote.core.headers import DELIVER_AT, EXPIRES_AT, header_int
+from dovecote.core.subscription_state import (
+    Cursor,
+    DeadLetterHandler,
+    Delivery,
+    Lease,
+    RecordFilter,
+    SubscriptionConfig,
+)
 from dovecote.core.tokens import DeliveryToken, Settled
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage.batch import Record
@@ -64,20 +75,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Record headers the core itself interprets (adapters write them at publish).
-EXPIRES_AT = "dovecote.expires-at"  # absolute ms: drop or dead-letter after this
-DELIVER_AT = "dovecote.deliver-at"  # absolute ms: not deliverable before this
-
 READ_CHUNK = 256 * 1024
 NEVER = float("inf")
 DEAD_LETTERING = object()  # lease owner while a record is moved to its dead-letter target
 EXPIRED = "expired"
 _EMPTY = -1.0  # head state: known to have no record
 _TIMED_OUT = object()
-_new_tuple = tuple.__new__
-
-DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
-RecordFilter = Callable[[Record], bool]
 # A token, or a bare (partition, offset) pair that names whatever lease holds
 # that offset (for owners whose leases never expire, such as a channel that
 # holds its deliveries until it acks or closes).
@@ -86,99 +89,6 @@ TokenLike = DeliveryToken | tuple[int, int, int] | tuple[int, int]
 
 class UnknownSnapshot(BrokerError, LookupError):
     pass
-
-
-def header_int(record: Record, name: str) -> int | None:
-    for key, value in record.headers:
-        if key == name and value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-@dataclass(slots=True)
-class SubscriptionConfig:
-    lease_ms: int | None = None  # default lease; None = held until acked or released
-    max_deliveries: int | None = None  # dead-letter instead of delivering more often
-    message_ttl_ms: int | None = None  # per-subscription TTL from the record timestamp
-    ordered: bool = False  # one in flight per record key
-    priority: bool = False  # partitions are priority levels, highest index first
-    delivery_delay_ms: int = 0  # records become deliverable this long after their timestamp
-    filter: RecordFilter | None = None  # records it rejects are settled, never delivered
-
-
-@dataclass(slots=True)
-class Lease:
-    owner: object
-    deadline: float  # monotonic seconds; inf = until released
-    record: Record
-    attempt: int = -1
-
-
-@dataclass(slots=True)
-class Delivery:
-    partition: int
-    offset: int
-    record: Record
-    count: int  # 1 on first delivery; adapters report it as the receive count / attempt
-    attempt: int = -1  # unique to this delivery: see ``token``
-
-    @property
-    def redelivered(self) -> bool:
-        return self.count > 1
-
-    @property
-    def token(self) -> DeliveryToken:
-        """What ack, nack and extend take; ``str(token)`` is its wire form.
-        (A plain ``(partition, offset, attempt)`` tuple is accepted too: hot
-        paths that never show the token build that instead, it is cheaper.)"""
-        return _new_tuple(DeliveryToken, (self.partition, self.offset, self.attempt))
-
-
-@dataclass
-class Cursor:
-    """Delivery state of one partition."""
-
-    floor: int = 0  # everything below is settled
-    position: int = 0  # next offset to read from the log
-    settled: set[int] = field(default_factory=set)  # settled offsets >= floor
-    leased: dict[int, Lease] = field(default_factory=dict)
-    ready: list[int] = field(default_factory=list)  # heap of requeued offsets
-    requeued: dict[int, Record] = field(default_factory=dict)  # their records
-    counts: dict[int, int] = field(default_factory=dict)  # deliveries so far
-    buffer: deque[Record] = field(default_factory=deque)  # read ahead, offset >= position
-    delayed: list[tuple[float, int]] = field(default_factory=list)  # heap (due wall ms, offset)
-    delayed_records: dict[int, Record] = field(default_factory=dict)
-    # ordered: records waiting for their group's record in flight, a heap of
-    # offsets per group; only the lowest goes back to ``ready`` when it ends
-    parked: dict[bytes | None, list[int]] = field(default_factory=dict)
-    parked_records: dict[int, Record] = field(default_factory=dict)
-
-    def advance_floor(self) -> None:
-        settled = self.settled
-        floor = self.floor
-        while floor in settled:
-            settled.discard(floor)
-            floor += 1
-        self.floor = floor
-
-    def reset(self, floor: int, settled: Iterable[int] = ()) -> None:
-        """Everything below ``floor`` and in ``settled`` is settled, the rest
-        deliverable again; leases are dropped (their tokens go stale)."""
-        self.floor = self.position = floor
-        self.settled = {o for o in settled if o >= floor}
-        self.leased.clear()
-        self.ready.clear()
-        self.requeued.clear()
-        self.buffer.clear()
-        self.delayed.clear()
-        self.delayed_records.clear()
-        self.parked.clear()
-        self.parked_records.clear()
-        self.counts = {o: c for o, c in self.counts.items() if o >= floor}
-        self.advance_floor()
 
 
 class Subscription:

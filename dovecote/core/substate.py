@@ -33,7 +33,8 @@ from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
     from dovecote.core.clock import Clock
-    from dovecote.core.subscription import Delivery, Subscription
+    from dovecote.core.subscription import Subscription
+    from dovecote.core.subscription_state import Delivery
     from dovecote.core.topic import Partition
 
 log = logging.getLogger(__name__)

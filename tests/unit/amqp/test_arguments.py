@@ -19,13 +19,13 @@ from dovecote.amqp.arguments import (
 from dovecote.amqp.errors import PRECONDITION_FAILED, ChannelError
 from dovecote.core.broker import BrokerCore
 from dovecote.core.config import BrokerConfig
-from dovecote.core.queues import (
+from dovecote.core.queue_settings import (
     DROP_HEAD,
     REJECT_NEW,
     REJECT_NEW_DEAD_LETTER,
-    AccessRefused,
     QueueSettings,
 )
+from dovecote.core.queues import AccessRefused
 from dovecote.storage.batch import Record
 
 

@@ -17,7 +17,7 @@ from dovecote.amqp.consumer import (
 )
 from dovecote.amqp.errors import ChannelError
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime
-from dovecote.core.queues import QueueSettings
+from dovecote.core.queue_settings import QueueSettings
 
 
 def test_x_priority():

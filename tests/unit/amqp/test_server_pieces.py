@@ -25,9 +25,8 @@ from dovecote.amqp.mapping import (
     publish_record,
 )
 from dovecote.amqp.publish import ACK, NACK, Confirms
-from dovecote.core.headers import application_headers
-from dovecote.core.queues import DEATHS, EXCHANGE_HEADER, with_death
-from dovecote.core.subscription import EXPIRES_AT
+from dovecote.core.dead_letters import with_death
+from dovecote.core.headers import DEATHS, EXCHANGE_HEADER, EXPIRES_AT, application_headers
 from dovecote.storage.batch import Record
 
 # --- mapping -------------------------------------------------------------------------

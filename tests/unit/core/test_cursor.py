@@ -12,7 +12,7 @@ from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime, StreamCursor
 from dovecote.core.delivery import ConsumerSet, PushConsumer
-from dovecote.core.queues import QueueSettings
+from dovecote.core.queue_settings import QueueSettings
 from dovecote.storage.batch import Record
 
 BASE_MS = 1_700_000_000_000

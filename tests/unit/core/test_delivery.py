@@ -23,7 +23,7 @@ from dovecote.core.delivery import (
     CreditPool,
     PushConsumer,
 )
-from dovecote.core.subscription import Delivery
+from dovecote.core.subscription_state import Delivery
 from dovecote.storage.batch import Record
 
 

@@ -12,14 +12,12 @@ import pytest
 from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
+from dovecote.core.headers import DEATHS, EXCHANGE_HEADER
+from dovecote.core.queue_settings import REJECT_NEW, QueueSettings
 from dovecote.core.queues import (
-    DEATHS,
-    EXCHANGE_HEADER,
-    REJECT_NEW,
     AccessRefused,
     NotFound,
     PreconditionFailed,
-    QueueSettings,
     ResourceLocked,
 )
 from dovecote.core.routing import EXCHANGE

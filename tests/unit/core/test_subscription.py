@@ -8,7 +8,8 @@ import asyncio
 from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
-from dovecote.core.subscription import DELIVER_AT, EXPIRES_AT, SubscriptionConfig
+from dovecote.core.headers import DELIVER_AT, EXPIRES_AT
+from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.storage.batch import Record
 
 

@@ -17,13 +17,9 @@ from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.core.errors import BrokerError, UnknownPartition
-from dovecote.core.subscription import (
-    DELIVER_AT,
-    EXPIRES_AT,
-    Subscription,
-    SubscriptionConfig,
-    UnknownSnapshot,
-)
+from dovecote.core.headers import DELIVER_AT, EXPIRES_AT
+from dovecote.core.subscription import Subscription, UnknownSnapshot
+from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.core.tokens import DeliveryToken, InvalidToken
 from dovecote.storage.batch import Record
 

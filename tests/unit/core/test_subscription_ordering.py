@@ -22,7 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
-from dovecote.core.subscription import EXPIRES_AT, SubscriptionConfig
+from dovecote.core.headers import EXPIRES_AT
+from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.core.tokens import DeliveryToken
 from dovecote.storage.batch import Record
 

@@ -21,7 +21,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
-from dovecote.core.subscription import DELIVER_AT, EXPIRES_AT, NEVER, SubscriptionConfig
+from dovecote.core.headers import DELIVER_AT, EXPIRES_AT
+from dovecote.core.subscription import NEVER
+from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.storage.batch import Record
 
 
