@@ -25,12 +25,9 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
+from dovecote.amqp.arguments import consumer_priority, stream_start
 from dovecote.amqp.codec import Typed, encode_delivery_parts, encode_get_ok, update_headers
-from dovecote.amqp.consumer import (
-    Consumer,
-    consumer_priority,
-    stream_start,
-)
+from dovecote.amqp.consumer import Consumer
 from dovecote.amqp.declare import Declarations, generated_name
 from dovecote.amqp.errors import (
     ACCESS_REFUSED,

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pamqp import base
 from pamqp import commands as C
 
-from dovecote.amqp.arguments import check_equivalent, queue_settings, reserved
-from dovecote.amqp.consumer import delivery_settings
+from dovecote.amqp.arguments import check_equivalent, delivery_settings, queue_settings, reserved
 from dovecote.amqp.errors import (
     ACCESS_REFUSED,
     NOT_FOUND,

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from dovecote.amqp.codec.tables import Timestamp
-from dovecote.amqp.consumer import (
+from dovecote.amqp.arguments import (
     consumer_priority,
     delivery_settings,
     single_active_consumer,
     stream_start,
 )
+from dovecote.amqp.codec.tables import Timestamp
 from dovecote.amqp.errors import ChannelError
 from dovecote.core.cursor import FIRST, LAST, NEXT, AtTime
 from dovecote.core.queue_settings import QueueSettings
