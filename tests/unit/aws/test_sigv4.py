@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -307,3 +308,32 @@ def test_aws_documented_example() -> None:
     query = "Action=ListUsers&Version=2010-05-08"
     assert verify("GET", "/", query, headers, b"", secrets.get, now).ok
     assert not verify("GET", "/", query + "&x=1", headers, b"", secrets.get, now).ok
+
+
+class _DateHeaderSigV4(SigV4Auth):
+    """botocore's signer, dating the request with ``Date`` instead of ``X-Amz-Date``."""
+
+    def _modify_request_before_signing(self, request: AWSRequest) -> None:
+        super()._modify_request_before_signing(request)
+        del request.headers["X-Amz-Date"]
+        when = datetime.strptime(request.context["timestamp"], "%Y%m%dT%H%M%SZ")
+        request.headers["Date"] = format_datetime(when.replace(tzinfo=UTC), usegmt=True)
+
+
+def test_date_header_stands_in_for_x_amz_date() -> None:
+    request = AWSRequest(
+        method="POST", url="https://sns.us-east-1.amazonaws.com/", data=b"Action=ListTopics"
+    )
+    _DateHeaderSigV4(Credentials(AKID, SECRET), "sns", "us-east-1").add_auth(request)
+    wire = _wire(request.prepare())
+    assert "date" in parse_authorization(_get_header(wire, "Authorization")).signed_headers
+    assert _check(wire).ok
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    assert _check(wire, now=later).message.startswith("Signature expired")
+
+
+def test_path_is_normalized_and_encoded_as_botocore_does() -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/my%3Aqueue/./x/../"
+    wire = _signed("POST", url, "us-east-1", "sqs", data=b"Action=GetQueueAttributes")
+    assert _check(wire).ok
+    assert _check(replace(wire, path="/123456789012/my%3Aqueue2/")).code == "SignatureDoesNotMatch"
