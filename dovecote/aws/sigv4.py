@@ -290,7 +290,7 @@ def _check(
     )
     canonical = canonical_request(method, path, query, pairs, auth.signed_headers, payload_hash)
     expected = signature(secret, credential, amz_date, canonical)
-    if not hmac.compare_digest(expected, auth.signature):
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "replace")):
         raise SignatureError(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided. "

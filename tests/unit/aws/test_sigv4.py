@@ -172,6 +172,13 @@ def test_wrong_secret_fails() -> None:
     assert result.credential is not None and result.credential.region == "eu-west-2"
 
 
+def test_non_ascii_signature_is_a_mismatch_not_a_crash() -> None:
+    wire = _sqs_send()
+    auth = _get_header(wire, "Authorization")
+    forged = auth[: auth.index("Signature=") + len("Signature=")] + "é" * 64
+    assert _check(_set_header(wire, "Authorization", forged)).code == "SignatureDoesNotMatch"
+
+
 def test_unknown_key_is_invalid_client_token_id() -> None:
     result = _check(_sns_publish(), secrets={})
     assert (result.ok, result.code) == (False, "InvalidClientTokenId")
