@@ -52,8 +52,8 @@ def decode_request(method: str, path: str, headers: dict[str, str], body: bytes)
     target = _header(headers, "x-amz-target")
     if target is not None:
         return _decode_json(target, headers, body)
-    query = urlsplit(path).query
     try:
+        query = urlsplit(path).query
         text = body.decode("utf-8") if method.upper() == "POST" else ""
         pairs = parse_qsl(query, keep_blank_values=True) + parse_qsl(text, keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):

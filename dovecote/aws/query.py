@@ -33,7 +33,7 @@ def _indices(form: dict[str, str], prefix: str) -> list[int]:
     for key in form:
         if key.startswith(start):
             head = key[len(start) :].split(".", 1)[0]
-            if head.isdigit() and not head.startswith("0"):
+            if head.isascii() and head.isdigit() and not head.startswith("0"):
                 found.add(int(head))
     return sorted(found)
 
