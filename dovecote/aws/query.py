@@ -17,6 +17,9 @@ from botocore.model import Shape
 
 from dovecote.aws.errors import invalid
 
+# XML parsers turn a bare CR into LF: a character reference keeps it.
+_KEEP = {"\r": "&#xD;"}
+
 
 def _name(shape: Shape, default: str) -> str:
     return shape.serialization.get("name", default)
@@ -150,7 +153,7 @@ def encode_xml(value: Any, shape: Shape, tag: str) -> str:
         return f"<{tag}>{inner}</{tag}>"
     if kind in ("list", "map"):
         return _encode_member(value, shape, tag)
-    return f"<{tag}>{escape(_text(value, shape))}</{tag}>"
+    return f"<{tag}>{escape(_text(value, shape), _KEEP)}</{tag}>"
 
 
 def _encode_member(value: Any, shape: Shape, tag: str) -> str:

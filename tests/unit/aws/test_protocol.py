@@ -583,3 +583,41 @@ _MEMBERS = st.sampled_from(
 )
 def test_random_json_only_raises_protocol_errors(operation: str, document: dict[str, Any]) -> None:
     _must_be_clean({"X-Amz-Target": f"AmazonSQS.{operation}"}, json.dumps(document).encode())
+
+
+# The characters SQS allows in a message (its SendMessage reference).
+_SQS_TEXT = st.text(
+    st.characters(codec="utf-8").filter(
+        lambda c: (
+            c in "\t\n\r"
+            or "\x20" <= c <= "\ud7ff"
+            or "\ue000" <= c <= "\ufffd"
+            or c >= "\U00010000"
+        )
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_SQS_TEXT, _SQS_TEXT, st.binary(max_size=20), st.sampled_from(["json", "query"]))
+def test_any_message_text_survives_our_xml_and_json(
+    body: str, value: str, blob: bytes, protocol: str
+) -> None:
+    result = {
+        "Messages": [
+            {
+                "MessageId": "m",
+                "Body": body,
+                "Attributes": {"SenderId": value},
+                "MessageAttributes": {
+                    "s": {"DataType": "String", "StringValue": value},
+                    "b": {"DataType": "Binary", "BinaryValue": blob},
+                },
+            }
+        ]
+    }
+    request = AwsRequest(SQS, protocol, "ReceiveMessage", {})
+    parsed = _parse("sqs", protocol, "ReceiveMessage", encode_response(request, result))
+    parsed.pop("ResponseMetadata")
+    assert parsed == result
