@@ -3,6 +3,7 @@ and a real client (signer included, no network) read our answers."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -621,3 +622,69 @@ def test_any_message_text_survives_our_xml_and_json(
     parsed = _parse("sqs", protocol, "ReceiveMessage", encode_response(request, result))
     parsed.pop("ResponseMetadata")
     assert parsed == result
+
+
+def _example(shape: Any, depth: int = 0) -> Any:
+    """A value of ``shape`` with every member set, for the all-operations round trip."""
+    kind = shape.type_name
+    if kind == "structure":
+        return {k: _example(m, depth + 1) for k, m in shape.members.items() if depth < 6}
+    if kind == "list":
+        return [_example(shape.member, depth + 1), _example(shape.member, depth + 1)]
+    if kind == "map":
+        return {"k1": _example(shape.value, depth + 1), "k2": _example(shape.value, depth + 1)}
+    return {
+        "string": "v & <w>",
+        "integer": 7,
+        "long": 7,
+        "boolean": True,
+        "blob": b"\x00bin",
+        "timestamp": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        "double": 1.5,
+        "float": 1.5,
+    }[kind]
+
+
+ALL_OPERATIONS = [
+    (service, protocol, name)
+    for service, protocols in (("sqs", ("json", "query")), ("sns", ("query",)))
+    for protocol in protocols
+    for name in service_model(service, protocol).operation_names
+]
+
+
+@pytest.mark.parametrize(("service", "protocol", "operation"), ALL_OPERATIONS)
+def test_every_operation_round_trips_with_every_member(
+    service: str, protocol: str, operation: str
+) -> None:
+    op = service_model(service, protocol).operation_model(operation)
+    params = _example(op.input_shape) if op.input_shape is not None else {}
+    headers, body = _serialize(service, protocol, operation, params)
+    request = decode_request("POST", "/", headers, body)
+    assert (request.operation, request.params) == (operation, params)
+    if op.output_shape is not None:
+        result = _example(op.output_shape)
+        parsed = _parse(service, protocol, operation, encode_response(request, result))
+        parsed.pop("ResponseMetadata")
+        assert parsed == result
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "params"),
+    [
+        (
+            "sqs",
+            "ReceiveMessage",
+            {"QueueUrl": QUEUE_URL, "AttributeNames": [], "MessageAttributeNames": []},
+        ),
+        ("sqs", "CreateQueue", {"QueueName": "q", "Attributes": {}}),
+        ("sns", "CreateTopic", {"Name": "t", "Tags": []}),
+    ],
+)
+def test_empty_lists_as_botocore_sends_them(
+    service: str, operation: str, params: dict[str, Any]
+) -> None:
+    headers, body = _serialize(service, "query", operation, params)
+    assert decode_request("POST", "/", headers, body).params == {
+        k: v for k, v in params.items() if v != {}
+    }
