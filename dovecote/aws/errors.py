@@ -15,6 +15,9 @@ class AwsError(Exception):
         self.code = code
         self.message = message
         self.status = status
+        # The service ("sqs"/"sns") the failed request was for, once known, so the
+        # error is written in that service's terms.
+        self.service: str | None = None
 
 
 def missing(name: str) -> AwsError:

@@ -18,7 +18,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from dovecote.aws.errors import AwsError, invalid, missing
 from dovecote.aws.jsonwire import decode_json, encode_json
-from dovecote.aws.model import BY_VERSION, SQS, Service, error_info, service_model
+from dovecote.aws.model import BY_VERSION, SERVICES, SQS, Service, error_info, service_model
 from dovecote.aws.query import decode_form, encode_xml
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -65,9 +65,13 @@ def decode_request(method: str, path: str, headers: dict[str, str], body: bytes)
     service = BY_VERSION.get(version or "")
     if service is None:
         raise AwsError("InvalidAction", f"The action {action} is not valid for version {version}.")
-    op = _operation(service_model(service.name, "query"), action)
-    params = decode_form(form, op.input_shape) if op.input_shape is not None else {}
-    _check_required(params, op.input_shape, "")
+    try:
+        op = _operation(service_model(service.name, "query"), action)
+        params = decode_form(form, op.input_shape) if op.input_shape is not None else {}
+        _check_required(params, op.input_shape, "")
+    except AwsError as error:
+        error.service = service.name
+        raise
     return AwsRequest(service, "query", op.name, params)
 
 
@@ -136,9 +140,9 @@ def encode_response(
 def encode_error(
     service: Service | None, protocol: str, error: AwsError, request_id: str | None = None
 ) -> Response:
-    """The HTTP answer for ``error``; ``service`` None (not known yet) answers in SQS's terms."""
+    """The HTTP answer for ``error``; with ``service`` None, the one the request named, else SQS."""
     request_id = request_id or str(uuid.uuid4())
-    service = service or SQS
+    service = service or SERVICES.get(error.service or "", SQS)
     info = error_info(service, error.code)
     status = error.status or info.status
     fault = "Sender" if info.sender_fault else "Receiver"

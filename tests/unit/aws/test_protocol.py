@@ -688,3 +688,15 @@ def test_empty_lists_as_botocore_sends_them(
     assert decode_request("POST", "/", headers, body).params == {
         k: v for k, v in params.items() if v != {}
     }
+
+
+def test_a_failed_sns_request_is_answered_in_sns_terms() -> None:
+    with pytest.raises(AwsError) as caught:
+        decode_request("POST", "/", {}, b"Action=Subscribe&Version=2010-03-31&TopicArn=t")
+    status, headers, body = encode_error(None, "query", caught.value, "r")
+    assert status == 400
+    assert b'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">' in body
+    assert (
+        _parse("sns", "query", "Subscribe", (status, headers, body))["Error"]["Code"]
+        == "MissingParameter"
+    )
