@@ -8,27 +8,20 @@ delivered again and nothing unsettled is lost, across clean restarts."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
 
-from dovecote.core.broker import BrokerCore
-from dovecote.core.config import BrokerConfig
 from dovecote.storage.batch import Record
+from tests.unit.core.core_machine import CoreMachine
 
 OWNERS = ["a", "b", "c"]
 
 
-class QueueMachine(RuleBasedStateMachine):
+class QueueMachine(CoreMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.dir = Path(tempfile.mkdtemp(prefix="submodel-"))
-        self.core = self._start()
+        super().__init__("submodel-")
         self.run(self.core.create_topic("q", 1))
         self.sub = self.core.open_subscription("s", "q", on_dead_letter=self._dead)
         self.state: dict[int, object] = {}  # offset -> "ready" | owner | "settled"
@@ -36,29 +29,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.dead: list[int] = []
         self.dead_seen: list[int] = []
 
-    def run(self, coro):
-        return self.loop.run_until_complete(coro)
-
-    def call(self, fn, *args, **kwargs):
-        """Run a synchronous subscription call on the loop, as adapters do."""
-
-        async def inside():
-            return fn(*args, **kwargs)
-
-        return self.run(inside())
-
-    def _start(self) -> BrokerCore:
-        core = BrokerCore(BrokerConfig.load(env={}, overrides={"data_dir": self.dir}))
-        self.run(core.start())
-        return core
-
     async def _dead(self, record, reason):
         self.dead_seen.append(record.offset)
-
-    def teardown(self) -> None:
-        self.run(self.core.stop())
-        self.loop.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def leased_by(self, owner):
         return sorted(o for o, s in self.state.items() if s == owner)
@@ -116,7 +88,7 @@ class QueueMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         self.run(asyncio.sleep(0))  # let pending dead-letter moves finish
         self.run(self.core.stop())
-        self.core = self._start()
+        self.core = self.start_core()
         self.sub = self.core.open_subscription("s", "q", on_dead_letter=self._dead)
         for o, s in self.state.items():
             if s in OWNERS:

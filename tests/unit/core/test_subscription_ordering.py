@@ -10,38 +10,26 @@ are stale. Runs on a fake clock.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
-from pathlib import Path
-
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
 
-from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
-from dovecote.core.config import BrokerConfig
 from dovecote.core.headers import EXPIRES_AT
 from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.core.tokens import DeliveryToken
 from dovecote.storage.batch import Record
+from tests.unit.core.core_machine import CoreMachine
 
 KEYS = [b"a", b"b"]
 OWNERS = ["x", "y"]
 LEASE_MS = 1000
 
 
-class GroupsMachine(RuleBasedStateMachine):
+class GroupsMachine(CoreMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.dir = Path(tempfile.mkdtemp(prefix="groups-"))
         self.clock = FakeClock()
-        self.core = BrokerCore(
-            BrokerConfig.load(env={}, overrides={"data_dir": self.dir}), clock=self.clock
-        )
-        self.run(self.core.start())
+        super().__init__("groups-", self.clock)
         self.run(self.core.create_topic("q", 1))
         self.sub = self.call(
             self.core.open_subscription,
@@ -60,21 +48,8 @@ class GroupsMachine(RuleBasedStateMachine):
         assert record.offset not in self.held, "a leased record was dead-lettered"
         self.unsettled.pop(record.offset, None)
 
-    def run(self, coro):
-        return self.loop.run_until_complete(coro)
-
-    def call(self, fn, *args, **kwargs):
-        async def inside():
-            result = fn(*args, **kwargs)
-            await self.clock.advance(0)  # let dead-letter moves finish
-            return result
-
-        return self.run(inside())
-
-    def teardown(self) -> None:
-        self.run(self.core.stop())
-        self.loop.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    async def after_call(self) -> None:
+        await self.clock.advance(0)  # let dead-letter moves finish
 
     def held_keys(self) -> set[bytes]:
         return {self.unsettled[o] for o in self.held}

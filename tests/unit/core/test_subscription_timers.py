@@ -9,34 +9,22 @@ later than the earliest thing due.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
-from pathlib import Path
-
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import invariant, rule
 
-from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
-from dovecote.core.config import BrokerConfig
 from dovecote.core.headers import DELIVER_AT, EXPIRES_AT
 from dovecote.core.subscription import NEVER
 from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.storage.batch import Record
+from tests.unit.core.core_machine import CoreMachine
 
 
-class TimersMachine(RuleBasedStateMachine):
+class TimersMachine(CoreMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.dir = Path(tempfile.mkdtemp(prefix="timers-"))
         self.clock = FakeClock()
-        self.core = BrokerCore(
-            BrokerConfig.load(env={}, overrides={"data_dir": self.dir}), clock=self.clock
-        )
-        self.run(self.core.start())
+        super().__init__("timers-", self.clock)
         self.run(self.core.create_topic("q", 1))
         self.idle_timers = self.clock.pending()  # the broker's own loops
         self.dead: list[bytes | None] = []
@@ -51,20 +39,6 @@ class TimersMachine(RuleBasedStateMachine):
 
     async def _dead(self, record, reason) -> None:
         self.dead.append(record.value)
-
-    def run(self, coro):
-        return self.loop.run_until_complete(coro)
-
-    def call(self, fn, *args, **kwargs):
-        async def inside():
-            return fn(*args, **kwargs)
-
-        return self.run(inside())
-
-    def teardown(self) -> None:
-        self.run(self.core.stop())
-        self.loop.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     @rule(
         delay=st.one_of(st.none(), st.integers(1, 1500)),
