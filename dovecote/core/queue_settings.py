@@ -50,6 +50,9 @@ class QueueSettings:
     single_active_consumer: bool = False  # one consumer receives at a time
     stream: bool = False  # consuming reads without removing: each consumer is a cursor
     retention_bytes: int | None = None  # streams: the log is kept under this size
+    # Records past message_ttl_ms are dead-lettered (RabbitMQ); False: they are
+    # just dropped (SQS's retention period never moves a message to a DLQ).
+    dead_letter_expired: bool = True
 
     @property
     def limited(self) -> bool:

@@ -50,7 +50,7 @@ from dovecote.core.routing import (
     Router,
     freeze_arguments,
 )
-from dovecote.core.subscription import Subscription
+from dovecote.core.subscription import EXPIRED, Subscription
 from dovecote.core.topic import Partition, Topic
 from dovecote.storage.batch import Record
 
@@ -498,6 +498,40 @@ class QueueManager:
             queue.durable = durable
             return queue
 
+    async def update_settings(
+        self,
+        name: str,
+        settings: QueueSettings,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Queue:
+        """Change a queue's settings in place (SQS SetQueueAttributes, a
+        Pub/Sub subscription update). Leases, delays and counts already
+        given keep their values; what is decided from now on follows the new
+        settings. Partitions (priority levels) and ordering cannot change."""
+        queue = self.get_queue(name)
+        old = queue.settings
+        if settings.max_priority != old.max_priority or settings.ordered != old.ordered:
+            raise PreconditionFailed(f"queue '{name}': priority levels and ordering cannot change")
+        config = subscription_config(settings)
+        config.filter = queue.subscription.config.filter
+        queue.subscription.config = config
+        queue.settings = settings
+        if arguments is not None:
+            queue.arguments = plain_arguments(arguments)
+        if settings.expires_ms is not None and queue.expiry is None:
+            queue.expiry = Alarm(self.clock, lambda q=queue: self._expiry_due(q))
+        elif settings.expires_ms is None and queue.expiry is not None:
+            queue.expiry.cancel()
+            queue.expiry = None
+        queue.touch()
+        if queue.durable:
+            meta = dict(self.catalog.get("queue", name) or {})
+            meta["settings"] = settings.to_json()
+            meta["arguments"] = queue.arguments
+            await self.catalog.put("queue", name, meta)
+        queue.subscription.config_changed()
+        return queue
+
     async def delete_queue(
         self,
         name: str,
@@ -850,6 +884,8 @@ class QueueManager:
         if queue is None:
             return
         settings = queue.settings
+        if reason == EXPIRED and not settings.dead_letter_expired:
+            return
         routing_key = (record.key or b"").decode("utf-8", "replace")
         exchange = _header(record, EXCHANGE_HEADER)
         now_ms = self.clock.wall_ms()

@@ -115,7 +115,8 @@ class Subscription:
         # restart (or of another subscription) does not name a new lease.
         self._attempts = itertools.count(secrets.randbits(48))
         self._waiters: set[asyncio.Future[object]] = set()
-        self._groups_in_flight: set[bytes | None] = set()
+        # Ordering keys with records in flight (or delayed), and how many.
+        self._groups_in_flight: dict[bytes | None, int] = {}
         self._rr = 0
         self._dead_letter_tasks: set[asyncio.Task[None]] = set()
         self._close_callbacks: list[Callable[[], None]] = []
@@ -177,8 +178,20 @@ class Subscription:
 
     # --- delivering ------------------------------------------------------------
 
-    def pull(self, max_records: int, owner: object, lease_ms: int | None = None) -> list[Delivery]:
-        """Lease up to ``max_records`` ready records to ``owner``."""
+    def pull(
+        self,
+        max_records: int,
+        owner: object,
+        lease_ms: int | None = None,
+        *,
+        group_batches: bool = False,
+    ) -> list[Delivery]:
+        """Lease up to ``max_records`` ready records to ``owner``.
+
+        On an ordered subscription a key with a record in flight is blocked;
+        ``group_batches`` lets one pull lease several consecutive records of
+        a key that was free when it began (SQS FIFO receives do: the group
+        then stays blocked until every one of them is settled or released)."""
         if self.closed or max_records <= 0:
             return []
         if not self._timers_started:
@@ -197,7 +210,9 @@ class Subscription:
         for index in self._partition_order():
             if len(out) >= max_records:
                 break
-            if self._pull_partition(index, max_records - len(out), owner, deadline, now_ms, out):
+            if self._pull_partition(
+                index, max_records - len(out), owner, deadline, now_ms, out, group_batches
+            ):
                 moved.append(index)
         if out:
             if deadline != NEVER:
@@ -223,6 +238,7 @@ class Subscription:
         deadline: float,
         now_ms: int,
         out: list[Delivery],
+        group_batches: bool = False,
     ) -> bool:
         """Lease what is ready in one partition; True if its head moved."""
         cursor = self.cursors[index]
@@ -237,6 +253,7 @@ class Subscription:
         leased = cursor.leased
         attempts = self._attempts
         filtered: list[int] = []
+        batch_keys: set[bytes | None] = set()  # keys this pull took (group_batches)
         taken = 0
         moved = False
         while taken < limit:
@@ -245,7 +262,7 @@ class Subscription:
                 break
             moved = True
             offset, record = item
-            if ordered and record.key in groups:
+            if ordered and record.key in groups and record.key not in batch_keys:
                 self._park(cursor, offset, record)
                 continue
             verdict = self._check(record, now_ms)
@@ -265,7 +282,10 @@ class Subscription:
                 self._dead_letter(index, cursor, offset, record, "delivery_limit")
                 continue
             if ordered:
-                groups.add(record.key)
+                groups[record.key] = groups.get(record.key, 0) + 1
+                if group_batches:
+                    batch_keys.add(record.key)
+                    self._release_parked(record.key)  # its next record may come too
             attempt = next(attempts)
             counts[offset] = count
             leased[offset] = Lease(owner, deadline, record, attempt)
@@ -389,7 +409,8 @@ class Subscription:
         cursor.delayed_records[offset] = record
         if self.config.ordered:
             # Later records of its group wait for it (order holds across delays).
-            self._groups_in_flight.add(record.key)
+            groups = self._groups_in_flight
+            groups[record.key] = groups.get(record.key, 0) + 1
         self._alarm.arm(self._monotonic_of(due_ms))
 
     def _release_due_delays(self, cursor: Cursor, now_ms: int) -> bool:
@@ -659,7 +680,12 @@ class Subscription:
         """The group's record in flight is done: its next record may go."""
         if not self.config.ordered:
             return
-        self._groups_in_flight.discard(record.key)
+        groups = self._groups_in_flight
+        left = groups.get(record.key, 0) - 1
+        if left > 0:
+            groups[record.key] = left
+            return
+        groups.pop(record.key, None)
         self._release_parked(record.key)
 
     def _release_parked(self, key: bytes | None) -> None:
@@ -877,6 +903,11 @@ class Subscription:
         due = self.next_due_ms()
         if due is not None:
             self._alarm.arm(self._monotonic_of(due))
+
+    def config_changed(self) -> None:
+        """``config`` was replaced: heads and waiters look again under it."""
+        self._heads_changed()
+        self._wake()
 
     # --- waiting ----------------------------------------------------------------
 

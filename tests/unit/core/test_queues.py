@@ -709,3 +709,59 @@ def test_a_queue_delivery_delay_holds_records_back(tmp_path):
         await core.stop()
 
     run(main())
+
+
+def test_update_settings_applies_now_and_survives_a_restart(tmp_path):
+    async def main():
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("q", settings=QueueSettings(lease_ms=1000), arguments={"a": 1})
+        await qm.enqueue(["q"], [Record(b"1")])
+        owner = object()
+        assert len(qm.get_queue("q").subscription.pull(1, owner)) == 1
+        await qm.update_settings("q", QueueSettings(lease_ms=5000), {"a": 2})
+        await clock.advance(1.5)  # the lease given before keeps its deadline
+        (again,) = qm.get_queue("q").subscription.pull(1, owner)
+        await clock.advance(2)  # the new lease follows the new setting
+        assert qm.get_queue("q").subscription.pull(1, owner) == []
+        assert again.count == 2
+        with pytest.raises(PreconditionFailed):
+            await qm.update_settings("q", QueueSettings(ordered=True))
+        await core.stop()
+        core = new_core(tmp_path, clock)
+        await core.start()
+        queue = core.queues.get_queue("q")
+        assert queue.settings.lease_ms == 5000 and queue.arguments == {"a": 2}
+        await core.stop()
+
+    run(main())
+
+
+def test_expired_records_can_be_dropped_instead_of_dead_lettered(tmp_path):
+    async def main():
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("dlq")
+        for name, dead_letter_expired in (("keeps", True), ("drops", False)):
+            settings = QueueSettings(
+                message_ttl_ms=100,
+                dead_letter_queue="dlq",
+                max_deliveries=5,
+                dead_letter_expired=dead_letter_expired,
+            )
+            await qm.declare_queue(name, settings=settings)
+            await qm.enqueue([name], [Record(name.encode(), timestamp=clock.wall_ms())])
+        await clock.advance(0.2)
+        for name in ("keeps", "drops"):
+            assert qm.get_queue(name).subscription.pull(1, object()) == []
+        await qm.wait_idle()
+        dlq = qm.get_queue("dlq")
+        await dlq.settle_visible()
+        assert [d.record.value for d in dlq.subscription.pull(10, object())] == [b"keeps"]
+        await core.stop()
+
+    run(main())

@@ -2,7 +2,8 @@
 
 With ``ordered=True`` every delivery of a key is that key's lowest unsettled
 record (in order, and redelivery in order after a nack or an expired lease),
-at most one record per key is in flight, and a pull delivers one record of
+at most one record per key is in flight (a ``group_batches`` pull may take several of a
+key that was free, its lowest in order), and a pull delivers one record of
 every key that has nothing in flight (no key starves), also when records of
 a key expire (TTL) or are rejected on the way. Late acks of expired leases
 are stale. Runs on a fake clock.
@@ -93,6 +94,25 @@ class GroupsMachine(CoreMachine):
             assert d.offset == lowest[key], "out of order within a key"
             self.held[d.offset] = (owner, d.token)
             self.deadline[d.offset] = self.clock.monotonic() + LEASE_MS / 1000
+
+    @rule(owner=st.sampled_from(OWNERS), n=st.integers(1, 6))
+    def pull_group_batch(self, owner: str, n: int) -> None:
+        """SQS FIFO receives: a key free when the pull begins may give several
+        records, its lowest ones in order; held keys give none."""
+        free = {k for k in self.unsettled.values() if self.live(k)} - self.held_keys()
+        available = {k: self.live(k) for k in free}
+        total = sum(len(v) for v in available.values())
+        got = self.call(self.sub.pull, n, owner, group_batches=True)
+        assert len(got) == min(n, total), "a free record was left behind"
+        taken: dict[bytes, list[int]] = {}
+        for d in got:
+            key = d.record.key
+            assert key in free, "a record of a key in flight was delivered"
+            taken.setdefault(key, []).append(d.offset)
+            self.held[d.offset] = (owner, d.token)
+            self.deadline[d.offset] = self.clock.monotonic() + LEASE_MS / 1000
+        for key, offsets in taken.items():
+            assert offsets == available[key][: len(offsets)], "out of order within a key"
 
     @rule(data=st.data())
     def ack(self, data) -> None:
