@@ -103,6 +103,12 @@ class Broker:
         e = self.endpoint("amqp")
         return f"amqp://guest:guest@{e.host}:{e.port}/"
 
+    @property
+    def aws_endpoint(self) -> str:
+        """The SQS/SNS endpoint URL (boto3's ``endpoint_url``)."""
+        e = self.endpoint("aws")
+        return f"http://{e.host}:{e.port}"
+
     def addresses(self) -> dict[str, str]:
         return {name: str(self.endpoint(name)) for name in self.listeners}
 

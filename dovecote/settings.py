@@ -44,6 +44,13 @@ class ServerConfig(BrokerConfig):
     amqp_channel_max: int = 2047
     amqp_max_message_bytes: int = 128 * 1024 * 1024
     amqp_handshake_timeout_ms: int = 10_000
+    # SQS/SNS listener
+    aws_account_id: str = "000000000000"  # in queue URLs, ARNs and GetCallerIdentity
+    aws_region: str = "us-east-1"  # when a request is not SigV4-signed (else its scope's)
+    # "AKID:SECRET,...": SigV4 signatures are verified against these; empty:
+    # any credentials are accepted (as LocalStack does)
+    aws_credentials: str = ""
+    aws_max_request_bytes: int = 2 * 1024 * 1024  # larger requests get 413
 
     def _from_environment(self, env: Mapping[str, str]) -> dict[str, Any]:
         found = {}

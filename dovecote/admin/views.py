@@ -160,6 +160,16 @@ def decode_consumer_assignment(data: bytes) -> dict[str, list[int]]:
         return {}
 
 
+def declared_by(queue: Queue) -> str:
+    """Which protocol's declaration the queue carries: "sqs" (with its
+    attributes), "amqp" (x-arguments or none) or "stream"."""
+    if "sqs" in queue.arguments:
+        return "sqs"
+    if queue.settings.stream:
+        return "stream"
+    return "amqp"
+
+
 def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:
     args = queue.settings
     dlq_depth = None
@@ -187,6 +197,8 @@ def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:
         "auto_delete": queue.auto_delete,
         "messages_ready": queue.message_count(),
         "messages_unacked": queue.unacked_count(),
+        "messages_delayed": queue.subscription.delayed_count(),
+        "declared_by": declared_by(queue),
         "consumers": queue.consumers,
         "dead_letter_depth": dlq_depth,
         "arguments": queue.arguments,

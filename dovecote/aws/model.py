@@ -114,8 +114,10 @@ class Service:
 
 SQS = Service("sqs", "2012-11-05", SQS_NAMESPACE, "AmazonSQS", "com.amazonaws.sqs")
 SNS = Service("sns", "2010-03-31", "http://sns.amazonaws.com/doc/2010-03-31/", None, None)
-SERVICES = {s.name: s for s in (SQS, SNS)}
-BY_VERSION = {s.api_version: s for s in (SQS, SNS)}
+# STS only for GetCallerIdentity: SDK helpers and test fixtures ask who they are.
+STS = Service("sts", "2011-06-15", "https://sts.amazonaws.com/doc/2011-06-15/", None, None)
+SERVICES = {s.name: s for s in (SQS, SNS, STS)}
+BY_VERSION = {s.api_version: s for s in (SQS, SNS, STS)}
 
 
 @cache
@@ -145,7 +147,7 @@ def _sqs_query_variant(raw: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def service_model(name: str, protocol: str) -> ServiceModel:
-    """The botocore model of ``name`` ("sqs"/"sns") for ``protocol`` ("json"/"query")."""
+    """The botocore model of ``name`` ("sqs"/"sns"/"sts") for ``protocol`` ("json"/"query")."""
     raw = _raw(name)
     if name == "sqs" and protocol == "query":
         raw = _sqs_query_variant(raw)

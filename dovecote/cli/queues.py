@@ -28,16 +28,30 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def list_queues(args: argparse.Namespace) -> int:
-    table = Table("queue", "ready", "unacked", "consumers", "DLQ depth", "durable", "arguments")
+    table = Table(
+        "queue",
+        "kind",
+        "ready",
+        "in flight",
+        "delayed",
+        "consumers",
+        "DLQ depth",
+        "durable",
+        "arguments",
+    )
     for q in args.client.get("/v1/queues"):
+        # SQS attributes are long; `aws sqs get-queue-attributes` shows them
+        arguments = {k: v for k, v in q["arguments"].items() if k != "sqs"}
         table.add_row(
             q["name"],
+            q.get("declared_by", "-"),
             f"{q['messages_ready']:,}",
             f"{q['messages_unacked']:,}",
+            f"{q.get('messages_delayed', 0):,}",
             str(q["consumers"]),
             "-" if q["dead_letter_depth"] is None else f"{q['dead_letter_depth']:,}",
             "yes" if q["durable"] else "no",
-            ", ".join(f"{k}={v}" for k, v in q["arguments"].items()),
+            ", ".join(f"{k}={v}" for k, v in arguments.items()),
         )
     console.print(table)
     return 0

@@ -93,6 +93,10 @@ class BrokerProcess:
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@{self.addresses['amqp']}/"
 
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.addresses['aws']}"
+
     def __enter__(self) -> BrokerProcess:
         return self.start()
 

@@ -88,6 +88,12 @@ class BrokerThread:
         assert self.broker is not None
         return self.broker.amqp_url
 
+    @property
+    def aws_endpoint(self) -> str:
+        """``http://host:port`` of the SQS/SNS listener, for ``endpoint_url=``."""
+        assert self.broker is not None
+        return self.broker.aws_endpoint
+
     def addresses(self) -> dict[str, str]:
         assert self.broker is not None
         return self.broker.addresses()

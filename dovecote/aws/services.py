@@ -1,0 +1,80 @@
+"""The services the AWS listener serves, by name, and the files it serves beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dovecote.aws.context import RequestContext
+from dovecote.aws.gateway import Operation
+from dovecote.aws.sqs_messages import SqsMessages
+from dovecote.aws.sqs_moves import MessageMoves
+from dovecote.aws.sqs_queues import SqsQueues
+
+
+class OperationTable:
+    """A service as the gateway sees it: operation name -> coroutine function."""
+
+    def __init__(self, operations: Mapping[str, Operation]) -> None:
+        self.operations = dict(operations)
+
+
+def sqs_operations(queues: SqsQueues, messages: SqsMessages, moves: MessageMoves) -> OperationTable:
+    return OperationTable(
+        {
+            "CreateQueue": queues.create_queue,
+            "DeleteQueue": queues.delete_queue,
+            "ListQueues": queues.list_queues,
+            "GetQueueUrl": queues.get_queue_url,
+            "GetQueueAttributes": queues.get_queue_attributes,
+            "SetQueueAttributes": queues.set_queue_attributes,
+            "PurgeQueue": queues.purge_queue,
+            "TagQueue": queues.tag_queue,
+            "UntagQueue": queues.untag_queue,
+            "ListQueueTags": queues.list_queue_tags,
+            "AddPermission": queues.add_permission,
+            "RemovePermission": queues.remove_permission,
+            "ListDeadLetterSourceQueues": queues.list_dead_letter_source_queues,
+            "SendMessage": messages.send_message,
+            "SendMessageBatch": messages.send_message_batch,
+            "ReceiveMessage": messages.receive_message,
+            "DeleteMessage": messages.delete_message,
+            "DeleteMessageBatch": messages.delete_message_batch,
+            "ChangeMessageVisibility": messages.change_message_visibility,
+            "ChangeMessageVisibilityBatch": messages.change_message_visibility_batch,
+            "StartMessageMoveTask": moves.start,
+            "ListMessageMoveTasks": moves.list,
+            "CancelMessageMoveTask": moves.cancel,
+        }
+    )
+
+
+def sts_operations(account: str) -> OperationTable:
+    async def get_caller_identity(params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        user = ctx.access_key or "AKIAIOSFODNN7EXAMPLE"
+        return {"UserId": user, "Account": ctx.account, "Arn": f"arn:aws:iam::{ctx.account}:root"}
+
+    return OperationTable({"GetCallerIdentity": get_caller_identity})
+
+
+class AwsServices:
+    """SQS, SNS and STS over one broker core."""
+
+    def __init__(self, core: Any, config: Any) -> None:
+        self.core = core
+        self.config = config
+        self.queues = SqsQueues(core.queues)
+        self.messages = SqsMessages(self.queues)
+        self.moves = MessageMoves(self.queues)
+        self.by_name: dict[str, OperationTable] = {
+            "sqs": sqs_operations(self.queues, self.messages, self.moves),
+            "sts": sts_operations(config.aws_account_id),
+        }
+        # GET path -> () -> (content type, body)
+        self.static: dict[str, Callable[[], tuple[str, bytes]]] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        await self.moves.close()
