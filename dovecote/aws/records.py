@@ -73,7 +73,7 @@ SHOWN_ELSEWHERE = frozenset({H.MESSAGE_ID, H.DEDUPLICATION_ID, H.ORDERING_KEY})
 _PLAIN = frozenset({"String", "Number", "Binary"})
 _NUMBER_TAGS = frozenset({*H.INT_TAGS, *H.FLOAT_TAGS, H.DECIMAL, H.NUMBER, H.SECONDS})
 _BINARY_TAGS = frozenset({H.BYTES, H.STRING})
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_compact = json.JSONEncoder(separators=(",", ":"))  # as core.headers.types_header writes
 # Characters SQS refuses in a String value (it accepts the XML 1.0 set):
 # a header holding any of them is served as Binary rather than as broken text.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -117,10 +117,40 @@ def attributes_to_headers(attributes: Mapping[str, Mapping[str, Any]] | None) ->
                 labels = {}
             labels[header] = data_type
     if labels:
-        out.append((DATA_TYPES, _compact.encode(labels).encode("utf-8")))
+        out.append((DATA_TYPES, _encoded(labels)))
     if types:
-        out.append(H.types_header(types))
+        out.append((H.TYPES, _encoded(types)))
     return out
+
+
+# Senders repeat the same attribute layout message after message, so the JSON
+# of a {name: tag} or {name: DataType} map is computed once per distinct map
+# (and parsed once per distinct blob on the way back). Bounded: cleared when full.
+_CACHE_LIMIT = 4096
+_encode_cache: dict[tuple[tuple[str, str], ...], bytes] = {}
+_decode_cache: dict[tuple[bool, bytes], dict[str, str]] = {}
+
+
+def _encoded(mapping: dict[str, str]) -> bytes:
+    key = tuple(mapping.items())
+    raw = _encode_cache.get(key)
+    if raw is None:
+        if len(_encode_cache) >= _CACHE_LIMIT:
+            _encode_cache.clear()
+        raw = _encode_cache[key] = _compact.encode(mapping).encode("utf-8")
+    return raw
+
+
+def _decoded(raw: bytes, is_types: bool) -> dict[str, str]:
+    """A TYPES (``is_types``) or DATA_TYPES header's map; callers must not change it."""
+    key = (is_types, bytes(raw))
+    found = _decode_cache.get(key)
+    if found is None:
+        if len(_decode_cache) >= _CACHE_LIMIT:
+            _decode_cache.clear()
+        found = H.read_types(raw) if is_types else _read_json_object(raw)
+        _decode_cache[key] = found
+    return found
 
 
 # --- headers -> attributes ------------------------------------------------------------
@@ -204,8 +234,8 @@ def headers_to_attributes(
             picked.append((name, header, bytes(raw)))
     if not picked:
         return {}
-    types = H.read_types(types_raw) if types_raw else {}
-    labels = _read_json_object(labels_raw) if labels_raw else {}
+    types = _decoded(types_raw, True) if types_raw else {}
+    labels = _decoded(labels_raw, False) if labels_raw else {}
     out: dict[str, dict[str, Any]] = {}
     for name, header, raw in picked:
         data_type = _data_type(types.get(header), raw)

@@ -340,3 +340,11 @@ def test_read_sqs_headers_round_trip_and_dead_letter_source() -> None:
     assert read_sqs_headers(headers) == SqsMeta("m", "g", "d", "t", "s", "source-b")
     assert read_sqs_headers([]) == SqsMeta()
     assert read_sqs_headers([(H.DEATHS, b"garbage")]).dead_letter_source is None
+
+
+def test_types_header_matches_the_cores_encoding() -> None:
+    attrs = {"ñ": _s("1", "Number"), "b": _b(b"x")}
+    for _ in range(2):  # the second time from the cache
+        headers = attributes_to_headers(attrs)
+        assert headers[-1] == H.types_header({"ñ": "number", "b": "bytes"})
+        assert headers_to_attributes(headers, ["All"]) == attrs
