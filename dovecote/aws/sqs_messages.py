@@ -33,6 +33,7 @@ from dovecote.storage.batch import Record
 
 SEQUENCE_HEADER = "sqs.sequence-number"
 DEDUP_WINDOW_MS = 5 * 60 * 1000
+MAX_ATTEMPTS = 1000  # FIFO receive attempts remembered per queue
 MAX_TRACKED_DELAYS = 100_000  # per queue; beyond it the delayed count is the core's
 
 
@@ -230,6 +231,11 @@ class SqsMessages:
             wait = view.int_attribute("ReceiveMessageWaitTimeSeconds")
         sub = view.core.subscription
         lease_ms = visibility * 1000
+        attempt = params.get("ReceiveRequestAttemptId") if view.fifo else None
+        if attempt is not None:
+            earlier = self._earlier_attempt(view, str(attempt))
+            if earlier is not None:
+                return earlier
         deliveries = sub.pull(
             options.max_messages, SQS_OWNER, lease_ms=lease_ms, group_batches=view.fifo
         )
@@ -251,7 +257,24 @@ class SqsMessages:
         for delivery in deliveries:
             first = state.first_receive.setdefault((delivery.partition, delivery.offset), now_ms)
             messages.append(self._message(view, delivery, first, options, ctx))
-        return {"Messages": messages}
+        result = {"Messages": messages}
+        if attempt is not None:
+            attempts = self.state(view).attempts
+            attempts[str(attempt)] = (self.clock.monotonic() + visibility, result)
+            while len(attempts) > MAX_ATTEMPTS:
+                attempts.pop(next(iter(attempts)))
+        return result
+
+    def _earlier_attempt(self, view: SqsQueue, attempt: str) -> dict[str, Any] | None:
+        """A FIFO receive retried with the same ReceiveRequestAttemptId gets
+        the same messages and handles while their visibility lasts."""
+        found = self.state(view).attempts.get(attempt)
+        if found is None:
+            return None
+        until, result = found
+        if self.clock.monotonic() >= until:
+            return None
+        return result
 
     def _message(
         self,

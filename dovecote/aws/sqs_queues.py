@@ -87,6 +87,8 @@ class QueueState:
     # dedup key -> (accepted ms, message id, sequence number), oldest first
     sent: OrderedDict[str, tuple[int, str, str]] = field(default_factory=OrderedDict)
     delays: list[int] = field(default_factory=list)  # heap: when delayed sends become due
+    # FIFO ReceiveRequestAttemptId -> (monotonic deadline, the answer given)
+    attempts: OrderedDict[str, tuple[float, dict[str, Any]]] = field(default_factory=OrderedDict)
 
     def delayed(self, now_ms: int) -> int:
         """How many delayed sends are not due yet."""
