@@ -71,6 +71,7 @@ class _Entry:
     dedup_key: str | None
     sequence: str | None
     result: dict[str, Any]
+    size: int  # body and attribute bytes, as AWS counts them toward the limits
 
 
 class SqsMessages:
@@ -156,7 +157,7 @@ class SqsMessages:
             result["MD5OfMessageSystemAttributes"] = digest
         if sequence is not None:
             result["SequenceNumber"] = sequence
-        return _Entry(entry_id, record, message_id, dedup_key, sequence, result)
+        return _Entry(entry_id, record, message_id, dedup_key, sequence, result, len(value) + size)
 
     async def _store(self, view: SqsQueue, entries: list[_Entry]) -> None:
         """Append the entries in one go; repeats inside the FIFO window answer
@@ -207,7 +208,7 @@ class SqsMessages:
             except AwsError as error:
                 failed.append(_failure(str(item.get("Id", "")), error))
                 continue
-            total += len(entry.record.value or b"") + _attributes_bytes(item)
+            total += entry.size
             good.append(entry)
         checks.check_batch_size(total, view.int_attribute("MaximumMessageSize"))
         if good:
@@ -410,10 +411,3 @@ class SqsMessages:
 
 def _failure(entry_id: str, error: AwsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": True, "Code": error.code, "Message": error.message}
-
-
-def _attributes_bytes(item: dict[str, Any]) -> int:
-    try:
-        return checks.check_message_attributes(item.get("MessageAttributes") or None)
-    except AwsError:
-        return 0

@@ -47,6 +47,7 @@ class SqsQueue:
     tags: dict[str, str]
     created_s: int
     modified_s: int
+    _ints: dict[str, int] = field(default_factory=dict, repr=False)  # parsed attributes
 
     @property
     def core(self) -> Queue:
@@ -54,7 +55,11 @@ class SqsQueue:
         return self.queue
 
     def int_attribute(self, name: str) -> int:
-        return int(self.attributes.get(name) or attrs_.defaults(self.fifo)[name])
+        value = self._ints.get(name)
+        if value is None:
+            value = int(self.attributes.get(name) or attrs_.defaults(self.fifo)[name])
+            self._ints[name] = value
+        return value
 
     @property
     def content_based_dedup(self) -> bool:
