@@ -7,6 +7,7 @@ from typing import Any
 
 from dovecote.aws.context import RequestContext
 from dovecote.aws.gateway import Operation
+from dovecote.aws.sns import SnsService, register
 from dovecote.aws.sqs_messages import SqsMessages
 from dovecote.aws.sqs_moves import MessageMoves
 from dovecote.aws.sqs_queues import SqsQueues
@@ -72,9 +73,12 @@ class AwsServices:
         }
         # GET path -> () -> (content type, body)
         self.static: dict[str, Callable[[], tuple[str, bytes]]] = {}
+        self.sns = SnsService(core.queues, lambda arn: self.queues.by_arn(arn).name)
+        register(self.by_name, self.static, self.sns)
 
     async def start(self) -> None:
-        pass
+        await self.sns.start()
 
     async def close(self) -> None:
+        await self.sns.close()
         await self.moves.close()
