@@ -128,6 +128,17 @@ class HttpDelivery:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body``; the HTTP status, or 0 when the endpoint could not be
+        reached (the one place that does I/O: tests replace it)."""
+        try:
+            async with self.session().post(url, data=body, headers=dict(headers)) as response:
+                await response.read()
+                return response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            log.debug("SNS POST to %s failed: %s", url, error)
+            return 0
+
     # --- confirmation ---------------------------------------------------------------
 
     def send_confirmation(self, sub: Subscription, ctx: RequestContext) -> None:
@@ -150,11 +161,9 @@ class HttpDelivery:
             cert_url=ctx.base_url + CERT_PATH,
         )
         headers = sns_headers("SubscriptionConfirmation", message_id, topic.arn, None)
-        try:
-            async with self.session().post(sub.endpoint, data=to_json(envelope), headers=headers):
-                pass
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            log.info("SNS confirmation to %s failed: %s", sub.endpoint, error)
+        status = await self.post(sub.endpoint, to_json(envelope), headers)
+        if not 200 <= status < 300:
+            log.info("SNS confirmation to %s answered %d", sub.endpoint, status)
 
     # --- pushers --------------------------------------------------------------------
 
@@ -202,16 +211,9 @@ class HttpDelivery:
         headers = sns_headers("Notification", message_id, topic.arn, sub.arn)
         if sub.raw:
             headers["x-amz-sns-rawdelivery"] = "true"
-        ok = False
-        try:
-            async with self.session().post(
-                sub.endpoint, data=record.value or b"", headers=headers
-            ) as response:
-                ok = 200 <= response.status < 300
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            log.debug("SNS delivery to %s failed: %s", sub.endpoint, error)
+        status = await self.post(sub.endpoint, record.value or b"", headers)
         token = delivery.token
-        if ok:
+        if 200 <= status < 300:
             source.ack([token])
             return
         delay = retry_delay_s(retry_policy(topic, sub), delivery.count)
