@@ -4,6 +4,7 @@ to SQS queues, HTTP endpoints and AMQP queues bound to the topic's exchange."""
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import json
 import queue
@@ -291,9 +292,9 @@ def test_envelope_to_sqs(sns, sqs, name, endpoint, version):
     assert envelope["TopicArn"] == arn
     assert envelope["Subject"] == "greeting"
     assert envelope["Message"] == "hello world"
-    stamp = time.mktime(time.strptime(envelope["Timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+    stamp = calendar.timegm(time.strptime(envelope["Timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
     assert envelope["Timestamp"].endswith("Z") and len(envelope["Timestamp"]) == 24
-    assert abs(stamp - time.timezone - before) < 5
+    assert abs(stamp - before) < 5
     assert envelope["SignatureVersion"] == version
     assert envelope["SigningCertURL"] == f"{endpoint}/dovecote/sns/signing-cert.pem"
     assert envelope["UnsubscribeURL"].startswith(f"{endpoint}/?Action=Unsubscribe&SubscriptionArn=")
