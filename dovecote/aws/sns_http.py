@@ -21,12 +21,8 @@ import aiohttp
 
 from dovecote.aws import records as records_
 from dovecote.aws.context import RequestContext
-from dovecote.aws.sns_messages import (
-    CERT_PATH,
-    subscribe_url,
-    subscription_confirmation,
-    to_json,
-)
+from dovecote.aws.sns_envelope import subscription_confirmation, to_json
+from dovecote.aws.sns_messages import CERT_PATH, subscribe_url
 from dovecote.aws.sns_signing import SigningKey
 from dovecote.aws.sns_subscriptions import HTTP_QUEUE_PREFIX, Subscription, retry_policy
 from dovecote.aws.sns_topics import SnsTopics
@@ -152,13 +148,13 @@ class HttpDelivery:
         message_id = records_.new_message_id()
         envelope = subscription_confirmation(
             message_id=message_id,
-            token=sub.token,
             topic_arn=topic.arn,
-            subscribe=subscribe_url(ctx.base_url, topic.arn, sub.token),
+            token=sub.token,
+            subscribe_url=subscribe_url(ctx.base_url, topic.arn, sub.token),
             timestamp_ms=self.clock.wall_ms(),
-            signature_version=topic.signature_version,
+            signing_cert_url=ctx.base_url + CERT_PATH,
             key=self.signing_key(),
-            cert_url=ctx.base_url + CERT_PATH,
+            signature_version=topic.signature_version,
         )
         headers = sns_headers("SubscriptionConfirmation", message_id, topic.arn, None)
         status = await self.post(sub.endpoint, to_json(envelope), headers)

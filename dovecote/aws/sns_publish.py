@@ -20,16 +20,13 @@ from typing import Any
 from dovecote.aws import records as records_
 from dovecote.aws.context import RequestContext
 from dovecote.aws.errors import AwsError
-from dovecote.aws.sns_messages import (
-    CERT_PATH,
-    PublishView,
+from dovecote.aws.sns_envelope import (
     check_message_structure,
-    is_number,
     message_for_protocol,
     notification,
     to_json,
-    unsubscribe_url,
 )
+from dovecote.aws.sns_messages import CERT_PATH, PublishView, is_number, unsubscribe_url
 from dovecote.aws.sns_signing import SigningKey
 from dovecote.aws.sns_subscriptions import SnsSubscriptions, Subscription
 from dovecote.aws.sns_topics import SnsTopics, Topic, invalid_parameter
@@ -107,7 +104,7 @@ class Outgoing:
 
     message: str
     subject: str | None
-    structure: dict[str, str] | None
+    structure: str | None  # "json" or None
     attributes: dict[str, Any]
     group_id: str | None
     dedup_id: str | None  # FIFO: given, or the body's SHA-256
@@ -125,12 +122,11 @@ def check_message(topic: Topic, entry: Mapping[str, Any]) -> Outgoing:
     size = len(message.encode("utf-8")) + check_attributes(attributes)
     if size > MAX_MESSAGE_BYTES:
         raise invalid_parameter("Message too long")
-    structure = None
-    kind = entry.get("MessageStructure")
-    if kind is not None:
-        if kind != "json":
+    structure = entry.get("MessageStructure")
+    if structure is not None:
+        if structure != "json":
             raise invalid_parameter("MessageStructure")
-        structure = check_message_structure(message)
+        check_message_structure(message)
     group_id = entry.get("MessageGroupId")
     dedup_id = entry.get("MessageDeduplicationId")
     if topic.fifo:
@@ -283,7 +279,7 @@ class SnsPublisher:
         waits: list[asyncio.Future[None]] = []
         for name in sorted(names):
             sub = subs.get(name)
-            protocol = sub.protocol if sub is not None else None
+            protocol = sub.protocol if sub is not None else "default"
             text = message_for_protocol(out.message, out.structure, protocol)
             if sub is None or sub.raw:
                 raw_groups.setdefault(text, []).append(name)
@@ -295,13 +291,13 @@ class SnsPublisher:
                     topic_arn=topic.arn,
                     message=text,
                     timestamp_ms=now_ms,
+                    unsubscribe_url="",  # per subscription, below (it is not signed)
+                    signing_cert_url=ctx.base_url + CERT_PATH,
+                    key=self.signing_key(),
                     subject=out.subject,
                     attributes=out.attributes,
-                    sequence_number=sequence,
                     signature_version=topic.signature_version,
-                    key=self.signing_key(),
-                    cert_url=ctx.base_url + CERT_PATH,
-                    unsubscribe=ctx.base_url,
+                    sequence_number=sequence,
                 )
             body = dict(envelope, UnsubscribeURL=unsubscribe_url(ctx.base_url, sub.arn))
             record = Record(to_json(body), key=key, headers=list(base), timestamp=now_ms)

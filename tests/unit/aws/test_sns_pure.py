@@ -1,9 +1,8 @@
-"""The pure parts of SNS: envelopes, MessageStructure, publish checks, the retry
+"""The pure parts of SNS: delivery URLs, publish checks, the retry
 schedule, endpoint shapes and the binding filter over both kinds of headers."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import math
@@ -15,134 +14,27 @@ from hypothesis import strategies as st
 from dovecote.aws.errors import AwsError
 from dovecote.aws.sns_filter import FilterPolicy
 from dovecote.aws.sns_http import backoff_delay, retry_delay_s
-from dovecote.aws.sns_messages import (
-    PublishView,
-    check_message_structure,
-    iso_timestamp,
-    message_for_protocol,
-    notification,
-    subscribe_url,
-    subscription_confirmation,
-    typed_attributes,
-)
+from dovecote.aws.sns_messages import PublishView, subscribe_url, typed_attributes, unsubscribe_url
 from dovecote.aws.sns_publish import check_attributes, check_message, check_subject
-from dovecote.aws.sns_signing import generate_signing_key, string_to_sign
 from dovecote.aws.sns_subscriptions import check_endpoint, filter_predicate
 from dovecote.aws.sns_topics import Topic, check_attribute, effective_delivery_policy
 from dovecote.core.routing import FANOUT, Binding, Exchange
 
-KEY = generate_signing_key(key_size=1024)
 ARN = "arn:aws:sns:us-east-1:000000000000:t"
 
 
-def verifies(envelope: dict, version: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
-    try:
-        KEY.certificate.public_key().verify(  # type: ignore[union-attr,call-arg]
-            base64.b64decode(envelope["Signature"]),
-            string_to_sign(envelope).encode(),
-            padding.PKCS1v15(),
-            algorithm,
-        )
-    except InvalidSignature:
-        return False
-    return True
+# --- delivery URLs -----------------------------------------------------------------------
 
 
-# --- envelopes -------------------------------------------------------------------------
-
-
-def test_iso_timestamp_has_milliseconds_and_z():
-    assert iso_timestamp(0) == "1970-01-01T00:00:00.000Z"
-    assert iso_timestamp(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
-
-
-@pytest.mark.parametrize("version", ["1", "2"])
-def test_notification_fields_order_and_signature(version):
-    envelope = notification(
-        message_id="m-1",
-        topic_arn=ARN,
-        message="hi",
-        timestamp_ms=0,
-        subject=None,
-        attributes={"b": {"DataType": "Binary", "BinaryValue": b"\xff"}},
-        sequence_number=None,
-        signature_version=version,
-        key=KEY,
-        cert_url="http://h/cert.pem",
-        unsubscribe="http://h/unsub",
-    )
-    assert list(envelope) == [
-        "Type",
-        "MessageId",
-        "TopicArn",
-        "Message",
-        "Timestamp",
-        "SignatureVersion",
-        "Signature",
-        "SigningCertURL",
-        "UnsubscribeURL",
-        "MessageAttributes",
-    ]
-    assert envelope["MessageAttributes"] == {"b": {"Type": "Binary", "Value": "/w=="}}
-    assert verifies(envelope, version)
-    assert not verifies(dict(envelope, Message="tampered"), version)
-
-
-def test_fifo_notification_carries_sequence_number():
-    envelope = notification(
-        message_id="m",
-        topic_arn=ARN + ".fifo",
-        message="x",
-        timestamp_ms=0,
-        subject="s",
-        attributes={},
-        sequence_number="00000000000000000001",
-        signature_version="1",
-        key=KEY,
-        cert_url="c",
-        unsubscribe="u",
-    )
-    assert list(envelope)[:5] == ["Type", "MessageId", "SequenceNumber", "TopicArn", "Subject"]
-    assert "MessageAttributes" not in envelope
-    assert verifies(envelope, "1")
-
-
-def test_subscription_confirmation():
-    url = subscribe_url("http://h:1", ARN, "tok")
-    assert url == (
+def test_subscribe_and_unsubscribe_urls_are_plain_query_gets():
+    assert subscribe_url("http://h:1", ARN, "tok") == (
         "http://h:1/?Action=ConfirmSubscription&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A"
         "000000000000%3At&Token=tok&Version=2010-03-31"
     )
-    envelope = subscription_confirmation(
-        message_id="m",
-        token="tok",
-        topic_arn=ARN,
-        subscribe=url,
-        timestamp_ms=0,
-        signature_version="2",
-        key=KEY,
-        cert_url="c",
+    assert unsubscribe_url("http://h", ARN + ":s") == (
+        "http://h/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns%3Aus-east-1%3A"
+        "000000000000%3At%3As&Version=2010-03-31"
     )
-    assert envelope["Type"] == "SubscriptionConfirmation"
-    assert envelope["Message"].startswith(f"You have chosen to subscribe to the topic {ARN}.\n")
-    assert verifies(envelope, "2")
-
-
-def test_message_structure():
-    structure = check_message_structure('{"default": "d", "sqs": "q", "http": {"a": 1}}')
-    assert message_for_protocol("raw", structure, "sqs") == "q"
-    assert message_for_protocol("raw", structure, "https") == "d"
-    assert message_for_protocol("raw", structure, None) == "d"
-    assert message_for_protocol("raw", structure, "http") == '{"a": 1}'
-    assert message_for_protocol("raw", None, "sqs") == "raw"
-    for bad in ("[1]", "nope", '{"sqs": "x"}'):
-        with pytest.raises(AwsError):
-            check_message_structure(bad)
 
 
 # --- filters over either publish -------------------------------------------------------
