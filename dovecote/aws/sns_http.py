@@ -198,6 +198,13 @@ class HttpDelivery:
             await asyncio.gather(*(self._push_one(sub, source, d) for d in deliveries))
 
     async def _push_one(self, sub: Subscription, source: Any, delivery: Delivery) -> None:
+        try:
+            await self._push(sub, source, delivery)
+        except Exception:  # one bad record must not stop the subscription's pusher
+            log.exception("SNS delivery to %s failed", sub.endpoint)
+            source.nack([delivery.token], requeue=True, delay_ms=LEASE_MS)
+
+    async def _push(self, sub: Subscription, source: Any, delivery: Delivery) -> None:
         topic = self.topics.topics.get(sub.topic)
         if topic is None:
             return

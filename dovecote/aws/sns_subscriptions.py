@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from dovecote.aws.sns_topics import (
     effective_delivery_policy,
     invalid_parameter,
 )
-from dovecote.core.queues import NotFound, QueueManager
+from dovecote.core.queues import NotFound, Queue, QueueManager
 from dovecote.core.routing import BindingFilter
 
 KIND = "sns-subscription"
@@ -72,16 +72,12 @@ class Subscription:
     token: str | None = None
     authenticated: bool = False
     queue: str | None = None  # the core queue it is bound to, once bound
+    bound: Queue | None = None  # that queue when bound (a new one of the name is not bound)
     policy: FilterPolicy | None = None
 
     @property
     def raw(self) -> bool:
         return self.attributes.get("RawMessageDelivery", "false") == "true"
-
-    @property
-    def envelope(self) -> bool:
-        """Whether deliveries are wrapped in the signed JSON envelope."""
-        return not self.raw
 
     @property
     def dead_letter_arn(self) -> str | None:
@@ -119,6 +115,10 @@ class Subscription:
             data.get("token"),
             bool(data.get("authenticated")),
         )
+
+
+async def _no_pusher(_sub: Subscription) -> None:
+    """Until the service wires the http delivery in."""
 
 
 def filter_predicate(policy: FilterPolicy) -> BindingFilter:
@@ -188,9 +188,10 @@ class SnsSubscriptions:
         self.sqs_queue_name = sqs_queue_name  # queue ARN -> core queue name (AwsError if none)
         self.by_arn: dict[str, Subscription] = {}
         self.by_id: dict[str, Subscription] = {}
+        self.by_topic: dict[str, dict[str, Subscription]] = {}
         # Set by the service: start/stop an http pusher, send a confirmation.
         self.start_pusher: Callable[[Subscription], None] = lambda _s: None
-        self.stop_pusher: Callable[[Subscription], Any] = lambda _s: None
+        self.stop_pusher: Callable[[Subscription], Awaitable[None]] = _no_pusher
         self.send_confirmation: Callable[[Subscription, RequestContext], None] = lambda _s, _c: None
         topics.counts = self.counts
         topics.on_delete = self._topic_deleted
@@ -216,9 +217,10 @@ class SnsSubscriptions:
     def _add(self, sub: Subscription) -> None:
         self.by_arn[sub.arn] = sub
         self.by_id[sub.id] = sub
+        self.by_topic.setdefault(sub.topic, {})[sub.id] = sub
 
     def of_topic(self, topic: str) -> list[Subscription]:
-        return [s for s in self.by_id.values() if s.topic == topic]
+        return list(self.by_topic.get(topic, {}).values())
 
     def counts(self, topic: Topic) -> tuple[int, int]:
         subs = self.of_topic(topic.name)
@@ -257,38 +259,30 @@ class SnsSubscriptions:
         except NotFound:
             return
         sub.queue = target
+        sub.bound = self.manager.queues.get(target)
 
     async def _unbind(self, sub: Subscription) -> None:
         if sub.queue is None:
             return
         await self.manager.unbind(sub.topic, sub.queue, "", arguments={"sns-subscription": sub.id})
-        sub.queue = None
+        sub.queue = sub.bound = None
 
     async def ensure_bound(self, topic: str) -> None:
         """Bind sqs subscriptions whose queue was missing, or deleted and created
         again (SNS keeps delivering to a queue ARN whatever became of it)."""
+        queues = self.manager.queues
         for sub in self.of_topic(topic):
             if sub.protocol != "sqs" or not sub.confirmed:
                 continue
-            if sub.queue is not None and sub.queue in self.manager.queues:
-                if self._is_bound(sub):
-                    continue
-                sub.queue = None
+            if sub.bound is not None and queues.get(sub.queue or "") is sub.bound:
+                continue  # still the queue it was bound to (deleting a queue unbinds it)
             if self._target(sub) is not None:
                 await self.bind(sub)
-
-    def _is_bound(self, sub: Subscription) -> bool:
-        exchange = self.manager.router.exchanges.get(sub.topic)
-        if exchange is None:
-            return False
-        return any(
-            b.destination == sub.queue and dict(b.arguments).get("sns-subscription") == sub.id
-            for b in exchange.bindings
-        )
 
     async def _remove(self, sub: Subscription) -> None:
         self.by_arn.pop(sub.arn, None)
         self.by_id.pop(sub.id, None)
+        self.by_topic.get(sub.topic, {}).pop(sub.id, None)
         await self.stop_pusher(sub)
         await self._unbind(sub)
         if sub.protocol in ("http", "https"):

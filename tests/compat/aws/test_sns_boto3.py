@@ -468,6 +468,29 @@ def test_fifo_topic_to_fifo_queue_keeps_group_order_and_dedups(sns, sqs, name):
     assert nothing_in(sqs, url)
 
 
+def test_fifo_envelope_carries_the_sequence_number_unsigned(sns, sqs, name):
+    arn = sns.create_topic(
+        Name=f"{name}.fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"}
+    )["TopicArn"]
+    url, qarn = new_queue(sqs, f"{name}.fifo", FifoQueue="true")
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn)
+    published = sns.publish(TopicArn=arn, Message="ordered", MessageGroupId="g")
+    [message] = receive(sqs, url, 1)
+    assert message["Attributes"]["MessageGroupId"] == "g"
+    envelope = json.loads(message["Body"])
+    assert list(envelope) == [
+        "Type",
+        "MessageId",
+        "SequenceNumber",
+        "TopicArn",
+        "Message",
+        "Timestamp",
+        "UnsubscribeURL",
+    ]
+    assert envelope["SequenceNumber"] == published["SequenceNumber"]
+    assert envelope["MessageId"] == published["MessageId"] == message["MessageId"]
+
+
 def test_fifo_publish_errors(sns, name):
     arn = sns.create_topic(Name=f"{name}.fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
     with pytest.raises(ClientError) as info:
@@ -746,32 +769,44 @@ def test_restart_keeps_topics_subscriptions_and_filters(amqp_broker, name):
     sns, sqs = client("sns", amqp_broker.aws_endpoint), client("sqs", amqp_broker.aws_endpoint)
     arn = sns.create_topic(Name=name, Tags=[{"Key": "k", "Value": "v"}])["TopicArn"]
     url, qarn = new_queue(sqs, name)
+    keep = '{"keep": ["yes"]}'
     sub = sns.subscribe(
         TopicArn=arn,
         Protocol="sqs",
         Endpoint=qarn,
-        Attributes={"RawMessageDelivery": "true", "FilterPolicy": '{"keep": ["yes"]}'},
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": keep},
     )["SubscriptionArn"]
-    cert = urllib.request.urlopen(
-        amqp_broker.aws_endpoint + "/dovecote/sns/signing-cert.pem"
-    ).read()
-    amqp_broker.restart()
-    sns, sqs = client("sns", amqp_broker.aws_endpoint), client("sqs", amqp_broker.aws_endpoint)
-    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    assert arn in [t["TopicArn"] for t in sns.list_topics()["Topics"]]
-    assert sns.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
-    attrs = sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
-    assert attrs["FilterPolicy"] == '{"keep": ["yes"]}'
-    for keep in ("no", "yes"):
-        sns.publish(
-            TopicArn=arn,
-            Message=f"keep={keep}",
-            MessageAttributes={"keep": {"DataType": "String", "StringValue": keep}},
+    cert_url = "/dovecote/sns/signing-cert.pem"
+    cert = urllib.request.urlopen(amqp_broker.aws_endpoint + cert_url).read()
+    with HttpSink() as sink:
+        web = subscribe_http(sns, arn, sink, FilterPolicy=keep)
+        amqp_broker.restart()
+        sns = client("sns", amqp_broker.aws_endpoint)
+        sqs = client("sqs", amqp_broker.aws_endpoint)
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        assert arn in [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+        assert sns.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+        assert (
+            sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]["FilterPolicy"]
+            == keep
         )
-    assert [m["Body"] for m in receive(sqs, url, 1)] == ["keep=yes"]
-    assert nothing_in(sqs, url)
-    again = urllib.request.urlopen(amqp_broker.aws_endpoint + "/dovecote/sns/signing-cert.pem")
-    assert again.read() == cert  # the signing key survives restarts
+        for value in ("no", "yes"):
+            sns.publish(
+                TopicArn=arn,
+                Message=f"keep={value}",
+                MessageAttributes={"keep": {"DataType": "String", "StringValue": value}},
+            )
+        assert [m["Body"] for m in receive(sqs, url, 1)] == ["keep=yes"]
+        assert nothing_in(sqs, url)
+        request = sink.next("Notification")  # the pusher runs again, with the filter
+        assert request.headers["x-amz-sns-subscription-arn"] == web
+        envelope = json.loads(request.body)
+        assert envelope["Message"] == "keep=yes"
+        verify_signature(envelope)
+        with pytest.raises(queue.Empty):
+            sink.next("Notification", timeout=1)
+    again = urllib.request.urlopen(amqp_broker.aws_endpoint + cert_url).read()
+    assert again == cert  # the signing key survives restarts
 
 
 def test_amqp_queue_bound_to_the_topic_exchange(amqp_broker, name):
