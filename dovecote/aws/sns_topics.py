@@ -357,6 +357,70 @@ class SnsTopics:
         await self.save(topic)
         return {}
 
+    # --- permissions and data protection ----------------------------------------------
+
+    def _policy(self, topic: Topic) -> dict[str, Any]:
+        text = topic.attributes.get("Policy") or default_policy(topic.arn, topic.owner)
+        policy = json.loads(text)
+        policy.setdefault("Statement", [])
+        return policy
+
+    async def add_permission(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        """A statement allowing the accounts the actions, labelled for RemovePermission."""
+        topic = self.by_arn(params["TopicArn"])
+        label = str(params["Label"])
+        policy = self._policy(topic)
+        if any(s.get("Sid") == label for s in policy["Statement"]):
+            raise invalid_parameter("Statement already exists")
+        accounts = [f"arn:aws:iam::{a}:root" for a in params.get("AWSAccountId") or []]
+        actions = [f"SNS:{a}" for a in params.get("ActionName") or []]
+        policy["Statement"].append(
+            {
+                "Sid": label,
+                "Effect": "Allow",
+                "Principal": {"AWS": accounts[0] if len(accounts) == 1 else accounts},
+                "Action": actions[0] if len(actions) == 1 else actions,
+                "Resource": topic.arn,
+            }
+        )
+        topic.attributes["Policy"] = json.dumps(policy, separators=(",", ":"))
+        await self.save(topic)
+        return {}
+
+    async def remove_permission(
+        self, params: dict[str, Any], ctx: RequestContext
+    ) -> dict[str, Any]:
+        topic = self.by_arn(params["TopicArn"])
+        label = str(params["Label"])
+        policy = self._policy(topic)
+        kept = [s for s in policy["Statement"] if s.get("Sid") != label]
+        if len(kept) == len(policy["Statement"]):
+            raise invalid_parameter("Statement does not exist")
+        policy["Statement"] = kept
+        topic.attributes["Policy"] = json.dumps(policy, separators=(",", ":"))
+        await self.save(topic)
+        return {}
+
+    async def get_data_protection_policy(
+        self, params: dict[str, Any], ctx: RequestContext
+    ) -> dict[str, Any]:
+        topic = self.by_arn(params["ResourceArn"])
+        return {"DataProtectionPolicy": topic.attributes.get("DataProtectionPolicy", "")}
+
+    async def put_data_protection_policy(
+        self, params: dict[str, Any], ctx: RequestContext
+    ) -> dict[str, Any]:
+        """Stored and answered back; not enforced."""
+        topic = self.by_arn(params["ResourceArn"])
+        text = str(params["DataProtectionPolicy"])
+        try:
+            json.loads(text)
+        except ValueError:
+            raise invalid_parameter("DataProtectionPolicy") from None
+        topic.attributes["DataProtectionPolicy"] = text
+        await self.save(topic)
+        return {}
+
     # --- tags -------------------------------------------------------------------------
 
     def _tagged(self, arn: Any) -> Topic:

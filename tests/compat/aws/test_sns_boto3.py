@@ -176,6 +176,27 @@ def test_tags(sns, name):
     assert error_of(info) == ("ResourceNotFound", "Resource does not exist")
 
 
+def test_permissions_and_data_protection_policy(sns, name):
+    arn = sns.create_topic(Name=name)["TopicArn"]
+    sns.add_permission(
+        TopicArn=arn, Label="pub", AWSAccountId=["111122223333"], ActionName=["Publish"]
+    )
+    policy = json.loads(sns.get_topic_attributes(TopicArn=arn)["Attributes"]["Policy"])
+    [added] = [s for s in policy["Statement"] if s["Sid"] == "pub"]
+    assert added["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
+    assert added["Action"] == "SNS:Publish" and added["Resource"] == arn
+    with pytest.raises(ClientError) as info:
+        sns.add_permission(TopicArn=arn, Label="pub", AWSAccountId=["1"], ActionName=["Publish"])
+    assert error_of(info) == ("InvalidParameter", "Invalid parameter: Statement already exists")
+    sns.remove_permission(TopicArn=arn, Label="pub")
+    policy = json.loads(sns.get_topic_attributes(TopicArn=arn)["Attributes"]["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["__default_statement_ID"]
+    assert sns.get_data_protection_policy(ResourceArn=arn)["DataProtectionPolicy"] == ""
+    text = json.dumps({"Name": "p", "Version": "2021-06-01", "Statement": []})
+    sns.put_data_protection_policy(ResourceArn=arn, DataProtectionPolicy=text)
+    assert sns.get_data_protection_policy(ResourceArn=arn)["DataProtectionPolicy"] == text
+
+
 # --- subscriptions ---------------------------------------------------------------------
 
 
