@@ -73,8 +73,15 @@ class AwsServices:
         }
         # GET path -> () -> (content type, body)
         self.static: dict[str, Callable[[], tuple[str, bytes]]] = {}
-        self.sns = SnsService(core.queues, lambda arn: self.queues.by_arn(arn).name)
+        self.sns = SnsService(core.queues, lambda arn: self.queues.by_arn(arn).name, self._delay_ms)
         register(self.by_name, self.static, self.sns)
+
+    def _delay_ms(self, name: str) -> int:
+        """A queue's DelaySeconds, which SNS deliveries to it honour as sends do."""
+        queue = self.core.queues.queues.get(name)
+        if queue is None:
+            return 0
+        return self.queues.view(queue).int_attribute("DelaySeconds") * 1000
 
     async def start(self) -> None:
         await self.sns.start()

@@ -27,12 +27,19 @@ KEY_KIND = "sns-signing-key"
 class SnsService:
     """The SNS operations, by name, over one queue manager."""
 
-    def __init__(self, manager: QueueManager, sqs_queue_name: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        manager: QueueManager,
+        sqs_queue_name: Callable[[str], str],
+        delay_ms: Callable[[str], int] = lambda _name: 0,
+    ) -> None:
         self.manager = manager
         self.topics = SnsTopics(manager)
         self.subscriptions = SnsSubscriptions(manager, self.topics, sqs_queue_name)
         self.http = HttpDelivery(manager, self.topics, self.signing_key, sqs_queue_name)
-        self.publisher = SnsPublisher(manager, self.topics, self.subscriptions, self.signing_key)
+        self.publisher = SnsPublisher(
+            manager, self.topics, self.subscriptions, self.signing_key, delay_ms
+        )
         self.subscriptions.start_pusher = self.http.start
         self.subscriptions.stop_pusher = self.http.stop
         self.subscriptions.send_confirmation = self.http.send_confirmation

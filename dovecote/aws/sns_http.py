@@ -26,7 +26,6 @@ from dovecote.aws.sns_messages import CERT_PATH, subscribe_url
 from dovecote.aws.sns_signing import SigningKey
 from dovecote.aws.sns_subscriptions import HTTP_QUEUE_PREFIX, Subscription, retry_policy
 from dovecote.aws.sns_topics import SnsTopics
-from dovecote.core.headers import MESSAGE_ID, find
 from dovecote.core.queues import NotFound, QueueManager
 from dovecote.core.subscription_state import Delivery
 from dovecote.storage.batch import Record
@@ -209,8 +208,8 @@ class HttpDelivery:
         if topic is None:
             return
         record = delivery.record
-        raw_id = find(record.headers, MESSAGE_ID)
-        message_id = raw_id.decode() if raw_id else ""
+        # Records published into the exchange over AMQP may have no id: derive one.
+        message_id = records_.message_id_of(record, HTTP_QUEUE_PREFIX + sub.id, delivery.partition)
         headers = sns_headers("Notification", message_id, topic.arn, sub.arn)
         if sub.raw:
             headers["x-amz-sns-rawdelivery"] = "true"

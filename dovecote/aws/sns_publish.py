@@ -30,6 +30,7 @@ from dovecote.aws.sns_messages import CERT_PATH, PublishView, is_number, unsubsc
 from dovecote.aws.sns_signing import SigningKey
 from dovecote.aws.sns_subscriptions import SnsSubscriptions, Subscription
 from dovecote.aws.sns_topics import SnsTopics, Topic, invalid_parameter
+from dovecote.core.headers import DELIVER_AT, Header
 from dovecote.core.queues import QueueManager
 from dovecote.storage.batch import Record
 
@@ -167,12 +168,14 @@ class SnsPublisher:
         topics: SnsTopics,
         subscriptions: SnsSubscriptions,
         signing_key: Callable[[], SigningKey],
+        delay_ms: Callable[[str], int] = lambda _name: 0,
     ) -> None:
         self.manager = manager
         self.clock = manager.clock
         self.topics = topics
         self.subscriptions = subscriptions
         self.signing_key = signing_key
+        self.delay_ms = delay_ms  # queue name -> its delivery delay (SQS DelaySeconds)
 
     def _target(self, params: Mapping[str, Any]) -> Topic | None:
         arn = params.get("TopicArn") or params.get("TargetArn")
@@ -275,14 +278,14 @@ class SnsPublisher:
         key = out.group_id.encode("utf-8") if out.group_id is not None else None
         dedup = [out.dedup_id] if topic.fifo else None
         signatures: dict[str, dict[str, Any]] = {}
-        raw_groups: dict[str, list[str]] = {}
+        raw_groups: dict[tuple[str, int], list[str]] = {}
         waits: list[asyncio.Future[None]] = []
         for name in sorted(names):
             sub = subs.get(name)
             protocol = sub.protocol if sub is not None else "default"
             text = message_for_protocol(out.message, out.structure, protocol)
             if sub is None or sub.raw:
-                raw_groups.setdefault(text, []).append(name)
+                raw_groups.setdefault((text, self.delay_ms(name)), []).append(name)
                 continue
             envelope = signatures.get(text)
             if envelope is None:
@@ -300,16 +303,29 @@ class SnsPublisher:
                     sequence_number=sequence,
                 )
             body = dict(envelope, UnsubscribeURL=unsubscribe_url(ctx.base_url, sub.arn))
-            record = Record(to_json(body), key=key, headers=list(base), timestamp=now_ms)
+            headers = _delayed(base, now_ms, self.delay_ms(name))
+            record = Record(to_json(body), key=key, headers=headers, timestamp=now_ms)
             _, more = self.manager.enqueue_now([name], [record], dedup_ids=dedup)
             waits += more
         if raw_groups:
             headers = base + records_.attributes_to_headers(out.attributes)
-            for text, queues in raw_groups.items():
-                record = Record(text.encode("utf-8"), key=key, headers=headers, timestamp=now_ms)
+            for (text, delay), queues in raw_groups.items():
+                record = Record(
+                    text.encode("utf-8"),
+                    key=key,
+                    headers=_delayed(headers, now_ms, delay),
+                    timestamp=now_ms,
+                )
                 _, more = self.manager.enqueue_now(queues, [record], dedup_ids=dedup)
                 waits += more
         answer: dict[str, Any] = {"MessageId": message_id}
         if sequence is not None:
             answer["SequenceNumber"] = sequence
         return answer, waits
+
+
+def _delayed(headers: list[Header], now_ms: int, delay_ms: int) -> list[Header]:
+    """The headers, with the queue's delivery delay stamped as SendMessage does."""
+    if delay_ms <= 0:
+        return list(headers)
+    return [*headers, (DELIVER_AT, b"%d" % (now_ms + delay_ms))]

@@ -360,6 +360,19 @@ def test_raw_delivery_to_sqs(sns, sqs, name):
     }
 
 
+def test_queue_delay_applies_to_sns_deliveries(sns, sqs, name):
+    arn = sns.create_topic(Name=name)["TopicArn"]
+    url, qarn = new_queue(sqs, name, DelaySeconds="2")
+    sns.subscribe(
+        TopicArn=arn, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"}
+    )
+    started = time.monotonic()
+    sns.publish(TopicArn=arn, Message="later")
+    assert nothing_in(sqs, url)  # a one-second long poll: still delayed
+    assert [m["Body"] for m in receive(sqs, url, 1)] == ["later"]
+    assert time.monotonic() - started >= 1.9
+
+
 def test_message_structure_json(sns, sqs, name):
     arn = sns.create_topic(Name=name)["TopicArn"]
     raw_url, raw_arn = new_queue(sqs, name + "-raw")
