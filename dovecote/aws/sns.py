@@ -15,7 +15,7 @@ from typing import Any
 from dovecote.aws.gateway import Operation
 from dovecote.aws.sns_http import HttpDelivery
 from dovecote.aws.sns_messages import CERT_PATH
-from dovecote.aws.sns_publish import SnsPublisher
+from dovecote.aws.sns_publish import PLAIN_QUEUE, QueueTraits, SnsPublisher
 from dovecote.aws.sns_signing import SigningKey, generate_signing_key
 from dovecote.aws.sns_subscriptions import SnsSubscriptions
 from dovecote.aws.sns_topics import SnsTopics
@@ -31,14 +31,14 @@ class SnsService:
         self,
         manager: QueueManager,
         sqs_queue_name: Callable[[str], str],
-        delay_ms: Callable[[str], int] = lambda _name: 0,
+        queue_traits: Callable[[str], QueueTraits] = lambda _name: PLAIN_QUEUE,
     ) -> None:
         self.manager = manager
         self.topics = SnsTopics(manager)
         self.subscriptions = SnsSubscriptions(manager, self.topics, sqs_queue_name)
         self.http = HttpDelivery(manager, self.topics, self.signing_key, sqs_queue_name)
         self.publisher = SnsPublisher(
-            manager, self.topics, self.subscriptions, self.signing_key, delay_ms
+            manager, self.topics, self.subscriptions, self.signing_key, queue_traits
         )
         self.subscriptions.start_pusher = self.http.start
         self.subscriptions.stop_pusher = self.http.stop

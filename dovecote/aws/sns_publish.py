@@ -99,6 +99,17 @@ def check_subject(subject: str | None) -> None:
         raise invalid_parameter("Subject")
 
 
+@dataclass(frozen=True, slots=True)
+class QueueTraits:
+    """The SQS settings of a target queue that a delivery to it follows."""
+
+    delay_ms: int = 0  # DelaySeconds
+    dedup_per_group: bool = False  # DeduplicationScope=messageGroup
+
+
+PLAIN_QUEUE = QueueTraits()
+
+
 @dataclass
 class Outgoing:
     """One checked message of a Publish or a PublishBatch entry."""
@@ -168,14 +179,14 @@ class SnsPublisher:
         topics: SnsTopics,
         subscriptions: SnsSubscriptions,
         signing_key: Callable[[], SigningKey],
-        delay_ms: Callable[[str], int] = lambda _name: 0,
+        queue_traits: Callable[[str], QueueTraits] = lambda _name: PLAIN_QUEUE,
     ) -> None:
         self.manager = manager
         self.clock = manager.clock
         self.topics = topics
         self.subscriptions = subscriptions
         self.signing_key = signing_key
-        self.delay_ms = delay_ms  # queue name -> its delivery delay (SQS DelaySeconds)
+        self.queue_traits = queue_traits  # what SQS settings of a queue a delivery follows
 
     def _target(self, params: Mapping[str, Any]) -> Topic | None:
         arn = params.get("TopicArn") or params.get("TargetArn")
@@ -276,16 +287,17 @@ class SnsPublisher:
         if sequence is not None:
             base.append((SEQUENCE_HEADER, sequence.encode()))
         key = out.group_id.encode("utf-8") if out.group_id is not None else None
-        dedup = [out.dedup_id] if topic.fifo else None
         signatures: dict[str, dict[str, Any]] = {}
-        raw_groups: dict[tuple[str, int], list[str]] = {}
+        raw_groups: dict[tuple[str, int, str | None], list[str]] = {}
         waits: list[asyncio.Future[None]] = []
         for name in sorted(names):
             sub = subs.get(name)
             protocol = sub.protocol if sub is not None else "default"
             text = message_for_protocol(out.message, out.structure, protocol)
+            traits = self.queue_traits(name)
+            dedup = _dedup_key(out, traits) if topic.fifo else None
             if sub is None or sub.raw:
-                raw_groups.setdefault((text, self.delay_ms(name)), []).append(name)
+                raw_groups.setdefault((text, traits.delay_ms, dedup), []).append(name)
                 continue
             envelope = signatures.get(text)
             if envelope is None:
@@ -303,25 +315,36 @@ class SnsPublisher:
                     sequence_number=sequence,
                 )
             body = dict(envelope, UnsubscribeURL=unsubscribe_url(ctx.base_url, sub.arn))
-            headers = _delayed(base, now_ms, self.delay_ms(name))
+            headers = _delayed(base, now_ms, traits.delay_ms)
             record = Record(to_json(body), key=key, headers=headers, timestamp=now_ms)
-            _, more = self.manager.enqueue_now([name], [record], dedup_ids=dedup)
+            ids = None if dedup is None else [dedup]
+            _, more = self.manager.enqueue_now([name], [record], dedup_ids=ids)
             waits += more
         if raw_groups:
             headers = base + records_.attributes_to_headers(out.attributes)
-            for (text, delay), queues in raw_groups.items():
+            for (text, delay, dedup), queues in raw_groups.items():
                 record = Record(
                     text.encode("utf-8"),
                     key=key,
                     headers=_delayed(headers, now_ms, delay),
                     timestamp=now_ms,
                 )
-                _, more = self.manager.enqueue_now(queues, [record], dedup_ids=dedup)
+                ids = None if dedup is None else [dedup]
+                _, more = self.manager.enqueue_now(queues, [record], dedup_ids=ids)
                 waits += more
         answer: dict[str, Any] = {"MessageId": message_id}
         if sequence is not None:
             answer["SequenceNumber"] = sequence
         return answer, waits
+
+
+def _dedup_key(out: Outgoing, traits: QueueTraits) -> str | None:
+    """The id a FIFO queue's dedup window compares, keyed as SendMessage keys it."""
+    if out.dedup_id is None:
+        return None
+    if traits.dedup_per_group:
+        return f"{out.group_id}\x00{out.dedup_id}"
+    return out.dedup_id
 
 
 def _delayed(headers: list[Header], now_ms: int, delay_ms: int) -> list[Header]:

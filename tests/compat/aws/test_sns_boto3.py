@@ -502,6 +502,28 @@ def test_fifo_topic_to_fifo_queue_keeps_group_order_and_dedups(sns, sqs, name):
     assert nothing_in(sqs, url)
 
 
+def test_fifo_dedup_follows_the_queues_scope(sns, sqs, name):
+    arn = sns.create_topic(Name=f"{name}.fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
+    per_queue_url, per_queue_arn = new_queue(sqs, f"{name}-q.fifo", FifoQueue="true")
+    per_group_url, per_group_arn = new_queue(
+        sqs,
+        f"{name}-g.fifo",
+        FifoQueue="true",
+        DeduplicationScope="messageGroup",
+        FifoThroughputLimit="perMessageGroupId",
+    )
+    for qarn in (per_queue_arn, per_group_arn):
+        sns.subscribe(
+            TopicArn=arn, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"}
+        )
+    for group in ("a", "b"):
+        sns.publish(
+            TopicArn=arn, Message=group, MessageGroupId=group, MessageDeduplicationId="same"
+        )
+    assert [m["Body"] for m in receive(sqs, per_queue_url, 2, wait_s=2)] == ["a"]
+    assert sorted(m["Body"] for m in receive(sqs, per_group_url, 2)) == ["a", "b"]
+
+
 def test_fifo_envelope_carries_the_sequence_number_unsigned(sns, sqs, name):
     arn = sns.create_topic(
         Name=f"{name}.fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"}
