@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dovecote.aws.ids import uuid4_text
 from dovecote.core import headers as H
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "dovecote:sqs:message-id")
 
 def new_message_id() -> str:
     """A fresh MessageId, as SQS makes them (a random UUID)."""
-    return str(uuid.uuid4())
+    return uuid4_text()
 
 
 def message_id_of(record: Record, queue_name: str, partition: int = 0) -> str:

@@ -27,6 +27,7 @@ from dovecote.aws.digests import (
 from dovecote.aws.errors import AwsError
 from dovecote.aws.sqs_queues import SqsQueue, SqsQueues
 from dovecote.core.headers import find
+from dovecote.core.subscription_state import Delivery
 from dovecote.core.tokens import DeliveryToken, InvalidToken
 from dovecote.storage.batch import Record
 
@@ -249,27 +250,25 @@ class SqsMessages:
         messages = []
         for delivery in deliveries:
             first = state.first_receive.setdefault((delivery.partition, delivery.offset), now_ms)
-            messages.append(
-                self._message(
-                    view, delivery.record, str(delivery.token), delivery.count, first, options, ctx
-                )
-            )
+            messages.append(self._message(view, delivery, first, options, ctx))
         return {"Messages": messages}
 
     def _message(
         self,
         view: SqsQueue,
-        record: Record,
-        handle: str,
-        count: int,
+        delivery: Delivery,
         first_receive_ms: int,
         options: checks.ReceiveOptions,
         ctx: RequestContext,
     ) -> dict[str, Any]:
+        record = delivery.record
+        count = delivery.count
+        handle = str(delivery.token)
+        partition = delivery.partition
         body = (record.value or b"").decode("utf-8", "replace")
         meta = records_.read_sqs_headers(record.headers)
         message: dict[str, Any] = {
-            "MessageId": meta.message_id or records_.message_id_of(record, view.name),
+            "MessageId": meta.message_id or records_.message_id_of(record, view.name, partition),
             "ReceiptHandle": handle,
             "MD5OfBody": md5_of_body(body),
             "Body": body,
