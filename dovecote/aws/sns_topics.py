@@ -289,8 +289,8 @@ class SnsTopics:
         if len(tags) > MAX_TAGS:
             raise tag_limit()
         topic = Topic(name, ctx.arn("sns", name), ctx.account, fifo, attributes, tags)
+        self.topics[name] = topic  # before awaiting: a concurrent create finds it
         await self.manager.declare_exchange(name, "fanout", durable=True)
-        self.topics[name] = topic
         await self.save(topic)
         return {"TopicArn": topic.arn}
 
