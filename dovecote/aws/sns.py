@@ -43,6 +43,7 @@ class SnsService:
         self.subscriptions.start_pusher = self.http.start
         self.subscriptions.stop_pusher = self.http.stop
         self.subscriptions.send_confirmation = self.http.send_confirmation
+        self.subscriptions.send_unsubscribed = self.http.send_unsubscribed
         self._key: SigningKey | None = None
         topics, subs, pub = self.topics, self.subscriptions, self.publisher
         self.operations: dict[str, Operation] = {

@@ -21,7 +21,11 @@ import aiohttp
 
 from dovecote.aws import records as records_
 from dovecote.aws.context import RequestContext
-from dovecote.aws.sns_envelope import subscription_confirmation, to_json
+from dovecote.aws.sns_envelope import (
+    subscription_confirmation,
+    to_json,
+    unsubscribe_confirmation,
+)
 from dovecote.aws.sns_messages import CERT_PATH, subscribe_url
 from dovecote.aws.sns_signing import SigningKey
 from dovecote.aws.sns_subscriptions import HTTP_QUEUE_PREFIX, Subscription, retry_policy
@@ -140,22 +144,34 @@ class HttpDelivery:
         """POST the SubscriptionConfirmation in the background, as SNS does."""
         self._spawn(self._confirm(sub, ctx))
 
-    async def _confirm(self, sub: Subscription, ctx: RequestContext) -> None:
+    def send_unsubscribed(self, sub: Subscription, ctx: RequestContext) -> None:
+        """POST the UnsubscribeConfirmation (its SubscribeURL subscribes again)."""
+        self._spawn(self._confirm(sub, ctx, unsubscribed=True))
+
+    async def _confirm(
+        self, sub: Subscription, ctx: RequestContext, *, unsubscribed: bool = False
+    ) -> None:
         topic = self.topics.topics.get(sub.topic)
         if topic is None or sub.token is None:
             return
         message_id = records_.new_message_id()
-        envelope = subscription_confirmation(
-            message_id=message_id,
-            topic_arn=topic.arn,
-            token=sub.token,
-            subscribe_url=subscribe_url(ctx.base_url, topic.arn, sub.token),
-            timestamp_ms=self.clock.wall_ms(),
-            signing_cert_url=ctx.base_url + CERT_PATH,
-            key=self.signing_key(),
-            signature_version=topic.signature_version,
-        )
-        headers = sns_headers("SubscriptionConfirmation", message_id, topic.arn, None)
+        fields: dict[str, Any] = {
+            "message_id": message_id,
+            "topic_arn": topic.arn,
+            "token": sub.token,
+            "subscribe_url": subscribe_url(ctx.base_url, topic.arn, sub.token),
+            "timestamp_ms": self.clock.wall_ms(),
+            "signing_cert_url": ctx.base_url + CERT_PATH,
+            "key": self.signing_key(),
+            "signature_version": topic.signature_version,
+        }
+        if unsubscribed:
+            envelope = unsubscribe_confirmation(subscription_arn=sub.arn, **fields)
+            kind, arn = "UnsubscribeConfirmation", sub.arn
+        else:
+            envelope = subscription_confirmation(**fields)
+            kind, arn = "SubscriptionConfirmation", None
+        headers = sns_headers(kind, message_id, topic.arn, arn)
         status = await self.post(sub.endpoint, to_json(envelope), headers)
         if not 200 <= status < 300:
             log.info("SNS confirmation to %s answered %d", sub.endpoint, status)

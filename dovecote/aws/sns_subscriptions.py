@@ -15,7 +15,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dovecote.aws.context import RequestContext
@@ -54,6 +54,7 @@ SETTABLE = frozenset(
         "ReplayPolicy",
     }
 )
+MAX_RESTORABLE = 1000
 _RAW_PROTOCOLS = frozenset({"sqs", "http", "https", "firehose"})
 _PHONE = re.compile(r"\+?[0-9]{5,15}")
 
@@ -193,6 +194,10 @@ class SnsSubscriptions:
         self.start_pusher: Callable[[Subscription], None] = lambda _s: None
         self.stop_pusher: Callable[[Subscription], Awaitable[None]] = _no_pusher
         self.send_confirmation: Callable[[Subscription, RequestContext], None] = lambda _s, _c: None
+        self.send_unsubscribed: Callable[[Subscription, RequestContext], None] = lambda _s, _c: None
+        # token -> an unsubscribed http(s) subscription its UnsubscribeConfirmation's
+        # SubscribeURL restores (in memory: a restart forgets them)
+        self._restorable: dict[str, Subscription] = {}
         topics.counts = self.counts
         topics.on_delete = self._topic_deleted
 
@@ -440,7 +445,15 @@ class SnsSubscriptions:
             if sub.token is not None and secrets.compare_digest(sub.token, token):
                 break
         else:
-            raise invalid_parameter("Token")
+            restored = self._restorable.get(token)
+            if restored is None or restored.topic != topic.name:
+                raise invalid_parameter("Token")
+            del self._restorable[token]
+            for old in self.of_topic(topic.name):
+                if old.protocol == restored.protocol and old.endpoint == restored.endpoint:
+                    return {"SubscriptionArn": old.arn}  # subscribed again meanwhile
+            sub = restored
+            self._add(sub)
         if not sub.confirmed:
             sub.confirmed = True
             sub.authenticated = str(params.get("AuthenticateOnUnsubscribe", "")).lower() == "true"
@@ -458,6 +471,13 @@ class SnsSubscriptions:
                 return {}  # already gone: the caller's wish holds
             raise
         await self._remove(sub)
+        if sub.confirmed and sub.protocol in ("http", "https"):
+            token = secrets.token_hex(64)
+            gone = replace(sub, token=token, confirmed=False, queue=None, bound=None)
+            if len(self._restorable) >= MAX_RESTORABLE:
+                self._restorable.pop(next(iter(self._restorable)))
+            self._restorable[token] = gone
+            self.send_unsubscribed(gone, ctx)
         return {}
 
     def _listing(self, subs: list[Subscription], token: Any) -> dict[str, Any]:

@@ -740,7 +740,9 @@ def test_http_confirmation_and_delivery(sns, name):
             sub_pending = sns.confirm_subscription(TopicArn=arn, Token=token)["SubscriptionArn"]
             assert sub_pending.startswith(arn + ":")
             sns.unsubscribe(SubscriptionArn=sub_pending)
-            assert pending.pending() == []  # nothing was delivered before confirmation
+            pending.next("UnsubscribeConfirmation")
+            # nothing was delivered before confirmation
+            assert [e.kind for e in pending.pending()] == []
         sub = subscribe_http(sns, arn, sink)
         attrs = sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
         assert attrs["PendingConfirmation"] == "false"
@@ -765,8 +767,20 @@ def test_http_confirmation_and_delivery(sns, name):
         assert request.headers["x-amz-sns-rawdelivery"] == "true"
         sns.unsubscribe(SubscriptionArn=sub)
         sns.publish(TopicArn=arn, Message="after unsubscribe")
+        goodbye = sink.next("UnsubscribeConfirmation")
+        assert goodbye.headers["x-amz-sns-subscription-arn"] == sub
+        envelope = json.loads(goodbye.body)
+        assert envelope["Type"] == "UnsubscribeConfirmation"
+        assert envelope["Message"].startswith(f"You have chosen to deactivate subscription {sub}.")
+        verify_signature(envelope)
         with pytest.raises(queue.Empty):
             sink.next("Notification", timeout=1)
+        # Its SubscribeURL subscribes again (same ARN, same attributes).
+        with urllib.request.urlopen(envelope["SubscribeURL"]) as answer:
+            assert f"<SubscriptionArn>{sub}</SubscriptionArn>" in answer.read().decode()
+        sns.publish(TopicArn=arn, Message="back again")
+        assert sink.next("Notification").body == "back again"  # still raw
+        sns.unsubscribe(SubscriptionArn=sub)
 
 
 def test_http_retries_then_succeeds(sns, name):

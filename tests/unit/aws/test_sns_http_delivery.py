@@ -1,6 +1,6 @@
 """The http(s) pusher on a FakeClock: AWS's default schedule (three retries 20 s
 apart), acks on 2xx, the dead-letter queue after the last retry, and nothing
-delivered before confirmation or after Unsubscribe."""
+delivered before confirmation or after Unsubscribe (but its UnsubscribeConfirmation)."""
 
 from __future__ import annotations
 
@@ -152,4 +152,6 @@ async def _unsubscribe_stops_the_pusher_and_drops_its_queue(tmp_path: Path) -> N
         await rig.sns.operations["Unsubscribe"]({"SubscriptionArn": sub}, CTX)
         assert not rig.sns.http.pushers
         assert not [q for q in rig.core.queues.queues if q.startswith("__sns_http/")]
+        headers, _, _ = await rig.endpoint.next()
+        assert headers["x-amz-sns-message-type"] == "UnsubscribeConfirmation"
         assert await rig.endpoint.none_within(rig.clock, 60)
