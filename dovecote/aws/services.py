@@ -7,6 +7,8 @@ from typing import Any
 
 from dovecote.aws.context import RequestContext
 from dovecote.aws.gateway import Operation
+from dovecote.aws.sns import SnsService, register
+from dovecote.aws.sns_publish import PLAIN_QUEUE, QueueTraits
 from dovecote.aws.sqs_messages import SqsMessages
 from dovecote.aws.sqs_moves import MessageMoves
 from dovecote.aws.sqs_queues import SqsQueues
@@ -72,9 +74,23 @@ class AwsServices:
         }
         # GET path -> () -> (content type, body)
         self.static: dict[str, Callable[[], tuple[str, bytes]]] = {}
+        self.sns = SnsService(
+            core.queues, lambda arn: self.queues.by_arn(arn).name, self._queue_traits
+        )
+        register(self.by_name, self.static, self.sns)
+
+    def _queue_traits(self, name: str) -> QueueTraits:
+        """What SNS deliveries to a queue honour as SendMessage does: its
+        DelaySeconds and FIFO deduplication scope."""
+        queue = self.core.queues.queues.get(name)
+        if queue is None:
+            return PLAIN_QUEUE
+        view = self.queues.view(queue)
+        return QueueTraits(view.int_attribute("DelaySeconds") * 1000, view.dedup_per_group)
 
     async def start(self) -> None:
-        pass
+        await self.sns.start()
 
     async def close(self) -> None:
+        await self.sns.close()
         await self.moves.close()
