@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from dovecote.aws.errors import AwsError
@@ -193,7 +193,8 @@ def _number_ok(text: str) -> bool:
         return False
     if number.is_zero():
         return True
-    digits = len(number.normalize().as_tuple().digits)
+    with localcontext(prec=200):
+        digits = len(number.normalize().as_tuple().digits)
     return digits <= 38 and -128 <= number.copy_abs().adjusted() <= 126
 
 
