@@ -234,9 +234,18 @@ _CHECKS: dict[str, Callable[[str, str], str]] = {
 }
 
 
-def normalize(attributes: Mapping[str, str], *, fifo: bool, creating: bool) -> dict[str, str]:
+def normalize(
+    attributes: Mapping[str, str],
+    *,
+    fifo: bool,
+    creating: bool,
+    current: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Check CreateQueue/SetQueueAttributes attributes and give their canonical
-    string values; an empty RedrivePolicy/RedriveAllowPolicy/Policy means remove it."""
+    string values; an empty RedrivePolicy/RedriveAllowPolicy/Policy means remove it.
+
+    ``current`` (the queue's attributes, on a set) lets rules that span two
+    attributes see the one not being set."""
     result: dict[str, str] = {}
     for name, raw in attributes.items():
         value = str(raw)
@@ -249,8 +258,15 @@ def normalize(attributes: Mapping[str, str], *, fifo: bool, creating: bool) -> d
         # A queue's kind is fixed by its name; FifoQueue can only repeat it.
         raise _bad_value("FifoQueue")
     if fifo:
-        scope = result.get("DeduplicationScope", "queue" if creating else None)
-        if result.get("FifoThroughputLimit") == "perMessageGroupId" and scope == "queue":
+        # "The perMessageGroupId value is allowed only when the value for
+        # DeduplicationScope is messageGroup" (API reference).
+        if creating or current is not None:
+            before = {} if creating else dict(current or {})
+        else:  # unknown queue state: only a pair set together can be judged
+            before = {"DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perQueue"}
+        scope = result.get("DeduplicationScope", before.get("DeduplicationScope", "queue"))
+        limit = result.get("FifoThroughputLimit", before.get("FifoThroughputLimit", "perQueue"))
+        if limit == "perMessageGroupId" and scope != "messageGroup":
             raise _bad_value("FifoThroughputLimit")
     return result
 

@@ -156,6 +156,27 @@ def test_bad_fifo_values(given_: dict[str, str], bad: str) -> None:
     )
 
 
+def test_throughput_on_set_checks_the_current_scope() -> None:
+    queue = attrs.defaults(True)
+    e = error(
+        attrs.normalize,
+        {"FifoThroughputLimit": "perMessageGroupId"},
+        fifo=True,
+        creating=False,
+        current=queue,
+    )
+    assert e.code == "InvalidAttributeValue"
+    grouped = queue | {"DeduplicationScope": "messageGroup"}
+    assert attrs.normalize(
+        {"FifoThroughputLimit": "perMessageGroupId"}, fifo=True, creating=False, current=grouped
+    ) == {"FifoThroughputLimit": "perMessageGroupId"}
+    high = grouped | {"FifoThroughputLimit": "perMessageGroupId"}
+    e = error(
+        attrs.normalize, {"DeduplicationScope": "queue"}, fifo=True, creating=False, current=high
+    )
+    assert e.message == "Invalid value for the parameter FifoThroughputLimit."
+
+
 def test_throughput_alone_on_set_is_left_to_the_queue() -> None:
     assert attrs.normalize(
         {"FifoThroughputLimit": "perMessageGroupId"}, fifo=True, creating=False
