@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -83,6 +84,11 @@ async def _serve(config: ServerConfig, ready_file: Path | None) -> int:
     except (RuntimeError, OSError) as err:
         log.error("cannot start: %s", err)
         return 1
+    # What start-up made (protocol models, the catalog, indexes) lives as long
+    # as the process: keep it out of every later full collection, which
+    # otherwise walks it again and again (tens of ms per pause).
+    gc.collect()
+    gc.freeze()
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps(broker.addresses()))
