@@ -11,7 +11,6 @@ the listener down.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from dovecote.aws import sigv4
 from dovecote.aws.context import RequestContext
 from dovecote.aws.errors import AwsError
+from dovecote.aws.ids import uuid4_text
 from dovecote.aws.protocol import (
     AwsRequest,
     Response,
@@ -74,7 +74,7 @@ class Gateway:
         self, method: str, target: str, headers: Mapping[str, str], body: bytes, base_url: str
     ) -> Response:
         """``target`` is the raw request target (path and query)."""
-        request_id = str(uuid.uuid4())
+        request_id = uuid4_text()
         hdrs = dict(headers)
         request: AwsRequest | None = None
         try:

@@ -8,7 +8,6 @@ so the listener handles one shape of request whichever protocol the client spoke
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -17,6 +16,7 @@ from xml.sax.saxutils import escape
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from dovecote.aws.errors import AwsError, invalid, missing
+from dovecote.aws.ids import uuid4_text
 from dovecote.aws.jsonwire import decode_json, encode_json
 from dovecote.aws.model import BY_VERSION, SERVICES, SQS, Service, error_info, service_model
 from dovecote.aws.query import decode_form, encode_xml
@@ -87,7 +87,6 @@ def _decode_json(target: str, headers: dict[str, str], body: bytes) -> AwsReques
     if not isinstance(document, dict):
         raise AwsError("SerializationException", "The request body must be a JSON object.")
     params = decode_json(document, op.input_shape, "") if op.input_shape is not None else {}
-    _check_required(params, op.input_shape, "")
     query_mode = (_header(headers, "x-amzn-query-mode") or "").lower() == "true"
     return AwsRequest(SQS, "json", op.name, params, query_mode)
 
@@ -120,7 +119,7 @@ def encode_response(
     request: AwsRequest, result: dict[str, Any], request_id: str | None = None
 ) -> Response:
     """The HTTP answer carrying ``result`` (the operation's output members) in the request's protocol."""
-    request_id = request_id or str(uuid.uuid4())
+    request_id = request_id or uuid4_text()
     op = service_model(request.service.name, request.protocol).operation_model(request.operation)
     shape = op.output_shape
     if request.protocol == "json":
@@ -141,7 +140,7 @@ def encode_error(
     service: Service | None, protocol: str, error: AwsError, request_id: str | None = None
 ) -> Response:
     """The HTTP answer for ``error``; with ``service`` None, the one the request named, else SQS."""
-    request_id = request_id or str(uuid.uuid4())
+    request_id = request_id or uuid4_text()
     service = service or SERVICES.get(error.service or "", SQS)
     info = error_info(service, error.code)
     status = error.status or info.status

@@ -27,11 +27,13 @@ from dovecote.aws.digests import (
 from dovecote.aws.errors import AwsError
 from dovecote.aws.sqs_queues import SqsQueue, SqsQueues
 from dovecote.core.headers import find
+from dovecote.core.subscription_state import Delivery
 from dovecote.core.tokens import DeliveryToken, InvalidToken
 from dovecote.storage.batch import Record
 
 SEQUENCE_HEADER = "sqs.sequence-number"
 DEDUP_WINDOW_MS = 5 * 60 * 1000
+MAX_ATTEMPTS = 1000  # FIFO receive attempts remembered per queue
 MAX_TRACKED_DELAYS = 100_000  # per queue; beyond it the delayed count is the core's
 
 
@@ -69,6 +71,7 @@ class _Entry:
     dedup_key: str | None
     sequence: str | None
     result: dict[str, Any]
+    size: int  # body and attribute bytes, as AWS counts them toward the limits
 
 
 class SqsMessages:
@@ -154,7 +157,7 @@ class SqsMessages:
             result["MD5OfMessageSystemAttributes"] = digest
         if sequence is not None:
             result["SequenceNumber"] = sequence
-        return _Entry(entry_id, record, message_id, dedup_key, sequence, result)
+        return _Entry(entry_id, record, message_id, dedup_key, sequence, result, len(value) + size)
 
     async def _store(self, view: SqsQueue, entries: list[_Entry]) -> None:
         """Append the entries in one go; repeats inside the FIFO window answer
@@ -205,7 +208,7 @@ class SqsMessages:
             except AwsError as error:
                 failed.append(_failure(str(item.get("Id", "")), error))
                 continue
-            total += len(entry.record.value or b"") + _attributes_bytes(item)
+            total += entry.size
             good.append(entry)
         checks.check_batch_size(total, view.int_attribute("MaximumMessageSize"))
         if good:
@@ -229,6 +232,11 @@ class SqsMessages:
             wait = view.int_attribute("ReceiveMessageWaitTimeSeconds")
         sub = view.core.subscription
         lease_ms = visibility * 1000
+        attempt = params.get("ReceiveRequestAttemptId") if view.fifo else None
+        if attempt is not None:
+            earlier = self._earlier_attempt(view, str(attempt))
+            if earlier is not None:
+                return earlier
         deliveries = sub.pull(
             options.max_messages, SQS_OWNER, lease_ms=lease_ms, group_batches=view.fifo
         )
@@ -249,27 +257,42 @@ class SqsMessages:
         messages = []
         for delivery in deliveries:
             first = state.first_receive.setdefault((delivery.partition, delivery.offset), now_ms)
-            messages.append(
-                self._message(
-                    view, delivery.record, str(delivery.token), delivery.count, first, options, ctx
-                )
-            )
-        return {"Messages": messages}
+            messages.append(self._message(view, delivery, first, options, ctx))
+        result = {"Messages": messages}
+        if attempt is not None:
+            attempts = self.state(view).attempts
+            attempts[str(attempt)] = (self.clock.monotonic() + visibility, result)
+            while len(attempts) > MAX_ATTEMPTS:
+                attempts.pop(next(iter(attempts)))
+        return result
+
+    def _earlier_attempt(self, view: SqsQueue, attempt: str) -> dict[str, Any] | None:
+        """A FIFO receive retried with the same ReceiveRequestAttemptId gets
+        the same messages and handles while their visibility lasts."""
+        found = self.state(view).attempts.get(attempt)
+        if found is None:
+            return None
+        until, result = found
+        if self.clock.monotonic() >= until:
+            return None
+        return result
 
     def _message(
         self,
         view: SqsQueue,
-        record: Record,
-        handle: str,
-        count: int,
+        delivery: Delivery,
         first_receive_ms: int,
         options: checks.ReceiveOptions,
         ctx: RequestContext,
     ) -> dict[str, Any]:
+        record = delivery.record
+        count = delivery.count
+        handle = str(delivery.token)
+        partition = delivery.partition
         body = (record.value or b"").decode("utf-8", "replace")
         meta = records_.read_sqs_headers(record.headers)
         message: dict[str, Any] = {
-            "MessageId": meta.message_id or records_.message_id_of(record, view.name),
+            "MessageId": meta.message_id or records_.message_id_of(record, view.name, partition),
             "ReceiptHandle": handle,
             "MD5OfBody": md5_of_body(body),
             "Body": body,
@@ -388,10 +411,3 @@ class SqsMessages:
 
 def _failure(entry_id: str, error: AwsError) -> dict[str, Any]:
     return {"Id": entry_id, "SenderFault": True, "Code": error.code, "Message": error.message}
-
-
-def _attributes_bytes(item: dict[str, Any]) -> int:
-    try:
-        return checks.check_message_attributes(item.get("MessageAttributes") or None)
-    except AwsError:
-        return 0

@@ -47,6 +47,7 @@ class SqsQueue:
     tags: dict[str, str]
     created_s: int
     modified_s: int
+    _ints: dict[str, int] = field(default_factory=dict, repr=False)  # parsed attributes
 
     @property
     def core(self) -> Queue:
@@ -54,7 +55,11 @@ class SqsQueue:
         return self.queue
 
     def int_attribute(self, name: str) -> int:
-        return int(self.attributes.get(name) or attrs_.defaults(self.fifo)[name])
+        value = self._ints.get(name)
+        if value is None:
+            value = int(self.attributes.get(name) or attrs_.defaults(self.fifo)[name])
+            self._ints[name] = value
+        return value
 
     @property
     def content_based_dedup(self) -> bool:
@@ -87,6 +92,8 @@ class QueueState:
     # dedup key -> (accepted ms, message id, sequence number), oldest first
     sent: OrderedDict[str, tuple[int, str, str]] = field(default_factory=OrderedDict)
     delays: list[int] = field(default_factory=list)  # heap: when delayed sends become due
+    # FIFO ReceiveRequestAttemptId -> (monotonic deadline, the answer given)
+    attempts: OrderedDict[str, tuple[float, dict[str, Any]]] = field(default_factory=OrderedDict)
 
     def delayed(self, now_ms: int) -> int:
         """How many delayed sends are not due yet."""

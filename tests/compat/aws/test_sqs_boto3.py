@@ -441,3 +441,20 @@ def test_query_protocol_client(endpoint, name):
     assert "<MD5OfMessageBody>" in sent
     received = call(queue_url, {"Action": "ReceiveMessage", "MaxNumberOfMessages": "1"})
     assert "<Body>via form</Body>" in received
+
+
+def test_fifo_receive_retried_with_the_same_attempt_id_gets_the_same_messages(sqs, name):
+    url = sqs.create_queue(
+        QueueName=f"{name}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", MessageGroupId="g")
+    first = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=2, ReceiveRequestAttemptId="try-1"
+    )["Messages"]
+    again = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=2, ReceiveRequestAttemptId="try-1"
+    )["Messages"]
+    assert [m["ReceiptHandle"] for m in again] == [m["ReceiptHandle"] for m in first]
+    assert [m["Body"] for m in first] == ["m0", "m1"]

@@ -1,0 +1,329 @@
+"""A small HTTP/1.1 server for the AWS listener: httptools parses, we do the rest.
+
+The AWS protocols need one thing of HTTP: requests in, answers out, on
+keep-alive connections. A general framework cost more per request than the
+SQS operation it carried (about 450 us of a 10-message SendMessageBatch), so
+this is a plain asyncio protocol around httptools' C parser (llhttp).
+
+Per connection: requests are answered in order, one at a time (HTTP/1.1
+clients do not pipeline SQS calls; any that do are queued, up to
+``MAX_QUEUED``). A request's body is reserved from the broker's in-flight
+budget through the connection's :class:`~dovecote.core.flow.Flow` when its
+Content-Length is known; reading pauses while the budget is short, while
+too many requests are queued and while the client does not read its
+answers, and a half-sent request that stalls is closed by the flow's
+watchdog. A body over the limit
+is answered with the handler's refusal (413) without being read. A
+connection that closes cancels the request it had running (a long poll of
+a client that left leases nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from http import HTTPStatus
+
+import httptools
+
+from dovecote.core.clock import Clock
+from dovecote.core.flow import Flow
+from dovecote.core.memory import MemoryBudget
+
+log = logging.getLogger("dovecote.aws.http")
+
+Answer = tuple[int, dict[str, str], bytes]
+# (method, target, headers, body) -> answer
+Handler = Callable[[str, str, dict[str, str], bytes], Awaitable[Answer]]
+# (status, headers, body) for a request refused before it was read: too large
+TooLarge = Callable[[dict[str, str]], Answer]
+
+QUEUED = "queued"
+MAX_QUEUED = 8  # requests read ahead on one connection before reading pauses
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+class _Request:
+    __slots__ = ("body", "headers", "keep_alive", "method", "reserved", "size", "target")
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.target = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+        self.reserved = 0
+        self.keep_alive = True
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection (a :class:`~dovecote.core.flow.FlowOwner`)."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        too_large: TooLarge,
+        *,
+        max_body: int,
+        budget: MemoryBudget,
+        clock: Clock,
+        stall_timeout: float,
+        connections: set[HttpConnection],
+    ) -> None:
+        self.handler = handler
+        self.too_large = too_large
+        self.max_body = max_body
+        self.flow = Flow(self, budget, clock, stall_timeout)
+        self.connections = connections
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.request: _Request | None = None
+        self.ready: deque[_Request] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.refused = False  # a request was refused unread: close after answering
+
+    # --- transport -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        self.flow.close()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        for request in self.ready:
+            self._release(request)
+        self.ready.clear()
+        if self.request is not None:
+            self._release(self.request)
+            self.request = None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # FlowOwner
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def budget_granted(self) -> None:
+        pass  # the reservation was for a body still arriving: reading resumed
+
+    def stalled(self, idle: float) -> None:
+        log.warning("closing an SQS/SNS connection: request stalled for %.0f s", idle)
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.flow.received()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, b"upgrades are not supported")
+        except httptools.HttpParserError as error:
+            if not self.refused:
+                self._refuse(400, f"malformed HTTP request: {error}".encode())
+        self.flow.watch()
+
+    def _refuse(self, status: int, text: bytes) -> None:
+        self.refused = True
+        self._write(status, {"Content-Type": "text/plain"}, text, keep_alive=False)
+        self.close()
+
+    # --- parser callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.request = _Request()
+
+    def on_url(self, url: bytes) -> None:
+        if self.request is not None:
+            self.request.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.request
+        if request is not None:
+            key = name.decode("latin-1")
+            text = value.decode("latin-1")
+            old = request.headers.get(key)
+            request.headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        request = self.request
+        if request is None:
+            return
+        request.method = self.parser.get_method().decode("ascii", "replace")
+        request.keep_alive = self.parser.should_keep_alive()
+        length = _content_length(request.headers)
+        if length is not None and length > self.max_body:
+            self._refuse_unread(request)
+            return
+        if length:
+            self.flow.reserve(length)
+            request.reserved = length
+        if _header(request.headers, "expect", "").lower() == "100-continue":
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        request = self.request
+        if request is None or self.refused:
+            return
+        request.size += len(body)
+        if request.size > self.max_body:
+            self._refuse_unread(request)
+            return
+        if request.size > request.reserved:
+            self.flow.settle(self.flow.reserved + request.size - request.reserved)
+            request.reserved = request.size
+        request.body.append(body)
+
+    def on_message_complete(self) -> None:
+        request, self.request = self.request, None
+        if request is None or self.refused:
+            return
+        self.ready.append(request)
+        # Reading goes on while a request is handled, so a client that
+        # leaves is noticed (its long poll is cancelled); only a client that
+        # pipelines many requests is paused.
+        self.flow.pause_while(QUEUED, len(self.ready) >= MAX_QUEUED)
+        self._next()
+
+    def _refuse_unread(self, request: _Request) -> None:
+        status, headers, body = self.too_large(request.headers)
+        self._release(request)
+        self.request = None
+        self.refused = True
+        self._write(status, headers, body, keep_alive=False)
+        self.close()
+        raise httptools.HttpParserError("request too large")  # stop parsing this connection
+
+    # --- handling ------------------------------------------------------------------------
+
+    def _next(self) -> None:
+        if self.task is not None or not self.ready:
+            return
+        request = self.ready.popleft()
+        self.task = asyncio.get_running_loop().create_task(self._handle(request))
+
+    async def _handle(self, request: _Request) -> None:
+        try:
+            body = b"".join(request.body)
+            target = request.target.decode("latin-1")
+            status, headers, data = await self.handler(
+                request.method, target, request.headers, body
+            )
+            await self.flow.writable()
+            self._write(status, headers, data, keep_alive=request.keep_alive)
+            if not request.keep_alive:
+                self.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("SQS/SNS request failed")
+            self._write(500, {"Content-Type": "text/plain"}, b"internal error", keep_alive=False)
+            self.close()
+        finally:
+            self._release(request)
+            self.task = None
+            if self.transport is not None and not self.transport.is_closing():
+                self.flow.pause_while(QUEUED, len(self.ready) >= MAX_QUEUED)
+                self._next()
+
+    def _release(self, request: _Request) -> None:
+        if request.reserved:
+            self.flow.settle(max(0, self.flow.reserved - request.reserved))
+            request.reserved = 0
+
+    def _write(
+        self, status: int, headers: dict[str, str], body: bytes, *, keep_alive: bool
+    ) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+        for key, value in headers.items():
+            lines.append(f"{key}: {value}")
+        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Date: {_date()}")
+        if not keep_alive:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            transport.write(body)
+
+
+def _header(headers: dict[str, str], name: str, default: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return default
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    value = _header(headers, "content-length", "")
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    """The Date header, made once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
+async def serve(
+    handler: Handler,
+    too_large: TooLarge,
+    host: str,
+    port: int,
+    *,
+    max_body: int,
+    budget: MemoryBudget,
+    clock: Clock,
+    stall_timeout: float,
+) -> tuple[asyncio.Server, set[HttpConnection]]:
+    """Listen on ``host:port``; returns the server and its live connections."""
+    connections: set[HttpConnection] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: HttpConnection(
+            handler,
+            too_large,
+            max_body=max_body,
+            budget=budget,
+            clock=clock,
+            stall_timeout=stall_timeout,
+            connections=connections,
+        ),
+        host,
+        port,
+        reuse_address=True,
+    )
+    return server, connections
