@@ -731,7 +731,7 @@ class Report:
             "of the broker's process and of the client processes over the phase, per message, "
             "and how many CPUs each kept busy (when the clients use most of the machine, they "
             "cap every system alike). Latency: one `send_message` to an empty queue while a "
-            "receiver thread already waits in `receive_message(WaitTimeSeconds=20)`; from the "
+            "receiver (its own process) already waits in `receive_message(WaitTimeSeconds=20)`; from the "
             "send's start (and from its return) to the receive's return. **Durability "
             "differs**: Dovecote answers a send after its records are fsynced (the default "
             "flush policy, `--flush ack`); moto keeps everything in memory, nothing on disk.",
@@ -817,8 +817,9 @@ class Report:
             )
         if body:
             lines += [
-                "Long-polled receive after a send, ms (from the send's start; the fourth column "
-                "from the send's return, negative when the waiting receive returned first):",
+                "Long-polled receive after a send, ms (from the send's start; the fifth column "
+                "from the send's return: negative when the waiting receive returned before the "
+                "sender had its answer):",
                 "",
             ]
             lines += table(

@@ -14,7 +14,7 @@ moto.server``) and gets, from the same boto3 code (bench/sqs_load.py):
   WaitTimeSeconds=1)`` then ``delete_message_batch`` from the same clients
   until every message sent is deleted;
 - latency: ``--rounds`` rounds of one ``send_message`` to an empty queue while
-  a receiver thread already waits in ``receive_message(WaitTimeSeconds=20)``;
+  a receiver process already waits in ``receive_message(WaitTimeSeconds=20)``;
   the latency is the receive's return minus the send's start (and, also
   recorded, minus the send's return).
 

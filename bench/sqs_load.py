@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -328,6 +327,9 @@ def combine(
 
 # --- long-poll latency ------------------------------------------------------------------------
 
+#: The body that tells the long-polling process to stop.
+STOP = "bench-stop"
+
 
 @dataclass
 class Latency:
@@ -340,34 +342,42 @@ class Latency:
     error_texts: list[str] = field(default_factory=list)
 
 
-class _Receiver(threading.Thread):
-    """Blocks in receive_message(WaitTimeSeconds=20) over and over, timing each return."""
+def _long_poll(conn: Connection, endpoint: str, queue_url: str) -> None:
+    """The receiving process: says "waiting", blocks in receive_message(WaitTimeSeconds=20),
+    stamps each arrival (perf_counter_ns is CLOCK_MONOTONIC, the same clock in every
+    process), deletes it; until the STOP body arrives or the pipe closes."""
+    try:
+        client = sqs_client(endpoint)
+        client.list_queues(MaxResults=1)  # connect before the first round
+        while True:
+            conn.send(("waiting", 0, ""))
+            got = client.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=20
+            ).get("Messages", [])
+            now = time.perf_counter_ns()
+            for m in got:
+                conn.send(("arrived", now, m["Body"]))
+                client.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+                if m["Body"] == STOP:
+                    return
+    except (BrokenPipeError, EOFError):
+        return
+    except Exception as exc:  # shown by the measuring side
+        conn.send(("error", 0, f"{type(exc).__name__}: {exc}"))
 
-    def __init__(self, endpoint: str, queue_url: str) -> None:
-        super().__init__(daemon=True, name="sqs-long-poll")
-        self.client = sqs_client(endpoint)
-        self.queue_url = queue_url
-        self.waiting = threading.Event()  # set just before each receive call
-        self.arrivals: queue.Queue[tuple[int, str]] = queue.Queue()
-        self.stop = False
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            while not self.stop:
-                self.waiting.set()
-                got = self.client.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=20
-                ).get("Messages", [])
-                now = time.perf_counter_ns()
-                for m in got:
-                    self.arrivals.put((now, m["Body"]))
-                    self.client.delete_message(
-                        QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"]
-                    )
-        except BaseException as exc:  # shown by the caller
-            self.error = exc
-            self.arrivals.put((0, ""))
+def _await_event(conn: Connection, kind: str, timeout: float, tag: str = "") -> tuple[int, str]:
+    """The next ``kind`` event from the receiving process (arrivals of other bodies skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not conn.poll(left):
+            raise TimeoutError(f"no {kind!r} from the receiving process within {timeout:.0f}s")
+        event, stamp, text = conn.recv()
+        if event == "error":
+            raise RuntimeError(text)
+        if event == kind and (not tag or text == tag):
+            return stamp, text
 
 
 def measure_latency(
@@ -375,24 +385,27 @@ def measure_latency(
 ) -> Latency:
     """``rounds`` of: a receiver already waiting in a long poll, one send_message, its arrival.
 
-    Before each send the sender waits until the receiver is about to call
-    receive_message, then ``gap_s`` more so the poll has reached the server.
+    The receiver is its own process, so its boto3 work and the sender's do not
+    share a GIL. Before each send the sender waits until the receiver is about
+    to call receive_message, then ``gap_s`` more so the poll has reached the
+    server.
     """
     result = Latency()
     sender = sqs_client(endpoint)
-    receiver = _Receiver(endpoint, queue_url)
-    receiver.client.list_queues(MaxResults=1)  # connect before the clock runs
-    sender.list_queues(MaxResults=1)
+    sender.list_queues(MaxResults=1)  # connect before the clock runs
+    ctx = multiprocessing.get_context("spawn")
+    conn, theirs = ctx.Pipe()
+    receiver = ctx.Process(
+        target=_long_poll, args=(theirs, endpoint, queue_url), name="sqs-long-poll", daemon=True
+    )
     receiver.start()
+    theirs.close()
     deadline = time.monotonic() + max_seconds
     try:
+        _await_event(conn, "waiting", 60)  # the process has started and connected
         for i in range(rounds):
             if time.monotonic() > deadline:
                 break
-            if not receiver.waiting.wait(25):
-                result.error_texts.append("the receiver did not come back to its long poll")
-                break
-            receiver.waiting.clear()
             time.sleep(gap_s)
             tag = f"round-{i}"
             sent = time.perf_counter_ns()
@@ -400,22 +413,24 @@ def measure_latency(
             returned = time.perf_counter_ns()
             result.rounds += 1
             try:
-                while True:  # skip anything that is not this round's message
-                    arrived, got = receiver.arrivals.get(timeout=25)
-                    if got == tag or receiver.error is not None:
-                        break
-            except queue.Empty:
+                arrived, _ = _await_event(conn, "arrived", 25, tag)
+            except TimeoutError:
                 result.lost += 1
                 continue
-            if receiver.error is not None:
-                exc = receiver.error
-                result.error_texts.append(f"{type(exc).__name__}: {exc}")
-                break
             result.from_start_ns.append(arrived - sent)
             result.from_return_ns.append(arrived - returned)
+            _await_event(conn, "waiting", 25)
+    except (TimeoutError, RuntimeError, OSError) as exc:
+        result.error_texts.append(f"{type(exc).__name__}: {exc}")
     finally:
-        receiver.stop = True
-        if receiver.is_alive() and receiver.error is None:
-            sender.send_message(QueueUrl=queue_url, MessageBody="stop")  # wakes its last poll
+        if receiver.is_alive():
+            try:
+                sender.send_message(QueueUrl=queue_url, MessageBody=STOP)
+            except Exception as exc:
+                result.error_texts.append(f"stopping the receiver: {exc}")
         receiver.join(25)
+        if receiver.is_alive():
+            receiver.kill()
+            receiver.join(5)
+        conn.close()
     return result
