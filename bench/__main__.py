@@ -174,7 +174,7 @@ STEPS: tuple[Step, ...] = (
         (),
         ("--messages", "2000", "--rounds", "100", "--max-seconds", "4"),
         timeout=240,
-        needs=("py:boto3", "py:moto"),
+        needs=("py:boto3", "py:moto", "py:flask"),  # flask: moto[server]
         what="SQS with boto3: batch send, receive+delete, long-poll latency vs moto_server",
     ),
     Step(
