@@ -119,6 +119,7 @@ class AdminApi:
             web.post("/v1/queues/{queue}/purge", self.purge_queue),
             web.get("/v1/exchanges", self.list_exchanges),
             web.get("/v1/bindings", self.list_bindings),
+            web.get("/v1/sns/topics", self.list_sns_topics),
         ]
 
     # --- broker -------------------------------------------------------------------
@@ -423,6 +424,12 @@ class AdminApi:
     async def describe_queue(self, request: web.Request) -> web.Response:
         queue = self.core.queues.get_queue(request.match_info["queue"])
         return web.json_response(views.queue_view(self.core, queue))
+
+    async def list_sns_topics(self, request: web.Request) -> web.Response:
+        """SNS topics live in the AWS listener (the core sees fanout exchanges)."""
+        listener = self.broker.listeners.get("aws") if self.broker is not None else None
+        objects = listener.admin_objects() if hasattr(listener, "admin_objects") else {}
+        return web.json_response(objects.get("sns_topics", []))
 
     async def purge_queue(self, request: web.Request) -> web.Response:
         count = await self.core.queues.purge_queue(request.match_info["queue"])

@@ -226,6 +226,12 @@ SPEC: dict[str, Any] = {
                 responses={"200": "OK", **ERRORS},
             )
         },
+        "/v1/sns/topics": {
+            "get": _op(
+                "List SNS topics with their subscriptions (protocol, endpoint, filter, "
+                "ready and in-flight messages of each subscription's queue)"
+            )
+        },
         "/v1/queues": {
             "get": _op("List queues with ready, unacked, consumers and dead-letter depth")
         },

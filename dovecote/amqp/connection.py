@@ -85,7 +85,6 @@ from dovecote.core.errors import BrokerError
 from dovecote.core.flow import Flow
 from dovecote.core.queues import Queue
 from dovecote.core.ratelog import RateLimitedLog
-from dovecote.core.routing import HEADERS
 
 if TYPE_CHECKING:
     from dovecote.amqp.interfaces import ListenerView
@@ -475,12 +474,13 @@ class Connection(ConnectionMethods, asyncio.Protocol):
             self._on_error(messages[0], exc)
 
     def headers_routing(self) -> bool:
-        """Whether any headers exchange has bindings (then publishes with a
-        headers table are routed by it); worked out once per read."""
+        """Whether any headers exchange has bindings, or any binding a filter
+        (then publishes with a headers table are routed by it); worked out
+        once per read."""
         active = self._headers_routing
         if active is None:
             active = self._headers_routing = any(
-                e.type == HEADERS and e.bindings for e in self.queues.router.exchanges.values()
+                e.routes_by_headers for e in self.queues.router.exchanges.values()
             )
         return active
 

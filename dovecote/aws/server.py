@@ -35,6 +35,10 @@ class AwsListener:
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
 
+    def admin_objects(self) -> dict[str, list[dict[str, Any]]]:
+        """What the admin API shows of this listener's own objects."""
+        return {"sns_topics": self.services.sns_topics()}
+
     async def close(self) -> None:
         self._server.close()
         for connection in list(self._connections):

@@ -7,6 +7,8 @@ from typing import Any
 
 from dovecote.aws.context import RequestContext
 from dovecote.aws.gateway import Operation
+from dovecote.aws.sns import SnsService, register
+from dovecote.aws.sns_publish import PLAIN_QUEUE, QueueTraits
 from dovecote.aws.sqs_messages import SqsMessages
 from dovecote.aws.sqs_moves import MessageMoves
 from dovecote.aws.sqs_queues import SqsQueues
@@ -72,9 +74,59 @@ class AwsServices:
         }
         # GET path -> () -> (content type, body)
         self.static: dict[str, Callable[[], tuple[str, bytes]]] = {}
+        self.sns = SnsService(
+            core.queues, lambda arn: self.queues.by_arn(arn).name, self._queue_traits
+        )
+        register(self.by_name, self.static, self.sns)
+
+    def _queue_traits(self, name: str) -> QueueTraits:
+        """What SNS deliveries to a queue honour as SendMessage does: its
+        DelaySeconds and FIFO deduplication scope."""
+        queue = self.core.queues.queues.get(name)
+        if queue is None:
+            return PLAIN_QUEUE
+        view = self.queues.view(queue)
+        return QueueTraits(view.int_attribute("DelaySeconds") * 1000, view.dedup_per_group)
+
+    def sns_topics(self) -> list[dict[str, Any]]:
+        """SNS topics and their subscriptions, for the admin API and CLI:
+        ready and in-flight counts of each subscription's queue (its own SQS
+        queue, or the internal one of an HTTP endpoint)."""
+        out = []
+        subscriptions = self.sns.subscriptions
+        for name in sorted(self.sns.topics.topics):
+            topic = self.sns.topics.topics[name]
+            subs = []
+            for sub in subscriptions.by_topic.get(name, {}).values():
+                queue = self.core.queues.queues.get(sub.queue) if sub.queue else None
+                subs.append(
+                    {
+                        "arn": sub.arn if sub.confirmed else "PendingConfirmation",
+                        "protocol": sub.protocol,
+                        "endpoint": sub.endpoint,
+                        "raw": sub.raw,
+                        "filter_policy": sub.attributes.get("FilterPolicy"),
+                        "queue": sub.queue,
+                        "messages_ready": queue.message_count() if queue else None,
+                        "messages_unacked": queue.unacked_count() if queue else None,
+                    }
+                )
+            confirmed, pending = self.sns.topics.counts(topic)
+            out.append(
+                {
+                    "name": name,
+                    "arn": topic.arn,
+                    "fifo": topic.fifo,
+                    "subscriptions_confirmed": confirmed,
+                    "subscriptions_pending": pending,
+                    "subscriptions": subs,
+                }
+            )
+        return out
 
     async def start(self) -> None:
-        pass
+        await self.sns.start()
 
     async def close(self) -> None:
+        await self.sns.close()
         await self.moves.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dovecote.aws import records as records_
+from dovecote.aws import sqs_attributes as attrs_
 from dovecote.aws import sqs_checks as checks
 from dovecote.aws.context import RequestContext
 from dovecote.aws.digests import (
@@ -210,7 +211,7 @@ class SqsMessages:
                 continue
             total += entry.size
             good.append(entry)
-        checks.check_batch_size(total, view.int_attribute("MaximumMessageSize"))
+        checks.check_batch_size(total, attrs_.MAX_MESSAGE_SIZE)  # 1 MiB whatever the queue allows
         if good:
             await self._store(view, good)
         result: dict[str, Any] = {
@@ -357,7 +358,7 @@ class SqsMessages:
     ) -> dict[str, Any]:
         view = self.queues.by_url(params)
         items = params.get("Entries") or []
-        checks.check_batch_entries(items)
+        checks.check_batch_entries(items, entry_name="DeleteMessageBatchRequestEntry")
         done: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         tokens: list[DeliveryToken] = []
@@ -396,7 +397,7 @@ class SqsMessages:
     ) -> dict[str, Any]:
         view = self.queues.by_url(params)
         items = params.get("Entries") or []
-        checks.check_batch_entries(items)
+        checks.check_batch_entries(items, entry_name="ChangeMessageVisibilityBatchRequestEntry")
         done: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         for item in items:

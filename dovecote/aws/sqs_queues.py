@@ -314,7 +314,9 @@ class SqsQueues:
     ) -> dict[str, Any]:
         view = self.by_url(params)
         given = {str(k): str(v) for k, v in (params.get("Attributes") or {}).items()}
-        normalized = attrs_.normalize(given, fifo=view.fifo, creating=False)
+        normalized = attrs_.normalize(
+            given, fifo=view.fifo, creating=False, current=view.attributes
+        )
         for key, value in normalized.items():
             if value == "" and key in ("RedrivePolicy", "RedriveAllowPolicy", "Policy"):
                 view.attributes.pop(key, None)

@@ -60,7 +60,33 @@ def list_(args: argparse.Namespace) -> int:
     for t in topics:
         table.add_row(t["name"], str(t["partitions"]), f"{t['messages']:,}", f"{t['bytes']:,}")
     console.print(table)
+    sns = args.client.get("/v1/sns/topics")
+    if sns:
+        console.print(sns_table(sns))
     return 0
+
+
+def sns_table(topics: list[dict]) -> Table:
+    """SNS topics, one row per subscription (a topic without any has one row)."""
+    table = Table("SNS topic", "subscription", "endpoint", "raw", "filter", "ready", "in flight")
+    for t in topics:
+        name = t["name"] + (" (FIFO)" if t["fifo"] else "")
+        if not t["subscriptions"]:
+            table.add_row(name, "-", "-", "-", "-", "-", "-")
+        for s in t["subscriptions"]:
+            table.add_row(
+                name,
+                s["protocol"]
+                if s["arn"] != "PendingConfirmation"
+                else f"{s['protocol']} (pending)",
+                s["endpoint"],
+                "yes" if s["raw"] else "no",
+                s["filter_policy"] or "-",
+                "-" if s["messages_ready"] is None else f"{s['messages_ready']:,}",
+                "-" if s["messages_unacked"] is None else f"{s['messages_unacked']:,}",
+            )
+            name = ""
+    return table
 
 
 def describe(args: argparse.Namespace) -> int:

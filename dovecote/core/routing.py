@@ -192,6 +192,13 @@ class Exchange:
     reserved: bool = False  # always there, cannot be deleted (not stored)
     bindings: list[Binding] = field(default_factory=list)
     _cache: dict[str, list[Binding]] = field(default_factory=dict, repr=False)
+    filtered: int = 0  # bindings with a filter (they need the publish's headers)
+
+    @property
+    def routes_by_headers(self) -> bool:
+        """Whether routing through this exchange reads the headers: a headers
+        exchange with bindings, or any binding with a filter."""
+        return bool(self.filtered or (self.type == HEADERS and self.bindings))
 
     @property
     def alternate(self) -> str | None:
@@ -203,13 +210,17 @@ class Exchange:
             return False
         self.bindings.append(binding)
         self._cache.clear()
+        if binding.filter is not None:
+            self.filtered += 1
         return True
 
     def remove(self, binding: Binding) -> bool:
         if binding not in self.bindings:
             return False
-        self.bindings.remove(binding)
+        gone = self.bindings.pop(self.bindings.index(binding))
         self._cache.clear()
+        if gone.filter is not None:
+            self.filtered -= 1
         return True
 
     def matching(
