@@ -738,13 +738,18 @@ class Report:
             "",
         ]
         lines += table(
-            ["system", "configured as", "a send's answer means"],
+            ["system", "configured as", "a send's answer means", "load average at start"],
             (
-                [s, r.params.get("setting", ""), r.params.get("promise", "")]
+                [
+                    s,
+                    r.params.get("setting", ""),
+                    r.params.get("promise", ""),
+                    num(r.params.get("load_1min")),
+                ]
                 for s in systems
                 if (r := next(x for x in rows if x.system == s))
             ),
-            "lll",
+            "lllr",
         )
         lines.append("")
         body = []
@@ -764,6 +769,8 @@ class Report:
                 cell = f"{num(r.figure)}"
                 if not r.params.get("complete", True):
                     cell += f" (short: {r.params['messages']:,} of {r.params['target']:,})"
+                if r.params.get("duplicates"):
+                    cell += f" ({r.params['duplicates']:,} delivered twice)"
                 cell += (
                     f"<br>broker {num(r.params.get('broker_us_per_msg'), 1)} µs/msg "
                     f"({r.params.get('broker_cpus', 0):.2f} CPUs)"

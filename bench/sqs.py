@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 import uuid
@@ -112,6 +113,8 @@ def show(system: str, phase: Phase) -> None:
         f"({phase.cores(phase.client_cpu_s):.2f} CPUs){short}",
         flush=True,
     )
+    if phase.duplicates:
+        print(f"   {phase.duplicates} deliveries of messages already received in this phase")
     if phase.errors or phase.failed_entries:
         print(f"   {phase.errors} failed calls, {phase.failed_entries} failed entries")
     for text in phase.error_texts:
@@ -131,6 +134,7 @@ def phase_result(system: str, phase: Phase, common: dict[str, Any], command: str
         params={
             **common,
             "messages": phase.messages,
+            "duplicates": phase.duplicates,
             "target": phase.target,
             "seconds": round(phase.seconds, 3),
             "complete": phase.complete,
@@ -186,6 +190,7 @@ def measure(
         "max_seconds": args.max_seconds,
         "setting": setting,
         "promise": promise,
+        "load_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews figures
     }
     url = new_queue(admin, "bench-throughput")
     results = []
@@ -256,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     with _pool(args.clients) as pool:
         for system in args.systems:
             with start(system, args.base_dir) as info:
-                print(f"{system}: {info.version} on {info.address} (up in {info.startup_s:.1f}s)")
+                print(
+                    f"{system}: {info.version} on {info.address} (up in {info.startup_s:.1f}s; "
+                    f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
+                )
                 results += measure(system, info, pool, args, command)
         if args.profile:
             profile_dovecote(pool, args)

@@ -75,13 +75,14 @@ class Task:
 class Tally:
     """What one client process did in one phase (times are time.monotonic(), system-wide)."""
 
-    messages: int = 0
+    messages: int = 0  # sent, or received and deleted (each delivery counts)
     calls: int = 0
     failed_entries: int = 0
     errors: int = 0
     error_texts: list[str] = field(default_factory=list)
     finished: float = 0.0  # when its last call that moved messages returned
     cpu_s: float = 0.0  # this process's CPU time (all threads) during the phase
+    ids: list[str] = field(default_factory=list)  # MessageIds received, to find repeats
 
     def note_error(self, exc: BaseException) -> None:
         self.errors += 1
@@ -91,6 +92,7 @@ class Tally:
 
     def add(self, other: Tally) -> None:
         self.messages += other.messages
+        self.ids += other.ids
         self.calls += other.calls
         self.failed_entries += other.failed_entries
         self.errors += other.errors
@@ -139,6 +141,7 @@ def _receive(client: Any, task: Task, counter: Any, deadline: float, report: Tal
         report.calls += 1
         report.failed_entries += len(reply.get("Failed", ()))
         report.messages += len(got)
+        report.ids += [m["MessageId"] for m in got]
         with counter.get_lock():
             counter.value += len(got)
         report.finished = time.monotonic()
@@ -271,7 +274,7 @@ class Phase:
 
     kind: str
     target: int  # messages the phase was asked to move
-    messages: int  # messages it moved
+    messages: int  # distinct messages it moved
     seconds: float  # from the start to the last call that moved messages
     client_cpu_s: float
     broker_cpu_s: float
@@ -279,6 +282,7 @@ class Phase:
     failed_entries: int
     errors: int
     error_texts: tuple[str, ...]
+    duplicates: int = 0  # deliveries of a message already received in this phase
 
     @property
     def rate(self) -> float:
@@ -311,10 +315,12 @@ def combine(
     total = Tally()
     for r in reports:
         total.add(r)
+    duplicates = len(total.ids) - len(set(total.ids))
     return Phase(
         kind=kind,
         target=target,
-        messages=total.messages,
+        messages=total.messages - duplicates,
+        duplicates=duplicates,
         seconds=max(total.finished - started, 0.0),
         client_cpu_s=sum(r.cpu_s for r in reports),
         broker_cpu_s=broker_cpu_s,
