@@ -715,7 +715,7 @@ class Report:
         p = any_r.params
         systems = list(dict.fromkeys(r.system for r in rows))
         lines = [
-            "## SQS: boto3 against moto_server",
+            "## SQS with boto3: Dovecote vs moto_server",
             "",
             "The same boto3 code (bench/sqs.py, bench/sqs_load.py) against Dovecote's SQS "
             "listener and moto_server, each its own process on a free loopback port, one after "
