@@ -169,6 +169,15 @@ STEPS: tuple[Step, ...] = (
         what="TTL dead-lettering with 10,000 idle queues, pika vs RabbitMQ; core timers in process",
     ),
     Step(
+        "sqs",
+        "bench.sqs",
+        (),
+        ("--messages", "2000", "--rounds", "100", "--max-seconds", "4"),
+        timeout=240,
+        needs=("py:boto3", "py:moto", "py:flask"),  # flask: moto[server]
+        what="SQS with boto3: batch send, receive+delete, long-poll latency vs moto_server",
+    ),
+    Step(
         "profile",
         "bench.profile",
         (),

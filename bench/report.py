@@ -704,6 +704,159 @@ class Report:
         lines += ["```sh", any_r.command, "```", ""]
         return lines
 
+    def sqs_section(self) -> list[str]:
+        """SQS with boto3 against Dovecote and moto_server (bench/sqs.py), against issue 13's goals."""
+        rows = [r for r in self.results if r.name.startswith("sqs.")]
+        if not rows:
+            return []
+        from bench.sqs import GOAL_BROKER_US, GOAL_P99_MS, GOAL_RATIO
+
+        any_r = rows[0]
+        p = any_r.params
+        systems = list(dict.fromkeys(r.system for r in rows))
+        lines = [
+            "## SQS with boto3: Dovecote vs moto_server",
+            "",
+            "The same boto3 code (bench/sqs.py, bench/sqs_load.py) against Dovecote's SQS "
+            "listener and moto_server, each its own process on a free loopback port, one after "
+            f"the other. Throughput: {p.get('size', 1024):,} B bodies sent with "
+            f"`send_message_batch` ({p.get('batch', 10)} per call) from {p.get('clients')} "
+            f"client processes x {p.get('threads')} threads (one boto3 client each), then "
+            "`receive_message(MaxNumberOfMessages=10, WaitTimeSeconds=1)` + "
+            "`delete_message_batch` until all are deleted; messages/s from the phase's start to "
+            "its last call that moved messages, one run each. A phase stops after "
+            f"{p.get('max_seconds', 0):g} s even if unfinished (marked short: moto's send and "
+            "receive cost grows with its queue's depth, so a short run measured it at a "
+            "shallower queue than the other system). Broker and client CPU: user + system time "
+            "of the broker's process and of the client processes over the phase, per message, "
+            "and how many CPUs each kept busy (when the clients use most of the machine, they "
+            "cap every system alike). Latency: one `send_message` to an empty queue while a "
+            "receiver (its own process) already waits in `receive_message(WaitTimeSeconds=20)`; from the "
+            "send's start (and from its return) to the receive's return. **Durability "
+            "differs**: Dovecote answers a send after its records are fsynced (the default "
+            "flush policy, `--flush ack`); moto keeps everything in memory, nothing on disk.",
+            "",
+        ]
+        lines += table(
+            ["system", "configured as", "a send's answer means", "load average at start"],
+            (
+                [
+                    s,
+                    r.params.get("setting", ""),
+                    r.params.get("promise", ""),
+                    num(r.params.get("load_1min")),
+                ]
+                for s in systems
+                if (r := next(x for x in rows if x.system == s))
+            ),
+            "lllr",
+        )
+        lines.append("")
+        body = []
+        for name, label in (
+            ("sqs.send", "send, batches of 10"),
+            ("sqs.receive", "receive + delete"),
+        ):
+            mine = self.one(name, DOVECOTE)
+            theirs = self.one(name, "moto")
+            if mine is None and theirs is None:
+                continue
+            row = [label]
+            for r in (mine, theirs):
+                if r is None:
+                    row.append("-")
+                    continue
+                cell = f"{num(r.figure)}"
+                if not r.params.get("complete", True):
+                    cell += f" (short: {r.params['messages']:,} of {r.params['target']:,})"
+                if r.params.get("duplicates"):
+                    cell += f" ({r.params['duplicates']:,} delivered twice)"
+                cell += (
+                    f"<br>broker {num(r.params.get('broker_us_per_msg'), 1)} µs/msg "
+                    f"({r.params.get('broker_cpus', 0):.2f} CPUs)"
+                    f"<br>clients {num(r.params.get('client_us_per_msg'), 1)} µs/msg "
+                    f"({r.params.get('client_cpus', 0):.2f} CPUs)"
+                )
+                row.append(cell)
+            ok_ratio = ok_cpu = "-"
+            if mine is not None and theirs is not None and theirs.figure:
+                x = mine.figure / theirs.figure
+                row.append(f"{x:.1f}")
+                ok_ratio = "yes" if x >= GOAL_RATIO else "**no**"
+            else:
+                row.append("-")
+            if mine is not None:
+                ok_cpu = (
+                    "yes"
+                    if mine.params.get("broker_us_per_msg", 1e9) <= GOAL_BROKER_US
+                    else "**no**"
+                )
+            body += [[*row, ok_ratio, ok_cpu]]
+        if body:
+            lines += table(
+                [
+                    "phase",
+                    "Dovecote msg/s",
+                    "moto msg/s",
+                    "Dovecote ÷ moto",
+                    f"≥ {GOAL_RATIO:.0f}x",
+                    f"broker ≤ {GOAL_BROKER_US:.0f} µs/msg",
+                ],
+                body,
+                "lrrrcc",
+            )
+            lines.append("")
+        body = []
+        for system in systems:
+            r = self.one("sqs.latency", system)
+            if r is None or not r.params.get("count"):
+                continue
+            body.append(
+                [
+                    system,
+                    f"{r.params['p50']:.2f}",
+                    f"{r.params['p99']:.2f}",
+                    f"{r.params['max']:.2f}",
+                    f"{r.params['after_return_p50']:.2f} / {r.params['after_return_p99']:.2f}",
+                    f"{r.params['count']:,}",
+                    ("yes" if r.figure <= GOAL_P99_MS else "**no**") if system == DOVECOTE else "-",
+                ]
+            )
+        if body:
+            lines += [
+                "Long-polled receive after a send, ms (from the send's start; the fifth column "
+                "from the send's return: negative when the waiting receive returned before the "
+                "sender had its answer):",
+                "",
+            ]
+            lines += table(
+                [
+                    "system",
+                    "p50",
+                    "p99",
+                    "max",
+                    "after return p50 / p99",
+                    "rounds",
+                    f"p99 ≤ {GOAL_P99_MS:g} ms",
+                ],
+                body,
+                "lrrrrrc",
+            )
+            lines.append("")
+        problems = []
+        for r in rows:
+            texts = r.params.get("error_texts") or []
+            if r.params.get("errors") or r.params.get("failed_entries") or texts:
+                problems.append(
+                    f"- {r.system} {r.name}: {r.params.get('errors', 0)} failed calls, "
+                    f"{r.params.get('failed_entries', 0)} failed entries"
+                    + "".join(f"; `{t}`" for t in texts)
+                )
+        if problems:
+            lines += ["Errors seen:", "", *problems, ""]
+        lines += ["```sh", any_r.command, "```", ""]
+        return lines
+
     # -- profile ---------------------------------------------------------------------------------
 
     def profile_section(self) -> list[str]:
@@ -773,6 +926,7 @@ class Report:
             self.growth_section(),
             self.amqp_section(),
             self.timers_section(),
+            self.sqs_section(),
             self.groups_section(),
             self.storage_section(),
             self.profile_section(),

@@ -38,6 +38,7 @@ from typing import Any
 
 from bench.peers._proc import PeerInfo, PeerStartError
 from bench.peers.dovecote import dovecote_peer
+from bench.peers.moto_server import moto
 from bench.peers.nats_server import nats
 from bench.peers.rabbitmq import rabbitmq
 from bench.peers.redis_server import redis
@@ -46,15 +47,17 @@ from bench.peers.tansu import tansu
 Starter = Callable[..., contextlib.AbstractContextManager[PeerInfo]]
 
 #: Peer name -> starter. Which protocol each one is a peer for:
-#: Kafka: tansu; AMQP 0-9-1: rabbitmq; streaming/queues: nats, redis-*.
-#: "dovecote" is Dovecote itself (AMQP listener by default).
+#: Kafka: tansu; AMQP 0-9-1: rabbitmq; streaming/queues: nats, redis-*; SQS: moto.
+#: "dovecote" is Dovecote itself (AMQP listener by default), "dovecote-aws" its SQS listener.
 PEERS: dict[str, Starter] = {
     "dovecote": dovecote_peer,
+    "dovecote-aws": partial(dovecote_peer, protocol="aws"),
     "tansu": tansu,
     "rabbitmq": rabbitmq,
     "nats": nats,
     "redis-durable": partial(redis, "durable"),
     "redis-fire-and-forget": partial(redis, "fire-and-forget"),
+    "moto": moto,
 }
 
 
@@ -74,6 +77,7 @@ __all__ = [
     "PeerInfo",
     "PeerStartError",
     "dovecote_peer",
+    "moto",
     "nats",
     "peer",
     "rabbitmq",

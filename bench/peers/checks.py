@@ -180,8 +180,50 @@ def check_redis(peer: PeerInfo) -> str:
     return f"XADD {N}, XREADGROUP {N}, XACK {N} (appendonly={aof})"
 
 
+def check_sqs(peer: PeerInfo) -> str:
+    """Create a queue, send N messages in one batch, receive and delete them all."""
+    import boto3
+
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=f"http://{peer.address}",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        region_name="us-east-1",
+    )
+    queue = f"check-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sent = [body.decode() for body in _payloads(queue)]
+    reply = sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(sent)]
+    )
+    if reply.get("Failed") or len(reply.get("Successful", [])) != N:
+        raise RuntimeError(f"send_message_batch: {reply}")
+    got: list[str] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(got) < N and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+        got += [m["Body"] for m in messages]
+    sqs.delete_queue(QueueUrl=url)
+    if sorted(got) != sorted(sent):
+        raise RuntimeError(f"received {got!r}, expected {sent!r}")
+    return f"sent {N} in one batch, received+deleted {N} on {queue}"
+
+
 CHECKS: dict[str, Callable[[PeerInfo], str]] = {
     "dovecote": check_amqp,
+    "dovecote-aws": check_sqs,
+    "moto": check_sqs,
     "tansu": check_kafka,
     "rabbitmq": check_amqp,
     "nats": check_nats,
