@@ -69,6 +69,24 @@ class Gateway:
         self.default_region = default_region
         self.credentials = dict(credentials or {})
         self.now = now
+        self._scopes: dict[str, sigv4.Credential | None] = {}
+
+    def _scope(self, headers: dict[str, str]) -> sigv4.Credential | None:
+        """The credential scope of an unverified request, cached by the
+        header's Credential part (clients repeat it; only the signature and
+        date change)."""
+        value = headers.get("Authorization") or headers.get("authorization")
+        if value is None:
+            return sigv4.credential_scope(headers)
+        start = value.find("Credential=")
+        key = value[start : value.find(",", start)] if start >= 0 else value
+        found = self._scopes.get(key)
+        if found is None:
+            found = sigv4.credential_scope(headers)
+            if len(self._scopes) >= 1024:
+                self._scopes.clear()
+            self._scopes[key] = found
+        return found
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes, base_url: str
@@ -106,7 +124,6 @@ class Gateway:
     def _authenticate(
         self, method: str, target: str, headers: dict[str, str], body: bytes, base_url: str
     ) -> RequestContext:
-        credential = sigv4.credential_scope(headers)
         if self.credentials:
             parts = urlsplit(target)
             result = sigv4.verify(
@@ -123,6 +140,8 @@ class Gateway:
                     result.code or "SignatureDoesNotMatch", result.message or "", status=403
                 )
             credential = result.credential
+        else:
+            credential = self._scope(headers)
         region = credential.region if credential is not None else self.default_region
         access_key = credential.access_key if credential is not None else None
         return RequestContext(region, self.account, base_url, access_key)
