@@ -59,17 +59,24 @@ _DECODERS: dict[int, tuple[Shape, Codec]] = {}
 _ENCODERS: dict[int, tuple[Shape, Codec]] = {}
 
 
-def _decoder(shape: Shape) -> Codec:
-    found = _DECODERS.get(id(shape))
+def _compiled(
+    table: dict[int, tuple[Shape, Codec]], shape: Shape, compile_: Callable[[Shape], Codec]
+) -> Codec:
+    """``shape``'s codec from ``table``, compiled on first use."""
+    found = table.get(id(shape))
     if found is not None and found[0] is shape:
         return found[1]
     slot: list[Codec] = []
     # Recursive shapes call through the slot, filled once compiled.
-    _DECODERS[id(shape)] = (shape, lambda v: slot[0](v))
-    codec = _compile_decoder(shape)
+    table[id(shape)] = (shape, lambda v: slot[0](v))
+    codec = compile_(shape)
     slot.append(codec)
-    _DECODERS[id(shape)] = (shape, codec)
+    table[id(shape)] = (shape, codec)
     return codec
+
+
+def _decoder(shape: Shape) -> Codec:
+    return _compiled(_DECODERS, shape, _compile_decoder)
 
 
 def _compile_decoder(shape: Shape) -> Codec:
@@ -193,15 +200,7 @@ _SCALARS: dict[str, Codec] = {
 
 
 def _encoder(shape: Shape) -> Codec:
-    found = _ENCODERS.get(id(shape))
-    if found is not None and found[0] is shape:
-        return found[1]
-    slot: list[Codec] = []
-    _ENCODERS[id(shape)] = (shape, lambda v: slot[0](v))
-    codec = _compile_encoder(shape)
-    slot.append(codec)
-    _ENCODERS[id(shape)] = (shape, codec)
-    return codec
+    return _compiled(_ENCODERS, shape, _compile_encoder)
 
 
 def _same(value: Any) -> Any:

@@ -121,15 +121,20 @@ def _ranged(low: int, high: int) -> Callable[[str, str], str]:
     return lambda name, value: _integer(name, value, low, high)
 
 
-def _policy(name: str, value: str) -> str:
-    if value == "":
-        return ""
+def _json_object(name: str, value: str) -> dict[str, Any]:
+    """The JSON object an attribute holds; InvalidAttributeValue otherwise."""
     try:
         parsed = json.loads(value)
     except ValueError:
         raise _bad_value(name) from None
     if not isinstance(parsed, dict):
         raise _bad_value(name)
+    return parsed
+
+
+def _policy(name: str, value: str) -> str:
+    if value != "":
+        _json_object(name, value)
     return value
 
 
@@ -188,11 +193,8 @@ def _redrive(name: str, value: str) -> str:
 def _redrive_allow(name: str, value: str) -> str:
     if value == "":
         return ""
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        raise _bad_value(name) from None
-    if not isinstance(parsed, dict) or set(parsed) - {"redrivePermission", "sourceQueueArns"}:
+    parsed = _json_object(name, value)
+    if set(parsed) - {"redrivePermission", "sourceQueueArns"}:
         raise _bad_value(name)
     permission = parsed.get("redrivePermission")
     sources = parsed.get("sourceQueueArns")
