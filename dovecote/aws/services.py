@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dovecote.aws.context import RequestContext
+from dovecote.aws.errors import AwsError
 from dovecote.aws.gateway import Operation
 from dovecote.aws.sns import SnsService, register
 from dovecote.aws.sns_publish import PLAIN_QUEUE, QueueTraits
@@ -59,6 +60,32 @@ def sts_operations(account: str) -> OperationTable:
     return OperationTable({"GetCallerIdentity": get_caller_identity})
 
 
+# Operations that store messages: refused while the broker has a resource alarm.
+PUBLISHING = {
+    "sqs": ("SendMessage", "SendMessageBatch"),
+    "sns": ("Publish", "PublishBatch"),
+}
+THROTTLED = {"sqs": "RequestThrottled", "sns": "ThrottledException"}
+
+
+def refuse_while_alarmed(
+    operation: Operation, alarms: Callable[[], frozenset[str]], code: str
+) -> Operation:
+    """``operation``, refused with a throttling error (which SDKs retry with
+    backoff) while a disk or memory alarm holds, as AMQP blocks publishers."""
+
+    async def guarded(params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        active = alarms()
+        if active:
+            raise AwsError(
+                code,
+                f"The broker is low on {' and '.join(sorted(active))}; try again later.",
+            )
+        return await operation(params, ctx)
+
+    return guarded
+
+
 class AwsServices:
     """SQS, SNS and STS over one broker core."""
 
@@ -78,6 +105,12 @@ class AwsServices:
             core.queues, lambda arn: self.queues.by_arn(arn).name, self._queue_traits
         )
         register(self.by_name, self.static, self.sns)
+        for service, names in PUBLISHING.items():
+            operations = self.by_name[service].operations
+            for name in names:
+                operations[name] = refuse_while_alarmed(
+                    operations[name], lambda: core.resources.alarms, THROTTLED[service]
+                )
 
     def _queue_traits(self, name: str) -> QueueTraits:
         """What SNS deliveries to a queue honour as SendMessage does: its
