@@ -410,7 +410,7 @@ def _sqs(endpoint: str) -> Any:
         region_name=SQS_REGION,
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="secret",
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"total_max_attempts": 1}),
     )
 
 
