@@ -676,3 +676,47 @@ def test_sqs_reads_mislabelled_kafka_headers_as_what_they_are(env: Env) -> None:
     assert "\ufffd" not in message["MessageId"]
     (again,) = sqs.receive_message(**receive)["Messages"]
     assert again["MessageId"] == message["MessageId"]  # derived from where it is stored
+
+
+def test_fifo_group_and_dedup_ids_cross(broker: BrokerThread) -> None:
+    """MessageGroupId is ``ordering-key`` (and the record key), MessageDeduplicationId
+    is ``deduplication-id``: a Kafka reader sees SQS's, and an SQS reader sees a
+    Kafka producer's as its system attributes."""
+    name = f"x-{uuid.uuid4().hex[:10]}.fifo"
+    sqs = _sqs(broker.aws_endpoint)
+    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
+    sent = sqs.send_message(
+        QueueUrl=url, MessageBody="from sqs", MessageGroupId="g1", MessageDeduplicationId="d1"
+    )
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.kafka_bootstrap})
+    producer.produce(
+        name,
+        b"from kafka",
+        b"g2",
+        headers=[("ordering-key", b"g2"), ("deduplication-id", b"d2"), ("message-id", b"k-1")],
+    )
+    assert producer.flush(TIMEOUT) == 0
+
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": broker.kafka_bootstrap, "group.id": "unused"}
+    )
+    consumer.assign([confluent_kafka.TopicPartition(name, 0, confluent_kafka.OFFSET_BEGINNING)])
+    record = consumer.poll(TIMEOUT)
+    consumer.close()
+    assert record is not None and record.error() is None
+    assert (record.key(), record.value()) == (b"g1", b"from sqs")
+    seen = dict(record.headers())
+    assert seen["ordering-key"] == b"g1"
+    assert seen["deduplication-id"] == b"d1"
+    assert seen["message-id"] == sent["MessageId"].encode()
+
+    got = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    by_body = {m["Body"]: m for m in got}
+    assert set(by_body) == {"from sqs", "from kafka"}
+    ours = by_body["from kafka"]
+    assert ours["MessageId"] == "k-1"
+    assert ours["Attributes"]["MessageGroupId"] == "g2"
+    assert ours["Attributes"]["MessageDeduplicationId"] == "d2"
+    assert by_body["from sqs"]["Attributes"]["MessageGroupId"] == "g1"
