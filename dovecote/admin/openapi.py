@@ -47,6 +47,42 @@ RECORD = {
     },
 }
 
+QUEUE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "declared_by": {
+            "type": "string",
+            "enum": ["amqp", "sqs", "stream"],
+            "description": "the protocol whose declaration the queue carries",
+        },
+        "durable": {"type": "boolean"},
+        "exclusive": {"type": "boolean"},
+        "auto_delete": {"type": "boolean"},
+        "messages_ready": {"type": "integer", "description": "deliverable, not delayed"},
+        "messages_unacked": {"type": "integer", "description": "in flight (leased)"},
+        "messages_delayed": {"type": "integer", "description": "waiting for their delay"},
+        "consumers": {"type": "integer"},
+        "dead_letter_depth": {
+            "type": "integer",
+            "nullable": True,
+            "description": "messages in its dead-letter queue (SQS RedrivePolicy or AMQP "
+            "dead-letter exchange); null without one",
+        },
+        "arguments": {
+            "type": "object",
+            "description": "AMQP x-arguments; an SQS queue's attributes and tags under sqs",
+        },
+        "idle_seconds": {"type": "number"},
+    },
+}
+
+
+def _returning(op: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    op["responses"]["200"]["content"]["application/json"]["schema"] = schema
+    return op
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Dovecote admin API", "version": __version__},
@@ -233,13 +269,22 @@ SPEC: dict[str, Any] = {
             )
         },
         "/v1/queues": {
-            "get": _op("List queues with ready, unacked, consumers and dead-letter depth")
+            "get": _returning(
+                _op(
+                    "List queues (AMQP and SQS alike) with their kind, ready, in-flight and "
+                    "delayed counts, consumers and dead-letter depth"
+                ),
+                {"type": "array", "items": QUEUE},
+            )
         },
         "/v1/queues/{queue}": {
-            "get": _op(
-                "Describe a queue",
-                params=[_path("queue")],
-                responses={"200": "OK", "404": "Not found"},
+            "get": _returning(
+                _op(
+                    "Describe a queue",
+                    params=[_path("queue")],
+                    responses={"200": "OK", "404": "Not found"},
+                ),
+                QUEUE,
             )
         },
         "/v1/queues/{queue}/purge": {

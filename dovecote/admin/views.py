@@ -172,6 +172,7 @@ def declared_by(queue: Queue) -> str:
 
 def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:
     args = queue.settings
+    delayed = queue.subscription.delayed_count()
     dlq_depth = None
     if args.dead_letter_queue and args.dead_letter_queue in core.queues.queues:
         dlq_depth = core.queues.queues[args.dead_letter_queue].message_count()
@@ -195,9 +196,11 @@ def queue_view(core: BrokerCore, queue: Queue) -> dict[str, Any]:
         "durable": queue.durable,
         "exclusive": queue.exclusive_owner is not None,
         "auto_delete": queue.auto_delete,
-        "messages_ready": queue.message_count(),
+        # ready excludes delayed, as SQS's ApproximateNumberOfMessages does: the
+        # core counts a delayed record once its cursor has reached it
+        "messages_ready": max(0, queue.message_count() - delayed),
         "messages_unacked": queue.unacked_count(),
-        "messages_delayed": queue.subscription.delayed_count(),
+        "messages_delayed": delayed,
         "declared_by": declared_by(queue),
         "consumers": queue.consumers,
         "dead_letter_depth": dlq_depth,

@@ -176,20 +176,31 @@ def _matcher(wanted: Sequence[str] | None) -> Any:
 
 
 def _data_type(tag: str | None, raw: bytes) -> str:
-    """The plain DataType for a header value and its tag."""
-    if tag is None:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "Binary"
-        return "Binary" if _NOT_XML.search(text) else "String"
-    if tag in _NUMBER_TAGS:
-        if tag in H.FLOAT_TAGS and raw.lower() in _NON_FINITE:
-            return "String"  # SQS has no Number for nan or infinity
-        return "Number"
+    """The plain DataType for a header value and its tag. A value that does not
+    parse as its tag is untagged, as the core reads it (a Kafka application
+    can write any bytes under any tag): a Number is always a number and a
+    String always text SQS can carry."""
     if tag in _BINARY_TAGS:
         return "Binary"
-    return "String"  # bool (true/false), table and array (their JSON)
+    if tag in _NUMBER_TAGS and _is_number(tag, raw):  # type: ignore[arg-type]
+        return "Number"
+    # untagged, mislabelled, bool (true/false), table and array (their JSON)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "Binary"
+    return "Binary" if _NOT_XML.search(text) else "String"
+
+
+def _is_number(tag: str, raw: bytes) -> bool:
+    """Whether ``raw`` reads as ``tag`` and is finite (SQS has no Number for nan or infinity)."""
+    if tag in H.FLOAT_TAGS and raw.lower() in _NON_FINITE:
+        return False
+    try:
+        H.decode_typed(tag, raw)
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return True
 
 
 def _read_json_object(raw: bytes | None) -> dict[str, str]:
@@ -261,16 +272,25 @@ def new_message_id() -> str:
 
 
 def message_id_of(record: Record, queue_name: str, partition: int = 0) -> str:
-    """The record's ``message-id`` header, else a UUID derived from where it is
-    stored (queue, partition, offset): a message published over Kafka or
-    AMQP without an id keeps the same MessageId across receives."""
-    for name, value in record.headers:
-        if name == H.MESSAGE_ID and value:
-            try:
-                return bytes(value).decode("utf-8")
-            except UnicodeDecodeError:
-                break
+    """The record's ``message-id`` header (the last one, when it is UTF-8 text),
+    else a UUID derived from where it is stored (queue, partition, offset): a
+    message published over Kafka or AMQP without an id keeps the same
+    MessageId across receives."""
+    found = _message_id(H.find(record.headers, H.MESSAGE_ID))
+    if found is not None:
+        return found
     return str(uuid.uuid5(_ID_NAMESPACE, f"{queue_name}\x00{partition}\x00{record.offset}"))
+
+
+def _message_id(raw: bytes | None) -> str | None:
+    """A ``message-id`` header as a MessageId: non-empty UTF-8 text, else None
+    (an id with replacement characters would name no message)."""
+    if not raw:
+        return None
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 # --- SQS system fields ----------------------------------------------------------------
@@ -347,7 +367,7 @@ def read_sqs_headers(headers: Sequence[Header]) -> SqsMeta:
     for name, raw in headers:
         field = _META_FIELDS.get(name)
         if field is not None:
-            found[field] = _text(raw)
+            found[field] = _message_id(raw) if name == H.MESSAGE_ID else _text(raw)
         elif name == H.DEATHS:
             deaths = raw
     return SqsMeta(**found, dead_letter_source=_last_death_queue(deaths))

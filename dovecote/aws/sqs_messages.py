@@ -256,9 +256,16 @@ class SqsMessages:
         state = self.state(view)
         now_ms = self.clock.wall_ms()
         messages = []
-        for delivery in deliveries:
-            first = state.first_receive.setdefault((delivery.partition, delivery.offset), now_ms)
-            messages.append(self._message(view, delivery, first, options, ctx))
+        try:
+            for delivery in deliveries:
+                key = (delivery.partition, delivery.offset)
+                first = state.first_receive.setdefault(key, now_ms)
+                messages.append(self._message(view, delivery, first, options, ctx))
+        except Exception:
+            # Nobody got them: visible again now rather than after the
+            # visibility timeout (the attempt still counts towards maxReceiveCount).
+            sub.extend([d.token for d in deliveries], 0)
+            raise
         result = {"Messages": messages}
         if attempt is not None:
             attempts = self.state(view).attempts

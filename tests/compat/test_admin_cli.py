@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from dovecote.testing import BrokerProcess
+from tests.compat.aws.conftest import client as aws_client
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,59 @@ def test_admin_api_errors_and_metrics(broker):
     status, text = call("GET", "/metrics")
     assert status == 200 and "dovecote_partition_high_watermark" in text
     assert call("GET", "/v1/health") == (200, {"status": "ok"})
+
+
+def test_sqs_queue_in_admin_api_and_queues_list(broker):
+    """A queue created over SQS, with a RedrivePolicy, as the admin API and
+    ``dovecote queues list`` show it: its kind, ready, in-flight and delayed
+    counts (the same as SQS's own Approximate* attributes) and its DLQ depth."""
+    sqs = aws_client("sqs", broker.aws_endpoint)
+    dlq = sqs.create_queue(QueueName="cli-sqs-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+    main = sqs.create_queue(QueueName="cli-sqs-main", Attributes={"RedrivePolicy": redrive})[
+        "QueueUrl"
+    ]
+    # The delayed one first: the core counts a delay once a receive has
+    # passed over it (SQS's own count also knows delayed sends not reached yet).
+    sqs.send_message(QueueUrl=main, MessageBody="later", DelaySeconds=900)
+    for i in range(3):
+        sqs.send_message(QueueUrl=main, MessageBody=f"m{i}")
+    got = sqs.receive_message(QueueUrl=main, VisibilityTimeout=600, WaitTimeSeconds=5)
+    assert len(got["Messages"]) == 1
+    sqs.send_message_batch(
+        QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": "dead"} for i in range(2)]
+    )
+    counted = sqs.get_queue_attributes(QueueUrl=main, AttributeNames=["All"])["Attributes"]
+    assert counted["ApproximateNumberOfMessages"] == "2"
+    assert counted["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert counted["ApproximateNumberOfMessagesDelayed"] == "1"
+
+    with urllib.request.urlopen(f"http://{broker.addresses['http']}/v1/queues") as response:
+        queues = {q["name"]: q for q in json.loads(response.read())}
+    view = queues["cli-sqs-main"]
+    assert view["declared_by"] == "sqs"
+    assert view["messages_ready"] == 2
+    assert view["messages_unacked"] == 1
+    assert view["messages_delayed"] == 1
+    assert view["dead_letter_depth"] == 2
+    policy = json.loads(view["arguments"]["sqs"]["attributes"]["RedrivePolicy"])
+    assert policy["deadLetterTargetArn"] == dlq_arn
+    assert queues["cli-sqs-dlq"]["messages_ready"] == 2
+    with urllib.request.urlopen(f"http://{broker.addresses['http']}/v1/openapi.json") as response:
+        spec = json.loads(response.read())
+    schema = spec["paths"]["/v1/queues/{queue}"]["get"]["responses"]["200"]["content"]
+    assert set(schema["application/json"]["schema"]["properties"]) == set(view)  # all documented
+    assert queues["cli-sqs-dlq"]["dead_letter_depth"] is None
+
+    rows = {}
+    for line in ok(cli(broker, "queues", "list")).splitlines():
+        cells = [c.strip() for c in line.strip()[1:-1].split("│")]
+        if cells and cells[0].startswith("cli-sqs-"):
+            rows[cells[0]] = cells
+    # queue, kind, ready, in flight, delayed, consumers, DLQ depth, durable, arguments
+    assert rows["cli-sqs-main"][:8] == ["cli-sqs-main", "sqs", "2", "1", "1", "0", "2", "yes"]
+    assert rows["cli-sqs-dlq"][:8] == ["cli-sqs-dlq", "sqs", "2", "0", "0", "0", "-", "yes"]
+    assert rows["cli-sqs-main"][8] == ""  # SQS attributes are left to `aws sqs`

@@ -6,7 +6,9 @@ headers of several types, the shared properties) is published through each
 client in :data:`CLIENTS` into a queue that is also a Kafka topic, and read
 back through each client: body, key / routing key, headers and properties
 must arrive intact, AMQP properties as the well-known headers on the Kafka
-side and back. SQS and Pub/Sub join by adding their clients to the table.
+side and back. A client that cannot express everything (SQS: no key, three
+DataTypes, at most ten attributes a send) says what it sent and how it sees
+a message (:data:`VIEWS`). Pub/Sub joins by adding its client to the table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import functools
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,15 +25,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import boto3
 import confluent_kafka
 import kafka
 import pika
 import pytest
+from botocore.config import Config
 
 from dovecote.core import headers as H
 from dovecote.testing import BrokerThread
 
-OFF = {"http": "off", "aws": "off", "pubsub": "off", "registry": "off"}
+OFF = {"http": "off", "pubsub": "off", "registry": "off"}
 TIMEOUT = 20.0
 WHEN = datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.UTC)
 
@@ -293,6 +299,13 @@ def _from_kafka(key: bytes | None, value: bytes | None, headers: list) -> Messag
     for name in list(view):
         if name in H.WELL_KNOWN:
             props[name] = view.pop(name)
+    _props_from_text(props)
+    return Message(value or b"", (key or b"").decode(), plain(view), props)
+
+
+def _props_from_text(props: dict[str, Any]) -> None:
+    """Well-known headers read as text, in neutral terms: numbers as ints,
+    the timestamp from ms to seconds."""
     for name in (H.PRIORITY, H.DELIVERY_MODE):
         if name in props:
             props[name] = int(props[name])
@@ -300,7 +313,6 @@ def _from_kafka(key: bytes | None, value: bytes | None, headers: list) -> Messag
         ms = int(props[H.TIMESTAMP])
         assert ms % 1000 == 0
         props[H.TIMESTAMP] = ms // 1000
-    return Message(value or b"", (key or b"").decode(), plain(view), props)
 
 
 def confluent_publish(env: Env, m: Message) -> None:
@@ -359,6 +371,203 @@ def kafka_python_receive(env: Env) -> Message:
         consumer.close()
 
 
+# --- SQS ------------------------------------------------------------------------------
+
+
+class Number(str):
+    """An SQS ``Number`` attribute's text. Stored with the tag ``number`` (any
+    size, kept as text), which AMQP and Kafka readers see as that text."""
+
+
+class TableText(dict):
+    """A String attribute holding a table's JSON (typed elements), decoded:
+    publishers differ in integer widths (pika's int32, Kafka's int64), so
+    the values are compared, not the text."""
+
+
+def _table_text(text: str) -> TableText | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        table = H.decode_typed(H.TABLE, text.encode())
+    except ValueError:
+        return None
+    return TableText(plain(H.plain(table)))
+
+
+SQS_REGION = "us-east-1"
+# The props an SQS sender can set: String attributes of their well-known
+# names (SQS has no fields for them). Ten attributes at most per message.
+SQS_PROPS = (H.CONTENT_TYPE, H.CORRELATION_ID, H.TIMESTAMP, H.PRIORITY)
+SQS_HEADERS = ("h", "tenant", "n", "amount", "blob", "when")
+
+
+@functools.cache
+def _sqs(endpoint: str) -> Any:
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=SQS_REGION,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def _sqs_url(env: Env) -> tuple[Any, str]:
+    """The AMQP-declared queue, found over SQS: it is the same queue."""
+    sqs = _sqs(env.broker.aws_endpoint)
+    return sqs, sqs.get_queue_url(QueueName=env.queue)["QueueUrl"]
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, bytes):
+        return {"DataType": "Binary", "BinaryValue": value}
+    if isinstance(value, datetime.datetime):
+        return {"DataType": "Number", "StringValue": str(int(value.timestamp()))}
+    if isinstance(value, int | decimal.Decimal) and not isinstance(value, bool):
+        return {"DataType": "Number", "StringValue": str(value)}
+    return {"DataType": "String", "StringValue": str(value)}
+
+
+def sqs_publish(env: Env, m: Message) -> Message:
+    """SendMessage with what SQS can carry: headers as typed attributes, a few
+    properties as String attributes; the broker picks the MessageId."""
+    sqs, url = _sqs_url(env)
+    headers = {name: m.headers[name] for name in SQS_HEADERS}
+    props: dict[str, Any] = {name: m.props[name] for name in SQS_PROPS}
+    wire = {name: str(v) for name, v in props.items()}  # String attributes, as headers are
+    wire[H.TIMESTAMP] = str(props[H.TIMESTAMP] * 1000)  # ms in the header
+    attributes = {name: _attribute(v) for name, v in {**headers, **wire}.items()}
+    assert len(attributes) <= 10
+    sent = sqs.send_message(QueueUrl=url, MessageBody=m.body.decode(), MessageAttributes=attributes)
+    assert sent["MD5OfMessageBody"] == hashlib.md5(m.body).hexdigest()
+    props[H.MESSAGE_ID] = sent["MessageId"]
+    for name, value in headers.items():
+        if _attribute(value)["DataType"] == "Number":
+            headers[name] = Number(_attribute(value)["StringValue"])
+    return Message(m.body, "", headers, props)
+
+
+def _attribute_value(attr: dict[str, Any]) -> Any:
+    data_type = attr["DataType"]
+    if data_type == "Binary":
+        return bytes(attr["BinaryValue"])
+    assert data_type in ("String", "Number"), data_type
+    text = attr["StringValue"]
+    if data_type == "Number":
+        return Number(text)
+    return _table_text(text) or text
+
+
+def _md5_of_attributes(attributes: dict[str, Any]) -> str | None:
+    """AWS's digest of message attributes, written here from its documentation
+    (SDKs other than boto3 check it): per name in order, length-prefixed name,
+    DataType, transport type (1 text, 2 binary) and value."""
+    if not attributes:
+        return None
+    out = bytearray()
+
+    def field(raw: bytes) -> None:
+        out.extend(len(raw).to_bytes(4, "big") + raw)
+
+    for name in sorted(attributes):
+        attr = attributes[name]
+        field(name.encode())
+        field(attr["DataType"].encode())
+        if "BinaryValue" in attr:
+            out.append(2)
+            field(bytes(attr["BinaryValue"]))
+        else:
+            out.append(1)
+            field(attr["StringValue"].encode())
+    return hashlib.md5(out).hexdigest()
+
+
+def sqs_receive(env: Env) -> Message:
+    """ReceiveMessage (a long poll) for all attributes, then DeleteMessage.
+    Well-known names come back as String attributes: they are the props."""
+    sqs, url = _sqs_url(env)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=url, WaitTimeSeconds=2, MessageAttributeNames=["All"], AttributeNames=["All"]
+        )
+        if got.get("Messages"):
+            break
+        assert time.monotonic() < deadline, "nothing arrived"
+    (message,) = got["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert message["MD5OfBody"] == hashlib.md5(message["Body"].encode()).hexdigest()
+    assert int(message["Attributes"]["SentTimestamp"]) > 0
+    attributes = message.get("MessageAttributes", {})
+    assert message.get("MD5OfMessageAttributes") == _md5_of_attributes(attributes)
+    headers = {k: _attribute_value(v) for k, v in attributes.items()}
+    props: dict[str, Any] = {}
+    for name in list(headers):
+        if name in H.WELL_KNOWN:
+            value = headers.pop(name)
+            assert type(value) is str, (name, value)  # String attributes, not Number
+            props[name] = value
+    assert H.MESSAGE_ID not in props  # it is the MessageId
+    props[H.MESSAGE_ID] = message["MessageId"]
+    _props_from_text(props)
+    return Message(message["Body"].encode(), "", headers, props)
+
+
+def _typed(value: Any) -> H.Element:
+    """A plain value as the core's typed element (for the JSON of a table)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return H.TypedValue(H.BOOL, value)
+    if isinstance(value, int):
+        return H.TypedValue("int64", value)
+    if isinstance(value, decimal.Decimal):
+        return H.TypedValue(H.DECIMAL, value)
+    if isinstance(value, bytes):
+        return H.TypedValue(H.BYTES, value)
+    if isinstance(value, dict):
+        return H.TypedValue(H.TABLE, {k: _typed(v) for k, v in value.items()})
+    return H.TypedValue(H.ARRAY, [_typed(v) for v in value])
+
+
+def sqs_view(m: Message) -> Message:
+    """How an SQS reader sees a neutral message (docs/architecture.md, "Typed
+    values", SQS DataType): no key, numbers and timestamps as Number, bools
+    as String ``true``, tables as String of their JSON, bytes as Binary,
+    nulls left out."""
+    headers: dict[str, Any] = {}
+    for name, value in m.headers.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            headers[name] = "true" if value else "false"
+        elif isinstance(value, int | decimal.Decimal):
+            headers[name] = Number(value)
+        elif isinstance(value, dict):
+            # as the text SQS serves, then decoded as sqs_receive decodes it
+            text = H.encode_typed(_typed(value)).decode()  # type: ignore[arg-type]
+            headers[name] = _table_text(text)
+        else:
+            headers[name] = value
+    return Message(m.body, "", headers, m.props)
+
+
+def neutral_view(m: Message) -> Message:
+    """How an AMQP or Kafka reader sees it: an SQS Number is its text."""
+    headers = {k: str(v) if isinstance(v, Number) else v for k, v in m.headers.items()}
+    return Message(m.body, m.key, headers, m.props)
+
+
+def aio_pika_view(m: Message) -> Message:
+    """aio-pika reports an absent delivery-mode as 1 and priority as 0 (its defaults)."""
+    seen = neutral_view(m)
+    return Message(
+        seen.body, seen.key, seen.headers, {H.DELIVERY_MODE: 1, H.PRIORITY: 0, **seen.props}
+    )
+
+
 # --- the matrix ---------------------------------------------------------------------
 
 Publish = Callable[[Env, Message], Message | None]  # what it could send, if not all
@@ -369,7 +578,10 @@ CLIENTS: dict[str, tuple[Publish, Receive]] = {
     "aio-pika": (aio_pika_publish, aio_pika_receive),
     "confluent-kafka": (confluent_publish, confluent_receive),
     "kafka-python": (kafka_python_publish, kafka_python_receive),
+    "sqs": (sqs_publish, sqs_receive),
 }
+View = Callable[[Message], Message]  # a neutral message as this consumer sees it
+VIEWS: dict[str, View] = {"aio-pika": aio_pika_view, "sqs": sqs_view}
 
 
 @pytest.fixture(scope="module")
@@ -403,7 +615,7 @@ def expected(sent: Message) -> Message:
 def test_message_crosses_intact(env: Env, producer: str, consumer: str) -> None:
     sent = CLIENTS[producer][0](env, SENT) or SENT
     got = CLIENTS[consumer][1](env)
-    want = expected(sent)
+    want = VIEWS.get(consumer, neutral_view)(expected(sent))
     assert got.body == want.body
     assert got.key == want.key
     assert got.props == want.props
@@ -428,3 +640,83 @@ def test_kafka_consumer_sees_amqp_headers_by_name(env: Env) -> None:
     consumer.close()
     assert record is not None and record.error() is None
     assert ("h", b"v") in record.headers()
+
+
+def test_sqs_reads_mislabelled_kafka_headers_as_what_they_are(env: Env) -> None:
+    """A Kafka application writes any bytes under any ``dovecote.types`` tag.
+    A value that does not parse as its tag is plain text (or bytes) to every
+    reader, SQS included: never a Number that is not a number, nor a String
+    that is not text (which failed the whole receive)."""
+    headers = [
+        ("bad-bool", b"\xff\x00"),
+        ("bad-int", b"hello"),
+        ("too-big", b"99999999999999999999"),
+        ("ctl-table", b'{"a":"\x01"}'),
+        ("ok-int", b"-7"),
+        (
+            "dovecote.types",
+            b'{"bad-bool":"bool","bad-int":"int64","too-big":"int64",'
+            b'"ctl-table":"table","ok-int":"int8"}',
+        ),
+        ("message-id", b"\xfe"),  # not text: not a MessageId either
+    ]
+    producer = confluent_kafka.Producer({"bootstrap.servers": env.broker.kafka_bootstrap})
+    producer.produce(env.queue, b"body", b"k", headers=headers)
+    assert producer.flush(TIMEOUT) == 0
+    sqs, url = _sqs_url(env)
+    receive = {"QueueUrl": url, "WaitTimeSeconds": 5, "VisibilityTimeout": 0}
+    (message,) = sqs.receive_message(**receive, MessageAttributeNames=["All"])["Messages"]
+    assert message["MessageAttributes"] == {
+        "bad-bool": {"DataType": "Binary", "BinaryValue": b"\xff\x00"},
+        "bad-int": {"DataType": "String", "StringValue": "hello"},
+        "too-big": {"DataType": "String", "StringValue": "99999999999999999999"},
+        "ctl-table": {"DataType": "Binary", "BinaryValue": b'{"a":"\x01"}'},
+        "ok-int": {"DataType": "Number", "StringValue": "-7"},
+    }
+    assert "\ufffd" not in message["MessageId"]
+    (again,) = sqs.receive_message(**receive)["Messages"]
+    assert again["MessageId"] == message["MessageId"]  # derived from where it is stored
+
+
+def test_fifo_group_and_dedup_ids_cross(broker: BrokerThread) -> None:
+    """MessageGroupId is ``ordering-key`` (and the record key), MessageDeduplicationId
+    is ``deduplication-id``: a Kafka reader sees SQS's, and an SQS reader sees a
+    Kafka producer's as its system attributes."""
+    name = f"x-{uuid.uuid4().hex[:10]}.fifo"
+    sqs = _sqs(broker.aws_endpoint)
+    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
+    sent = sqs.send_message(
+        QueueUrl=url, MessageBody="from sqs", MessageGroupId="g1", MessageDeduplicationId="d1"
+    )
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.kafka_bootstrap})
+    producer.produce(
+        name,
+        b"from kafka",
+        b"g2",
+        headers=[("ordering-key", b"g2"), ("deduplication-id", b"d2"), ("message-id", b"k-1")],
+    )
+    assert producer.flush(TIMEOUT) == 0
+
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": broker.kafka_bootstrap, "group.id": "unused"}
+    )
+    consumer.assign([confluent_kafka.TopicPartition(name, 0, confluent_kafka.OFFSET_BEGINNING)])
+    record = consumer.poll(TIMEOUT)
+    consumer.close()
+    assert record is not None and record.error() is None
+    assert (record.key(), record.value()) == (b"g1", b"from sqs")
+    seen = dict(record.headers())
+    assert seen["ordering-key"] == b"g1"
+    assert seen["deduplication-id"] == b"d1"
+    assert seen["message-id"] == sent["MessageId"].encode()
+
+    got = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    by_body = {m["Body"]: m for m in got}
+    assert set(by_body) == {"from sqs", "from kafka"}
+    ours = by_body["from kafka"]
+    assert ours["MessageId"] == "k-1"
+    assert ours["Attributes"]["MessageGroupId"] == "g2"
+    assert ours["Attributes"]["MessageDeduplicationId"] == "d2"
+    assert by_body["from sqs"]["Attributes"]["MessageGroupId"] == "g1"

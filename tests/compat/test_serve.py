@@ -11,6 +11,8 @@ import sys
 import time
 import urllib.request
 
+import boto3
+
 from dovecote.server import Broker
 from dovecote.testing import BrokerProcess
 
@@ -98,3 +100,23 @@ def test_pytest_fixture_gives_a_running_broker(dovecote_broker):
         assert response.status == 201
     assert dovecote_broker.call(asyncio.sleep(0, "ok")) == "ok"
     assert dovecote_broker.broker.core.topic("from-fixture") is not None
+
+
+def test_pytest_fixture_serves_sqs_to_boto3(dovecote_broker):
+    """The README's example: boto3 against the fixture's SQS endpoint, any keys."""
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=dovecote_broker.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    url = sqs.create_queue(QueueName="orders")["QueueUrl"]
+    assert url == f"{dovecote_broker.aws_endpoint}/000000000000/orders"
+    sqs.send_message(QueueUrl=url, MessageBody="hi")
+    (message,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+    assert message["Body"] == "hi"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    assert counts == dict.fromkeys(names, "0")

@@ -29,7 +29,7 @@ def client(service: str, endpoint: str, **config: object):
         region_name=REGION,
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="secret",
-        config=Config(retries={"max_attempts": 1}, **config),
+        config=Config(retries={"total_max_attempts": 1}, **config),
     )
 
 

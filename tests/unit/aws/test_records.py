@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import json
+import re
 import uuid
 from typing import Any
 
@@ -193,6 +195,69 @@ def test_sqs_bookkeeping_is_not_an_attribute() -> None:
     assert headers_to_attributes(headers, ["All"]) == {"app": _s("v")}
 
 
+def test_values_that_do_not_parse_as_their_tag_are_untagged() -> None:
+    """As the core reads them (plain text, else bytes): a Kafka application can
+    write any bytes under any tag. A bool tag over non-UTF-8 bytes used to
+    fail the whole ReceiveMessage."""
+    headers = [
+        ("bool", b"\xff"),
+        ("int", b"hello"),
+        ("big", b"99999999999999999999"),
+        ("neg-ts", b"-5"),
+        ("num", b"1.5.6"),
+        ("table", b'{"a":"\x01"}'),
+        ("ok", b"-7"),
+        H.types_header(
+            {
+                "bool": "bool",
+                "int": "int64",
+                "big": "int64",
+                "neg-ts": "timestamp",
+                "num": "number",
+                "table": "table",
+                "ok": "int8",
+            }
+        ),
+    ]
+    assert headers_to_attributes(headers, ["All"]) == {
+        "bool": _b(b"\xff"),
+        "int": _s("hello"),
+        "big": _s("99999999999999999999"),
+        "neg-ts": _s("-5"),
+        "num": _s("1.5.6"),
+        "table": _b(b'{"a":"\x01"}'),
+        "ok": _s("-7", "Number"),
+    }
+    assert H.application_headers(headers)["int"] == "hello"  # what the core sees too
+
+
+_XML_SAFE = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+@settings(max_examples=300)
+@given(
+    values=st.lists(
+        st.tuples(st.sampled_from("abcd"), st.one_of(st.none(), st.binary(max_size=12))),
+        max_size=6,
+    ),
+    tags=st.dictionaries(st.sampled_from("abcd"), st.sampled_from(sorted(H.TAGS))),
+)
+def test_any_headers_give_valid_attributes(
+    values: list[tuple[str, bytes | None]], tags: dict[str, str]
+) -> None:
+    """Whatever a Kafka producer stored: a Number is a finite number, a String
+    is text SQS can carry, and the digest can be computed."""
+    attrs = headers_to_attributes([*values, H.types_header(tags)], ["All"])
+    for attr in attrs.values():
+        if attr["DataType"] == "Number":
+            assert decimal.Decimal(attr["StringValue"]).is_finite()
+        elif attr["DataType"] == "String":
+            assert _XML_SAFE.fullmatch(attr["StringValue"])
+        else:
+            assert attr["DataType"] == "Binary"
+    md5_of_message_attributes(attrs)
+
+
 # --- wanted names ----------------------------------------------------------------------
 
 _HEADERS = [("a.b", b"1"), ("a.c", b"2"), ("ab", b"3"), ("z", b"4")]
@@ -290,6 +355,18 @@ def test_headers_exchange_sees_sqs_values(attrs: dict[str, dict[str, Any]]) -> N
 def test_message_id_from_header() -> None:
     record = Record(b"x", headers=[(H.MESSAGE_ID, b"abc")], offset=4)
     assert message_id_of(record, "q") == "abc"
+
+
+def test_message_id_that_is_not_text_is_derived() -> None:
+    """An id with replacement characters would name no message: derive one,
+    the same one ReceiveMessage reports."""
+    record = Record(b"x", headers=[(H.MESSAGE_ID, b"\xfe")], offset=4)
+    assert message_id_of(record, "q") == message_id_of(Record(b"y", offset=4), "q")
+    assert read_sqs_headers(record.headers).message_id is None
+    assert read_sqs_headers([(H.MESSAGE_ID, b"")]).message_id is None
+    last = [(H.MESSAGE_ID, b"first"), (H.MESSAGE_ID, b"second")]
+    assert message_id_of(Record(b"x", headers=last), "q") == "second"
+    assert read_sqs_headers(last).message_id == "second"
 
 
 def test_derived_message_id_is_stable_and_distinct() -> None:
