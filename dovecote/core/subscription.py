@@ -271,6 +271,8 @@ class Subscription:
                     self._dead_letter(index, cursor, offset, record, EXPIRED)
                 else:
                     self._delay(cursor, offset, record, verdict)
+                    # later records of its key wait for it, batch or not
+                    batch_keys.discard(record.key)
                 continue
             count = counts.get(offset, 0) + 1
             if accept is not None and count == 1 and not self._accepts(accept, record):
@@ -283,9 +285,11 @@ class Subscription:
                 continue
             if ordered:
                 groups[record.key] = groups.get(record.key, 0) + 1
-                if group_batches:
+                if group_batches and record.key not in batch_keys:
                     batch_keys.add(record.key)
-                    self._release_parked(record.key)  # its next record may come too
+                    # Its waiting records may come too, in offset order from
+                    # the ready heap (they precede any not read yet).
+                    self._release_all_parked(record.key)
             attempt = next(attempts)
             counts[offset] = count
             leased[offset] = Lease(owner, deadline, record, attempt)
@@ -687,6 +691,14 @@ class Subscription:
             return
         groups.pop(record.key, None)
         self._release_parked(record.key)
+
+    def _release_all_parked(self, key: bytes | None) -> None:
+        """Put every parked record of group ``key`` back on its ready heap."""
+        for cursor in self.cursors:
+            heap = cursor.parked.pop(key, None)
+            if heap:
+                for offset in heap:
+                    self._requeue(cursor, offset, cursor.parked_records.pop(offset))
 
     def _release_parked(self, key: bytes | None) -> None:
         """Put the lowest parked record of group ``key`` back on its ready heap."""

@@ -168,6 +168,32 @@ def test_ordered_keys_have_one_in_flight(tmp_path):
     asyncio.run(main())
 
 
+def test_group_batches_take_a_free_key_in_order_past_expired_and_parked_records(tmp_path):
+    """A found case: a key's records parked while it was in flight, one of
+    them expired; a batch pull must give the rest in order, not skip to a
+    later unread record of the key (nor stop short)."""
+
+    async def main():
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
+        await core.start()
+        await core.create_topic("q", 1)
+        now = clock.wall_ms()
+        expiring = [(EXPIRES_AT, b"%d" % (now + 100))]
+        for key, headers in [(b"a", []), (b"a", []), (b"a", expiring), (b"a", []), (b"b", [])]:
+            await publish(core, "q", [key], key=key, headers=list(headers), timestamp=now)
+        sub = core.open_subscription("s", "q", SubscriptionConfig(ordered=True))
+        await clock.advance(1)  # record 2 expires
+        assert [d.offset for d in sub.pull(2, "x")] == [0, 4]  # 1, 2, 3 wait behind 0
+        sub.ack([(0, 0)])
+        await publish(core, "q", [b"a"], key=b"a", timestamp=clock.wall_ms())  # offset 5
+        assert [d.offset for d in sub.pull(2, "x", group_batches=True)] == [1, 3]
+        assert sub.pull(10, "y", group_batches=True) == []  # a is in flight: 5 waits
+        await core.stop()
+
+    asyncio.run(main())
+
+
 def test_priorities_deliver_highest_first(tmp_path):
     async def main():
         core = new_core(tmp_path)
