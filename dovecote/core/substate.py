@@ -218,8 +218,18 @@ class SubscriptionStore:
         )
 
     def _dedup_recorded(self, name: str, entries: list[tuple[str, int, int, int]]) -> None:
-        self._pending_dedup.setdefault(name, []).extend(entries)
-        self._schedule()
+        """Write the accepted ids at once, in the call that appended their
+        records: were they left for the next loop turn, a crash in between
+        would keep the records and forget the ids, and the client's retry of
+        the send it got no answer for would be stored twice."""
+        body = json.dumps({"e": entries}, separators=(",", ":"))
+        record = Record(body.encode(), key=(DEDUP_PREFIX + name).encode())
+        try:
+            self.partition.append_records_now([record], durable=False)
+        except Exception:
+            log.exception("writing dedup window %s failed; retried on the next flush", name)
+            self._pending_dedup.setdefault(name, []).extend(entries)
+            self._schedule()
 
     def save_snapshot(self, name: str, snapshot: SavedSnapshot) -> None:
         self.snapshots[name] = snapshot

@@ -674,6 +674,29 @@ def test_dedup_window_per_queue_survives_a_restart_and_ends_on_time(tmp_path):
     run(after_restart())
 
 
+def test_dedup_ids_reach_the_state_log_in_the_call_that_stores_their_records(tmp_path):
+    """The window's entries are written with the append they guard, not a
+    loop turn later: a SIGKILL in between kept the records and forgot the
+    ids, and the retry of the unanswered send was stored twice (found by
+    tests/faults/test_sqs_crash_loop.py)."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("fifo", settings=QueueSettings(dedup_window_ms=300_000))
+        state = core.substate.partition
+        before = state.log_end_offset
+        sending = asyncio.ensure_future(qm.enqueue(["fifo"], [Record(b"x")], dedup_ids=["x"]))
+        await asyncio.sleep(0)  # the append ran; its group commit has not
+        assert qm.get_queue("fifo").topic.partitions[0].log_end_offset == 1
+        assert state.log_end_offset == before + 1  # the id is in the state log already
+        await sending
+        await core.stop()
+
+    run(main())
+
+
 def test_dedup_ids_through_a_queue_that_refuses_when_full(tmp_path):
     """Record-by-record enqueueing (reject-new queues) dedups per record too."""
 
