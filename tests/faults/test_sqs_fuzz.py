@@ -10,6 +10,7 @@ meanwhile keeps working and loses nothing it was told was sent."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import random
@@ -552,6 +553,73 @@ def test_random_json_on_every_operation_gets_a_4xx_aws_error(
         assert is_aws_error(headers, answer), (operation, data[:200], answer[:200])
 
 
+# Requests of the right shape with odd values: what reaches the operations themselves.
+ODD_STRINGS = [
+    "", "0", "-1", "20", "262144", "1209600", "99999999999", "All", "String", "Binary", "Number",
+    "String.x", "Number.1", "true", "\x00", "é" * 10, "x" * 300, "y" * 70000, "{", "[]", "null",
+    '{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:fuzz-std","maxReceiveCount":"a"}',
+    '{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:nope","maxReceiveCount":1}',
+    '{"redrivePermission":"byQueue","sourceQueueArns":["x"]}', '{"Version":"2012-10-17"}',
+    "arn:aws:sqs:us-east-1:000000000000:fuzz-std", "arn:aws:sqs:us-east-1:000000000000:fuzz.fifo",
+    "arn:aws:sqs:us-east-1:000000000000:nope", "0.0.1", "ffffffff.ffffffffffffffff.ffffffffffffffff",
+    "fuzz-std", "fuzz.fifo", "a.fifo", "1e5", "1.5", " 1",
+]  # fmt: skip
+ODD_INTS = [0, 1, -1, 10, 11, 20, 21, 900, 901, 43200, 43201, 2**31, -(2**31), 2**63, 2**64]
+
+
+def typed(shape: Shape, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Values of ``shape``'s JSON type, biased to limits and odd texts; any
+    member may be missing (required ones too)."""
+    kind = shape.type_name
+    if kind == "structure":
+        return st.fixed_dictionaries(
+            {}, optional={name: typed(member, depth + 1) for name, member in shape.members.items()}
+        )
+    if kind == "list":
+        return st.lists(typed(shape.member, depth + 1), max_size=11 if depth < 3 else 0)
+    if kind == "map":
+        keys = st.sampled_from(shape.key.enum) if shape.key.enum else st.nothing()
+        return st.dictionaries(
+            keys | st.sampled_from(ODD_STRINGS[:16]), typed(shape.value, depth + 1), max_size=3
+        )
+    if kind == "string":
+        enum = st.sampled_from(shape.enum) if shape.enum else st.nothing()
+        return enum | st.sampled_from(ODD_STRINGS) | st.text(max_size=20)
+    if kind in ("integer", "long"):
+        return st.sampled_from(ODD_INTS) | st.integers(-(2**64), 2**64)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "blob":
+        return st.binary(max_size=100).map(lambda b: base64.b64encode(b).decode())
+    return st.none()
+
+
+@st.composite
+def typed_requests(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    operation = draw(st.sampled_from([op for op in OPERATIONS if op != "DeleteQueue"]))
+    shape = SQS_JSON.operation_model(operation).input_shape
+    return operation, draw(typed(shape)) if shape is not None else {}
+
+
+@settings(
+    max_examples=scaled(600),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(request=typed_requests(), url=st.sampled_from([0, 1, None]))
+def test_typed_requests_with_odd_values_get_no_server_error(broker, fuzz_queues, request, url):
+    operation, body = request
+    if url is not None:
+        body["QueueUrl"] = fuzz_queues[url]
+    body = no_long_poll(operation, body)
+    data = json.dumps(body).encode()
+    status, headers, answer = call(broker, data, json_headers(operation))
+    assert broker.check(), broker.crash_logs[-1]
+    assert status < 500, f"{operation} {data[:300]!r} -> {status} {answer[:300]!r}"
+    if status >= 400:
+        assert is_aws_error(headers, answer), (operation, data[:200], answer[:200])
+
+
 form_keys = st.one_of(
     field_names,
     st.sampled_from(
@@ -628,6 +696,17 @@ def test_hand_picked_json_gets_a_4xx_aws_error(broker, fuzz_queues, operation, b
     assert broker.check(), broker.crash_logs[-1]
     assert 400 <= status < 500, f"{operation} {body[:100]!r} -> {status} {answer[:300]!r}"
     assert is_aws_error(headers, answer), answer[:300]
+
+
+@pytest.mark.parametrize("limit", [-1, 0, 1001, 2**63])
+@pytest.mark.parametrize("operation", ["ListQueues", "ListDeadLetterSourceQueues"])
+def test_list_limits_out_of_range_get_a_4xx(broker, operation, limit):
+    """A negative MaxResults on ListDeadLetterSourceQueues was a 500 (IndexError)."""
+    url = create_queue(broker, "limits")  # the fuzzed requests may have deleted theirs
+    body = json.dumps({"QueueUrl": url, "MaxResults": limit}).encode()
+    status, _headers, answer = call(broker, body, json_headers(operation))
+    assert status == 400, answer[:300]
+    assert json.loads(answer)["__type"].endswith("InvalidParameterValue")
 
 
 def test_sqs_fuzz_left_no_server_errors_in_the_log(broker):
