@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.faults.harness import Broker, scaled, seeded
@@ -353,11 +352,7 @@ def test_sigkill_loop_with_sqs_senders_and_receivers(tmp_path, fault_report):
     assert confirmed > KILLS * 50, "the senders should have made progress"
     assert all(len(r.receipts) > KILLS * 20 for r in receivers), "receivers should have worked"
     fifo_twice = list(found["fifo"]["stored_twice"])
-    if fifo_twice:
-        # Known (see the report): a kill landing on the return from the data
-        # write loses the dedup entry written just after it; last, so every
-        # other check above has held.
-        pytest.xfail(
-            f"seed {seed}: FIFO resends inside the dedup window stored twice: "
-            f"{fifo_twice[:10]}; " + explain(f"fifo:{fifo_twice[0]}", senders, receivers, kills)
-        )
+    assert not fifo_twice, (
+        f"seed {seed}: FIFO resends inside the dedup window stored twice: {fifo_twice[:10]}; "
+        + explain(f"fifo:{fifo_twice[0]}", senders, receivers, kills)
+    )
