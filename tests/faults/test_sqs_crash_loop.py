@@ -11,7 +11,9 @@ What must hold, and why that much:
 * Stored duplicates (one body under two message ids) only for standard-queue
   messages the sender sent twice: a batch whose answer was lost with the
   broker is sent again. In the FIFO queue there are none: a repeat carries
-  the same deduplication id, and the core's dedup window survives restarts.
+  the same deduplication id, and the core's dedup window survives restarts
+  (its ids are logged before their records: a kill right after the append
+  used to lose them, and the resend was stored twice).
 * FIFO order: per message group, the bodies received (and then left in the
   queue), counting each where it first appears, are in sending order. A
   redelivery after a restart starts again at the group's oldest undeleted
