@@ -253,13 +253,7 @@ class SqsQueues:
 
     async def list_queues(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         prefix = str(params.get("QueueNamePrefix") or "")
-        limit = params.get("MaxResults")
-        if limit is not None and not 1 <= int(limit) <= 1000:
-            raise AwsError(
-                "InvalidParameterValue",
-                f"Value {limit} for parameter MaxResults is invalid. "
-                "Reason: MaxResults must be an integer between 1 and 1000.",
-            )
+        limit = _max_results(params)
         after = _decode_token(params.get("NextToken"))
         names = sorted(
             name
@@ -272,8 +266,8 @@ class SqsQueues:
         result: dict[str, Any] = {}
         if limit is None:
             names = names[:1000]
-        elif len(names) > int(limit):
-            names = names[: int(limit)]
+        elif len(names) > limit:
+            names = names[:limit]
             result["NextToken"] = _encode_token(names[-1])
         if names:
             result["QueueUrls"] = [ctx.queue_url(n) for n in names]
@@ -429,7 +423,7 @@ class SqsQueues:
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
         view = self.by_url(params)
-        limit = int(params.get("MaxResults") or 1000)
+        limit = _max_results(params) or 1000
         after = _decode_token(params.get("NextToken"))
         names = sorted(
             source.name
@@ -464,6 +458,21 @@ def _policy(text: str | None) -> dict[str, Any]:
         except ValueError:
             pass
     return {"Version": "2012-10-17", "Statement": []}
+
+
+def _max_results(params: dict[str, Any]) -> int | None:
+    """A list's MaxResults, 1 to 1000 (AWS refuses others, 0 and negatives
+    too: a negative one used to index past the page, a 500)."""
+    limit = params.get("MaxResults")
+    if limit is None:
+        return None
+    if not 1 <= int(limit) <= 1000:
+        raise AwsError(
+            "InvalidParameterValue",
+            f"Value {limit} for parameter MaxResults is invalid. "
+            "Reason: MaxResults must be an integer between 1 and 1000.",
+        )
+    return int(limit)
 
 
 def _encode_token(name: str) -> str:

@@ -2,10 +2,13 @@
 
 Whoever publishes into a queue asks the window first: ``accept_ids`` answers,
 per id, either ``None`` (new: the id is now reserved, append the message) or
-the :class:`Duplicate` it repeats. After the append, ``record`` says where the
-accepted messages landed; that is what later duplicates are answered with and
-what is made durable (the subscription store logs it and replays it on
-start). If the append fails, ``abandon`` frees the reserved ids.
+the :class:`Duplicate` it repeats. ``record`` says where the accepted
+messages land; that is what later duplicates are answered with and what is
+made durable (the subscription store logs it at once and replays it on
+start). Queues record *before* appending, so a crash after the append cannot
+lose the ids; a crash before it leaves ids pointing past the log end, which
+``drop_beyond`` releases when the queue is opened. If the append fails,
+``release`` frees the ids (durably); ``abandon`` frees ids still only reserved.
 
 Ids are forgotten ``window_ms`` after they were accepted. Entries are kept in
 acceptance order, so forgetting is a pop from the front, paid by the next
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 PENDING = -1  # reserved, the original's append has not finished
+RELEASED = -2  # in a durable entry: the id was let go (its record was never stored)
 DEFAULT_WINDOW_MS = 5 * 60_000  # what FIFO queues commonly promise
 
 # (accepted at wall ms, partition, offset); partition/offset PENDING while appending
@@ -96,6 +100,29 @@ class DedupWindow:
             entry = self.entries.get(message_id)
             if entry is not None and entry[1] == PENDING:
                 del self.entries[message_id]
+
+    def release(self, ids: Iterable[str]) -> None:
+        """Forget ``ids`` whatever their state, durably: their records were
+        never stored (the append failed, or a crash came between the ids
+        being written and their records)."""
+        gone: list[tuple[str, int, int, int]] = []
+        for message_id in ids:
+            entry = self.entries.pop(message_id, None)
+            if entry is not None:
+                gone.append((message_id, entry[0], RELEASED, RELEASED))
+        if gone and self._on_record is not None:
+            self._on_record(self.name, gone)
+
+    def drop_beyond(self, ends: Sequence[int]) -> None:
+        """Release the entries pointing at or past their partition's end
+        (``ends[partition]``): written before records a crash kept from the log."""
+        self.release(
+            [
+                message_id
+                for message_id, (_, partition, offset) in self.entries.items()
+                if partition < 0 or partition >= len(ends) or offset >= ends[partition]
+            ]
+        )
 
     def durable_entries(self) -> list[tuple[str, int, int, int]]:
         """Entries whose message was stored (what a snapshot keeps)."""

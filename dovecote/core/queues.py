@@ -257,6 +257,10 @@ class QueueManager:
         )
         if settings.expires_ms is not None:
             queue.expiry = Alarm(self.clock, lambda q=queue: self._expiry_due(q))
+        if settings.dedup_window_ms is not None:
+            # Before any append: ids a crash kept from the log are let go.
+            window = self.subscriptions.dedup_window(f"queue:{name}", settings.dedup_window_ms)
+            window.drop_beyond([p.log_end_offset for p in queue.topic.partitions])
         self.queues[name] = queue
         queue.touch()
         return queue
@@ -834,13 +838,17 @@ class QueueManager:
         # Appends are synchronous: the batch takes the offsets from the log end on.
         base = partition.log_end_offset
         reserved = [i for i in fresh_ids if i is not None]
+        positions = [(level, base + n) for n, i in enumerate(fresh_ids) if i is not None]
+        # The ids are written before their records: a crash right after the
+        # append must find them (the client resends what got no answer). One
+        # right before it leaves ids pointing past the log end, dropped when
+        # the queue is opened again (``_open_queue``).
+        window.record(reserved, positions)
         try:
             wait = partition.append_records_now(fresh, durable=durable)
         except BaseException:
-            window.abandon(reserved)
+            window.release(reserved)
             raise
-        positions = [(level, base + n) for n, i in enumerate(fresh_ids) if i is not None]
-        window.record(reserved, positions)
         return verdicts, wait
 
     def _trim(self, queue: Queue) -> None:

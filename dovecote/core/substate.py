@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dovecote.core.dedup import DEFAULT_WINDOW_MS, DedupWindow, Entry
+from dovecote.core.dedup import DEFAULT_WINDOW_MS, RELEASED, DedupWindow, Entry
 from dovecote.storage.batch import Record
 
 if TYPE_CHECKING:
@@ -184,7 +184,8 @@ class SubscriptionStore:
             entries = {} if body.get("all") else self._saved_windows.get(name, {})
             for message_id, accepted, partition, offset in body["e"]:
                 entries.pop(message_id, None)  # keep acceptance order
-                entries[message_id] = (accepted, partition, offset)
+                if partition != RELEASED:
+                    entries[message_id] = (accepted, partition, offset)
             self._saved_windows[name] = entries
         elif key.startswith(SNAPSHOT_PREFIX):
             name = key[len(SNAPSHOT_PREFIX) :]
@@ -218,8 +219,18 @@ class SubscriptionStore:
         )
 
     def _dedup_recorded(self, name: str, entries: list[tuple[str, int, int, int]]) -> None:
-        self._pending_dedup.setdefault(name, []).extend(entries)
-        self._schedule()
+        """Write the accepted (or released) ids at once, before their
+        records are appended: were they left for the next loop turn, a crash
+        in between would keep the records and forget the ids, and the
+        client's retry of the send it got no answer for would be stored twice."""
+        body = json.dumps({"e": entries}, separators=(",", ":"))
+        record = Record(body.encode(), key=(DEDUP_PREFIX + name).encode())
+        try:
+            self.partition.append_records_now([record], durable=False)
+        except Exception:
+            log.exception("writing dedup window %s failed; retried on the next flush", name)
+            self._pending_dedup.setdefault(name, []).extend(entries)
+            self._schedule()
 
     def save_snapshot(self, name: str, snapshot: SavedSnapshot) -> None:
         self.snapshots[name] = snapshot

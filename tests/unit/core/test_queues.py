@@ -674,6 +674,82 @@ def test_dedup_window_per_queue_survives_a_restart_and_ends_on_time(tmp_path):
     run(after_restart())
 
 
+def test_dedup_ids_reach_the_state_log_in_the_call_that_stores_their_records(tmp_path):
+    """The window's entries are written with the append they guard, not a
+    loop turn later: a SIGKILL in between kept the records and forgot the
+    ids, and the retry of the unanswered send was stored twice (found by
+    tests/faults/test_sqs_crash_loop.py)."""
+
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("fifo", settings=QueueSettings(dedup_window_ms=300_000))
+        state = core.substate.partition
+        before = state.log_end_offset
+        sending = asyncio.ensure_future(qm.enqueue(["fifo"], [Record(b"x")], dedup_ids=["x"]))
+        await asyncio.sleep(0)  # the append ran; its group commit has not
+        assert qm.get_queue("fifo").topic.partitions[0].log_end_offset == 1
+        assert state.log_end_offset == before + 1  # the id is in the state log already
+        await sending
+        await core.stop()
+
+    run(main())
+
+
+def test_dedup_ids_written_before_a_crash_kept_their_records_are_let_go(tmp_path):
+    """Ids are logged before their records; a crash between the two leaves
+    ids pointing past the log end. Opening the queue again releases them,
+    durably (a later restart does not bring them back), so the client's
+    resend is stored, once."""
+    window = QueueSettings(dedup_window_ms=300_000)
+
+    async def crash_before_the_append():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.queues.declare_queue("fifo", settings=window)
+        await core.queues.enqueue(["fifo"], [Record(b"kept")], dedup_ids=["kept"])
+        ghost = core.substate.dedup_window("queue:fifo", 300_000)
+        ghost.accept_ids(["lost"], core.clock.wall_ms())
+        ghost.record(["lost"], [(0, 1)])  # logged; the record never was
+        await core.stop()
+
+    async def resend(expect_stored: bool):
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        again = await qm.enqueue(["fifo"], [Record(b"lost")], dedup_ids=["lost"])
+        kept = await qm.enqueue(["fifo"], [Record(b"kept")], dedup_ids=["kept"])
+        assert kept.duplicates["fifo"][0] is not None  # a real entry stays
+        assert (again.duplicates["fifo"][0] is None) == expect_stored
+        assert qm.get_queue("fifo").message_count() == 2
+        await core.stop()
+
+    run(crash_before_the_append())
+    run(resend(expect_stored=True))
+    run(resend(expect_stored=False))  # now stored at offset 1: a repeat
+
+
+def test_a_failed_append_releases_its_dedup_ids_durably(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        qm = core.queues
+        await qm.declare_queue("fifo", settings=QueueSettings(dedup_window_ms=300_000))
+        limit = qm.get_queue("fifo").topic.max_message_bytes
+        big = Record(b"x" * (limit + 1))
+        with pytest.raises(Exception, match=r"max\.message\.bytes"):
+            await qm.enqueue(["fifo"], [big], dedup_ids=["a"])
+        await core.stop()
+        core = new_core(tmp_path)
+        await core.start()
+        stored = await core.queues.enqueue(["fifo"], [Record(b"small")], dedup_ids=["a"])
+        assert stored.duplicates["fifo"] == [None]
+        await core.stop()
+
+    run(main())
+
+
 def test_dedup_ids_through_a_queue_that_refuses_when_full(tmp_path):
     """Record-by-record enqueueing (reject-new queues) dedups per record too."""
 
