@@ -26,6 +26,7 @@ from dovecote.aws.protocol import (
     decode_request,
     encode_error,
     encode_response,
+    header,
     request_protocol,
 )
 
@@ -154,7 +155,7 @@ def _with_queue_url(
     leave QueueUrl out of the form: put it in, so the operation finds it."""
     if method != "POST" or b"QueueUrl=" in body:
         return body
-    if any(k.lower() == "x-amz-target" for k in headers):
+    if header(headers, "x-amz-target") is not None:
         return body
     path = urlsplit(target).path.strip("/")
     if path.count("/") != 1:

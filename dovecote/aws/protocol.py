@@ -8,6 +8,7 @@ so the listener handles one shape of request whichever protocol the client spoke
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -39,7 +40,8 @@ class AwsRequest:
 Response = tuple[int, dict[str, str], bytes]
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value by case-insensitive name (HTTP names are)."""
     name = name.lower()
     for key, value in headers.items():
         if key.lower() == name:
@@ -49,7 +51,7 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 
 def decode_request(method: str, path: str, headers: dict[str, str], body: bytes) -> AwsRequest:
     """Decode one HTTP request; every failure is an AwsError to encode back, never another exception."""
-    target = _header(headers, "x-amz-target")
+    target = header(headers, "x-amz-target")
     if target is not None:
         return _decode_json(target, headers, body)
     try:
@@ -87,7 +89,7 @@ def _decode_json(target: str, headers: dict[str, str], body: bytes) -> AwsReques
     if not isinstance(document, dict):
         raise AwsError("SerializationException", "The request body must be a JSON object.")
     params = decode_json(document, op.input_shape, "") if op.input_shape is not None else {}
-    query_mode = (_header(headers, "x-amzn-query-mode") or "").lower() == "true"
+    query_mode = (header(headers, "x-amzn-query-mode") or "").lower() == "true"
     return AwsRequest(SQS, "json", op.name, params, query_mode)
 
 
@@ -166,7 +168,7 @@ def encode_error(
 
 def request_protocol(headers: dict[str, str]) -> str:
     """Which protocol an error for this request must be written in (before decoding succeeded)."""
-    return "json" if _header(headers, "x-amz-target") is not None else "query"
+    return "json" if header(headers, "x-amz-target") is not None else "query"
 
 
 __all__ = [

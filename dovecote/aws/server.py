@@ -16,7 +16,7 @@ from typing import Any
 from dovecote.aws.errors import AwsError
 from dovecote.aws.gateway import Gateway, parse_credentials
 from dovecote.aws.http import Answer, HttpConnection, serve
-from dovecote.aws.protocol import encode_error, request_protocol
+from dovecote.aws.protocol import encode_error, header, request_protocol
 from dovecote.aws.services import AwsServices
 
 CLOSE_GRACE = 1.0  # seconds open requests get to finish when the listener closes
@@ -67,7 +67,7 @@ async def start_listener(broker: Any, host: str, port: int) -> AwsListener:
             if path in services.static:
                 content_type, data = services.static[path]()
                 return 200, {"Content-Type": content_type}, data
-        host_header = next((v for k, v in headers.items() if k.lower() == "host"), None)
+        host_header = header(headers, "host")
         base_url = f"http://{host_header or f'{host}:{port}'}"
         return await gateway.handle(method, target, headers, body, base_url)
 
