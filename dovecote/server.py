@@ -109,6 +109,11 @@ class Broker:
         e = self.endpoint("aws")
         return f"http://{e.host}:{e.port}"
 
+    @property
+    def pubsub_host(self) -> str:
+        """``host:port`` of the Pub/Sub listener (what ``PUBSUB_EMULATOR_HOST`` takes)."""
+        return str(self.endpoint("pubsub"))
+
     def addresses(self) -> dict[str, str]:
         return {name: str(self.endpoint(name)) for name in self.listeners}
 

@@ -97,6 +97,11 @@ class BrokerProcess:
     def aws_endpoint(self) -> str:
         return f"http://{self.addresses['aws']}"
 
+    @property
+    def pubsub_host(self) -> str:
+        """``host:port`` of the Pub/Sub listener, for ``PUBSUB_EMULATOR_HOST``."""
+        return self.addresses["pubsub"]
+
     def __enter__(self) -> BrokerProcess:
         return self.start()
 

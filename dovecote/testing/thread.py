@@ -94,6 +94,12 @@ class BrokerThread:
         assert self.broker is not None
         return self.broker.aws_endpoint
 
+    @property
+    def pubsub_host(self) -> str:
+        """``host:port`` of the Pub/Sub listener, for ``PUBSUB_EMULATOR_HOST``."""
+        assert self.broker is not None
+        return self.broker.pubsub_host
+
     def addresses(self) -> dict[str, str]:
         assert self.broker is not None
         return self.broker.addresses()

@@ -1,0 +1,280 @@
+"""google.pubsub.v1.Publisher: topics and Publish.
+
+Publish appends each request's messages as one batch per partition (a topic
+made through Pub/Sub has one partition; a Kafka topic with several is
+spread by ordering key, round robin without one) and answers once they are
+durable under the topic's flush policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from dovecote.core.errors import TopicExists
+from dovecote.core.partitioner import Partitioner
+from dovecote.pubsub import names
+from dovecote.pubsub.checks import check_labels
+from dovecote.pubsub.methods import PUBLISHER, PUBLISHER_METHODS, Empty
+from dovecote.pubsub.paging import page
+from dovecote.pubsub.records import attributes_to_headers, message_id
+from dovecote.pubsub.rpc import ServiceTable, already_exists, invalid, not_found
+from dovecote.pubsub.state import PubsubState, TopicEntry
+from dovecote.pubsub.topic_config import check_topic_retention, log_topic_configs
+from dovecote.storage.batch import Record
+
+M = PUBLISHER_METHODS
+MAX_MESSAGES = 1000
+MAX_REQUEST_BYTES = 10 * 1000 * 1000
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_KEY_BYTES = 256
+MAX_ATTRIBUTE_VALUE_BYTES = 1024
+MAX_ORDERING_KEY_BYTES = 1024
+
+# A check a topic's messages must pass before they are stored (schemas plug in
+# here); it raises PubsubError.
+MessageCheck = Callable[[TopicEntry, list[Any]], None]
+
+
+class Publisher:
+    def __init__(self, core: Any, state: PubsubState) -> None:
+        self.core = core
+        self.state = state
+        self.partitioner = Partitioner()
+        self.message_checks: list[MessageCheck] = []
+        # Checks of a new or updated topic's settings (schemas plug in here).
+        self.topic_checks: list[Callable[[Any], None]] = []
+        # Set by the subscriber service: what happens to a topic's subscriptions.
+        self.on_topic_deleted: Callable[[TopicEntry], Any] | None = None
+        self.on_detach: Callable[[str], Any] | None = None
+
+    def table(self) -> ServiceTable:
+        return ServiceTable(
+            PUBLISHER,
+            M,
+            {
+                "CreateTopic": self.create_topic,
+                "UpdateTopic": self.update_topic,
+                "Publish": self.publish,
+                "GetTopic": self.get_topic,
+                "ListTopics": self.list_topics,
+                "ListTopicSubscriptions": self.list_topic_subscriptions,
+                "ListTopicSnapshots": self.list_topic_snapshots,
+                "DeleteTopic": self.delete_topic,
+                "DetachSubscription": self.detach_subscription,
+            },
+        )
+
+    # --- topics ---------------------------------------------------------------------
+
+    def existing(self, name: str) -> TopicEntry:
+        parsed = names.topic(name)
+        entry = self.state.topic(name)
+        if entry is None:
+            raise not_found("Resource", parsed.id)
+        return entry
+
+    async def create_topic(self, request: Any, context: Any) -> Any:
+        name = names.topic(request.name)
+        if self.state.topic(request.name) is not None:
+            raise already_exists(request.name)
+        check_labels(request.labels)
+        check_topic_retention(request)
+        for check in self.topic_checks:
+            check(request)
+        log_topic = self.state.log_topic_for(name)
+        owns_log = self.core.topic(log_topic) is None
+        if owns_log:
+            try:
+                await self.core.create_topic(log_topic, 1, log_topic_configs(request))
+            except TopicExists:
+                owns_log = False
+        topic = M["GetTopic"].response()
+        topic.CopyFrom(request)
+        await self.state.put_topic(TopicEntry(topic, log_topic, owns_log))
+        return topic
+
+    async def get_topic(self, request: Any, context: Any) -> Any:
+        return self.existing(request.topic).pb
+
+    async def update_topic(self, request: Any, context: Any) -> Any:
+        entry = self.existing(request.topic.name)
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise invalid("The update_mask in the UpdateTopicRequest must be set.")
+        updated = M["GetTopic"].response()
+        updated.CopyFrom(entry.pb)
+        for path in paths:
+            field = path.split(".")[0]
+            if field not in _UPDATABLE_TOPIC_FIELDS:
+                raise invalid(f"Invalid update_mask provided in the UpdateTopicRequest: '{path}'.")
+            if request.topic.HasField(field) if field in _MESSAGE_FIELDS else True:
+                if field in _MESSAGE_FIELDS:
+                    getattr(updated, field).CopyFrom(getattr(request.topic, field))
+                elif field == "labels":
+                    updated.labels.clear()
+                    updated.labels.update(request.topic.labels)
+                else:
+                    setattr(updated, field, getattr(request.topic, field))
+            else:
+                updated.ClearField(field)
+        check_labels(updated.labels)
+        check_topic_retention(updated)
+        for check in self.topic_checks:
+            check(updated)
+        if entry.owns_log or updated.HasField("message_retention_duration"):
+            await self.core.alter_topic_configs(entry.log_topic, log_topic_configs(updated))
+        new_entry = TopicEntry(updated, entry.log_topic, entry.owns_log)
+        await self.state.put_topic(new_entry)
+        return updated
+
+    async def list_topics(self, request: Any, context: Any) -> Any:
+        project = names.parse_project(request.project)
+        response = M["ListTopics"].response()
+        entries, token = page(
+            [t.name for t in self.state.topics_of(project)], request.page_size, request.page_token
+        )
+        response.topics.extend(self.state.topics[n].pb for n in entries)
+        response.next_page_token = token
+        return response
+
+    async def list_topic_subscriptions(self, request: Any, context: Any) -> Any:
+        entry = self.existing(request.topic)
+        response = M["ListTopicSubscriptions"].response()
+        entries, token = page(sorted(entry.subscriptions), request.page_size, request.page_token)
+        response.subscriptions.extend(entries)
+        response.next_page_token = token
+        return response
+
+    async def list_topic_snapshots(self, request: Any, context: Any) -> Any:
+        self.existing(request.topic)
+        response = M["ListTopicSnapshots"].response()
+        found = sorted(
+            n for n, s in self.state.snapshots.items() if s.get("topic") == request.topic
+        )
+        entries, token = page(found, request.page_size, request.page_token)
+        response.snapshots.extend(entries)
+        response.next_page_token = token
+        return response
+
+    async def delete_topic(self, request: Any, context: Any) -> Any:
+        entry = self.existing(request.topic)
+        await self.state.delete_topic(request.topic)
+        if self.on_topic_deleted is not None:
+            await self.on_topic_deleted(entry)
+        still_read = any(s.log_topic == entry.log_topic for s in self.state.subscriptions.values())
+        if entry.owns_log and not still_read and self.core.topic(entry.log_topic) is not None:
+            await self.core.delete_topic(entry.log_topic)
+        return Empty()
+
+    async def detach_subscription(self, request: Any, context: Any) -> Any:
+        parsed = names.subscription(request.subscription)
+        if self.state.subscription(request.subscription) is None:
+            raise not_found("Resource", parsed.id)
+        if self.on_detach is not None:
+            await self.on_detach(request.subscription)
+        return M["DetachSubscription"].response()
+
+    # --- publishing -----------------------------------------------------------------
+
+    async def publish(self, request: Any, context: Any) -> Any:
+        entry = self.existing(request.topic)
+        messages = list(request.messages)
+        check_messages(messages, request.ByteSize())
+        for check in self.message_checks:
+            check(entry, messages)
+        topic = self.core.get_topic(entry.log_topic)
+        now = self.core.clock.wall_ms()
+        count = len(topic.partitions)
+        by_partition: dict[int, list[int]] = {}
+        records: list[Record] = []
+        for index, message in enumerate(messages):
+            key = message.ordering_key.encode("utf-8") if message.ordering_key else None
+            records.append(
+                Record(
+                    message.data,
+                    key,
+                    attributes_to_headers(message.attributes, message.ordering_key),
+                    now,
+                )
+            )
+            partition = 0 if count == 1 else self.partitioner.choose(key, count)
+            by_partition.setdefault(partition, []).append(index)
+        ids = [""] * len(messages)
+
+        async def append(partition: int, indexes: list[int]) -> None:
+            result = await topic.partitions[partition].append_records([records[i] for i in indexes])
+            for place, index in enumerate(indexes):
+                ids[index] = message_id(partition, result.base_offset + place)
+
+        if len(by_partition) == 1:
+            ((partition, indexes),) = by_partition.items()
+            await append(partition, indexes)
+        else:
+            await asyncio.gather(*(append(p, i) for p, i in by_partition.items()))
+        response = M["Publish"].response()
+        response.message_ids.extend(ids)
+        return response
+
+
+def check_messages(messages: list[Any], request_bytes: int) -> None:
+    """Google's limits on a publish request, with its INVALID_ARGUMENT texts."""
+    if not messages:
+        raise invalid("The request must contain at least one message.")
+    if len(messages) > MAX_MESSAGES:
+        raise invalid(
+            f"The value for message_count is too large. You passed {len(messages)} in the "
+            f"request, but the maximum value is {MAX_MESSAGES}."
+        )
+    if request_bytes > MAX_REQUEST_BYTES:
+        raise invalid(
+            f"The value for request_size is too large. You passed {request_bytes} in the "
+            f"request, but the maximum value is {MAX_REQUEST_BYTES}."
+        )
+    for message in messages:
+        if not message.data and not message.attributes:
+            raise invalid(
+                "Some messages in the publish request are empty. Each message must contain "
+                "a non-empty data field, or at least one attribute."
+            )
+        if len(message.attributes) > MAX_ATTRIBUTES:
+            raise invalid(
+                f"The value for attribute_count is too large. You passed "
+                f"{len(message.attributes)} in the request, but the maximum value is "
+                f"{MAX_ATTRIBUTES}."
+            )
+        for key, value in message.attributes.items():
+            if not key:
+                raise invalid("The attribute key must not be empty.")
+            if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
+                raise invalid(
+                    f"The value for attribute_key_size is too large. You passed "
+                    f"{len(key.encode())} in the request, but the maximum value is "
+                    f"{MAX_ATTRIBUTE_KEY_BYTES}."
+                )
+            if key.startswith("goog"):
+                raise invalid(f"The attribute key '{key}' must not start with 'goog'.")
+            if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+                raise invalid(
+                    f"The value for attribute_value_size is too large. You passed "
+                    f"{len(value.encode())} in the request, but the maximum value is "
+                    f"{MAX_ATTRIBUTE_VALUE_BYTES}."
+                )
+        if len(message.ordering_key.encode()) > MAX_ORDERING_KEY_BYTES:
+            raise invalid(
+                f"The value for ordering_key_size is too large. You passed "
+                f"{len(message.ordering_key.encode())} in the request, but the maximum value "
+                f"is {MAX_ORDERING_KEY_BYTES}."
+            )
+
+
+_MESSAGE_FIELDS = frozenset(
+    {
+        "message_storage_policy",
+        "schema_settings",
+        "message_retention_duration",
+        "ingestion_data_source_settings",
+    }
+)
+_UPDATABLE_TOPIC_FIELDS = _MESSAGE_FIELDS | {"labels", "kms_key_name", "message_transforms"}

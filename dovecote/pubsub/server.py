@@ -1,0 +1,78 @@
+"""The Pub/Sub listener (default 127.0.0.1:8085): grpcio's asyncio server with
+one generic handler per service table (``rpc.py``), on the broker's loop.
+
+Clients find it through ``PUBSUB_EMULATOR_HOST``, as they find Google's
+emulator: anonymous credentials over an insecure channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from dovecote.pubsub.iam import IamPolicies
+from dovecote.pubsub.publisher import Publisher
+from dovecote.pubsub.state import PubsubState
+from dovecote.pubsub.subscriber import Subscriber
+
+CLOSE_GRACE_S = 1.0
+# A publish may carry 10 MB of messages; the request around them is larger.
+MAX_MESSAGE_BYTES = 20 * 1024 * 1024
+
+
+class PubsubServices:
+    """Everything the listener serves, built over the core."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.state = PubsubState(core.catalog)
+        self.publisher = Publisher(core, self.state)
+        self.subscriber = Subscriber(core, self.state, self.publisher)
+        self.iam = IamPolicies(self.state)
+
+    async def start(self) -> None:
+        self.state.load()
+        await self.subscriber.start()
+
+    def tables(self) -> list[Any]:
+        return [self.publisher.table(), self.subscriber.table(), self.iam.table()]
+
+    async def close(self) -> None:
+        pass
+
+
+class PubsubListener:
+    def __init__(self, server: grpc.aio.Server, host: str, port: int, services: PubsubServices):
+        self._server = server
+        self._address = (host, port)
+        self.services = services
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._address
+
+    def admin_objects(self) -> dict[str, list[dict[str, Any]]]:
+        return {}
+
+    async def close(self) -> None:
+        await self._server.stop(CLOSE_GRACE_S)
+        await self.services.close()
+
+
+async def start_listener(broker: Any, host: str, port: int) -> PubsubListener:
+    services = PubsubServices(broker.core)
+    await services.start()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    server.add_generic_rpc_handlers([table.generic_handler() for table in services.tables()])
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    await server.start()
+    return PubsubListener(server, host, bound, services)

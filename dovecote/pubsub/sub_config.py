@@ -1,0 +1,60 @@
+"""A Pub/Sub ``Subscription`` as the core's :class:`SubscriptionConfig`, and
+Google's checks of its settings.
+
+- ``ack_deadline_seconds`` (10 to 600, default 10) is the lease.
+- ``enable_message_ordering``: one message per ordering key in flight;
+  messages without a key are not ordered.
+- ``dead_letter_policy.max_delivery_attempts`` (5 to 100) is the delivery
+  limit; the dead-letter callback publishes to the dead-letter topic.
+- ``filter`` (``pubsub/filter.py``) is the core's filter hook: messages it
+  rejects are acknowledged unseen, as Google does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dovecote.core.subscription_state import SubscriptionConfig
+from dovecote.pubsub.rpc import invalid
+
+DEFAULT_ACK_DEADLINE_S = 10
+MIN_ACK_DEADLINE_S = 10
+MAX_ACK_DEADLINE_S = 600
+MIN_DELIVERY_ATTEMPTS = 5
+MAX_DELIVERY_ATTEMPTS = 100
+
+
+def ack_deadline_s(pb: Any) -> int:
+    return pb.ack_deadline_seconds or DEFAULT_ACK_DEADLINE_S
+
+
+def normalise(pb: Any) -> None:
+    """Fill in what Google fills in on create (and check the ranges)."""
+    if pb.ack_deadline_seconds == 0:
+        pb.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_S
+    if not MIN_ACK_DEADLINE_S <= pb.ack_deadline_seconds <= MAX_ACK_DEADLINE_S:
+        raise invalid(
+            "Invalid ack_deadline_seconds: must be between 10 and 600 seconds "
+            f"(got {pb.ack_deadline_seconds})."
+        )
+    if pb.HasField("dead_letter_policy"):
+        policy = pb.dead_letter_policy
+        if policy.max_delivery_attempts == 0:
+            policy.max_delivery_attempts = MIN_DELIVERY_ATTEMPTS
+        if not MIN_DELIVERY_ATTEMPTS <= policy.max_delivery_attempts <= MAX_DELIVERY_ATTEMPTS:
+            raise invalid(
+                "Invalid max_delivery_attempts: must be between 5 and 100 "
+                f"(got {policy.max_delivery_attempts})."
+            )
+
+
+def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
+    max_deliveries = None
+    if pb.HasField("dead_letter_policy") and pb.dead_letter_policy.dead_letter_topic:
+        max_deliveries = pb.dead_letter_policy.max_delivery_attempts
+    return SubscriptionConfig(
+        lease_ms=ack_deadline_s(pb) * 1000,
+        max_deliveries=max_deliveries,
+        ordered=pb.enable_message_ordering,
+        filter=record_filter,
+    )
