@@ -1,0 +1,92 @@
+"""Pull, Acknowledge and ModifyAckDeadline: leases by ack id.
+
+Ack ids are the core's delivery tokens (``partition.offset.attempt``); a
+stale one (settled, or its lease expired and given to someone else) changes
+nothing, so acks are idempotent and valid across streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dovecote.core.tokens import DeliveryToken, InvalidToken
+from dovecote.pubsub.messages import received_message
+from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
+from dovecote.pubsub.registry import Subscriptions
+from dovecote.pubsub.rpc import invalid
+
+M = SUBSCRIBER_METHODS
+MAX_ACK_IDS = 2500  # per Acknowledge / ModifyAckDeadline, as the service allows
+MAX_PULL = 1000
+MAX_ACK_DEADLINE_S = 600
+# Google holds a pull open until messages come (or ~90 s); clients retry an
+# empty answer, so a shorter hold costs nothing.
+PULL_HOLD_S = 5.0
+
+
+def parse_ack_ids(ack_ids: Sequence[str]) -> list[DeliveryToken]:
+    if len(ack_ids) > MAX_ACK_IDS:
+        raise invalid(f"Too many ack ids: at most {MAX_ACK_IDS} per request.")
+    tokens = []
+    for ack_id in ack_ids:
+        try:
+            tokens.append(DeliveryToken.parse(ack_id))
+        except InvalidToken:
+            raise invalid(
+                f"You have passed an invalid ack ID to the service (ack_id={ack_id})."
+            ) from None
+    return tokens
+
+
+class Receiving:
+    def __init__(self, subscriptions: Subscriptions) -> None:
+        self.subscriptions = subscriptions
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "Pull": self.pull,
+            "Acknowledge": self.acknowledge,
+            "ModifyAckDeadline": self.modify_ack_deadline,
+        }
+
+    async def pull(self, request: Any, context: Any) -> Any:
+        entry = self.subscriptions.existing(request.subscription)
+        if request.max_messages <= 0:
+            raise invalid("max_messages must be positive.")
+        sub = self.subscriptions.core_subscription(entry)
+        limit = min(request.max_messages, MAX_PULL)
+        deliveries = sub.pull(limit, owner=None)
+        if not deliveries and not request.return_immediately and await sub.wait(PULL_HOLD_S):
+            deliveries = sub.pull(limit, owner=None)
+        response = M["Pull"].response()
+        attempts = entry.pb.HasField("dead_letter_policy")
+        response.received_messages.extend(received_message(d, attempts) for d in deliveries)
+        return response
+
+    async def acknowledge(self, request: Any, context: Any) -> Any:
+        entry = self.subscriptions.existing(request.subscription)
+        if not request.ack_ids:
+            raise invalid("No ack ids specified.")
+        tokens = parse_ack_ids(request.ack_ids)
+        self.subscriptions.core_subscription(entry).ack(tokens)
+        return Empty()
+
+    async def modify_ack_deadline(self, request: Any, context: Any) -> Any:
+        entry = self.subscriptions.existing(request.subscription)
+        seconds = request.ack_deadline_seconds
+        if not 0 <= seconds <= MAX_ACK_DEADLINE_S:
+            raise invalid(
+                f"Invalid ack deadline given: {seconds}. It must be between 0 and 600 seconds."
+            )
+        tokens = parse_ack_ids(request.ack_ids)
+        modify_deadlines(self.subscriptions.core_subscription(entry), tokens, seconds)
+        return Empty()
+
+
+def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> None:
+    """A modack: 0 is a nack (redelivered at once), else a new deadline."""
+    if seconds == 0:
+        sub.nack(tokens)
+    else:
+        sub.extend(tokens, seconds * 1000)
