@@ -9,6 +9,7 @@ the core's delivery tokens (see ``receiving.py``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -24,12 +25,18 @@ from dovecote.pubsub.sub_config import core_config, normalise
 M = SUBSCRIBER_METHODS
 
 
+# Told of every change of a subscription's definition: (old, new); old is None
+# on create, new is None on delete. Push delivery and the like follow it.
+ChangeListener = Callable[[SubscriptionEntry | None, SubscriptionEntry | None], Awaitable[None]]
+
+
 class Subscriptions:
     def __init__(self, core: Any, state: PubsubState, publisher: Publisher) -> None:
         self.core = core
         self.state = state
         self.publisher = publisher
         publisher.on_topic_deleted = self.topic_deleted
+        self.change_listeners: list[ChangeListener] = []
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -40,6 +47,17 @@ class Subscriptions:
             "DeleteSubscription": self.delete_subscription,
             "ModifyPushConfig": self.modify_push_config,
         }
+
+    async def _changed(self, old: SubscriptionEntry | None, new: SubscriptionEntry | None) -> None:
+        for listener in self.change_listeners:
+            await listener(old, new)
+
+    async def replace(self, old: SubscriptionEntry, pb: Any) -> SubscriptionEntry:
+        """Store a changed definition of ``old`` and tell the listeners."""
+        new = SubscriptionEntry(pb, old.log_topic, old.core_id)
+        await self.state.put_subscription(new)
+        await self._changed(old, new)
+        return new
 
     async def start(self) -> None:
         """Reopen the core subscriptions of every stored subscription."""
@@ -95,6 +113,7 @@ class Subscriptions:
         sub = self._open(entry)
         sub.seek({p.index: p.high_watermark for p in sub.topic.partitions})
         await self.state.put_subscription(entry)
+        await self._changed(None, entry)
         return pb
 
     async def get_subscription(self, request: Any, context: Any) -> Any:
@@ -119,6 +138,7 @@ class Subscriptions:
         entry = self.existing(request.subscription)
         await self.state.delete_subscription(entry.name)
         self.core.drop_subscription(entry.core_id)
+        await self._changed(entry, None)
         return Empty()
 
     async def modify_push_config(self, request: Any, context: Any) -> Any:
@@ -126,7 +146,7 @@ class Subscriptions:
         pb = M["GetSubscription"].response()
         pb.CopyFrom(entry.pb)
         pb.push_config.CopyFrom(request.push_config)
-        await self.state.put_subscription(SubscriptionEntry(pb, entry.log_topic, entry.core_id))
+        await self.replace(entry, pb)
         return Empty()
 
     async def topic_deleted(self, topic: Any) -> None:
@@ -139,4 +159,4 @@ class Subscriptions:
             pb = M["GetSubscription"].response()
             pb.CopyFrom(entry.pb)
             pb.topic = names.DELETED_TOPIC
-            await self.state.put_subscription(SubscriptionEntry(pb, entry.log_topic, entry.core_id))
+            await self.replace(entry, pb)
