@@ -7,7 +7,7 @@ from typing import Any
 from google.pubsub_v1 import types
 
 from dovecote.core.subscription_state import Delivery
-from dovecote.pubsub.records import headers_to_attributes, message_id, ordering_key_of
+from dovecote.pubsub.records import headers_to_attributes, message_id_of, ordering_key_of
 
 ReceivedMessage: Any = types.ReceivedMessage.pb()
 
@@ -20,7 +20,7 @@ def received_message(delivery: Delivery, with_attempt: bool) -> Any:
     message = out.message
     if record.value:
         message.data = record.value
-    message.message_id = message_id(delivery.partition, delivery.offset)
+    message.message_id = message_id_of(record, delivery.partition, delivery.offset)
     message.publish_time.FromMilliseconds(max(record.timestamp, 0))
     attributes = headers_to_attributes(record.headers)
     if attributes:

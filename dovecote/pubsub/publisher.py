@@ -12,14 +12,16 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from dovecote.core.errors import TopicExists
+import grpc
+
+from dovecote.core.errors import MessageTooLarge, TopicExists
 from dovecote.core.partitioner import Partitioner
 from dovecote.pubsub import names
 from dovecote.pubsub.checks import check_labels
 from dovecote.pubsub.methods import PUBLISHER, PUBLISHER_METHODS, Empty
 from dovecote.pubsub.paging import page
 from dovecote.pubsub.records import attributes_to_headers, message_id
-from dovecote.pubsub.rpc import ServiceTable, already_exists, invalid, not_found
+from dovecote.pubsub.rpc import PubsubError, ServiceTable, already_exists, invalid, not_found
 from dovecote.pubsub.state import PubsubState, TopicEntry
 from dovecote.pubsub.topic_config import check_topic_retention, log_topic_configs
 from dovecote.storage.batch import Record
@@ -180,39 +182,50 @@ class Publisher:
 
     async def publish(self, request: Any, context: Any) -> Any:
         entry = self.existing(request.topic)
+        active = self.core.resources.alarms
+        if active:
+            # Publishers retry RESOURCE_EXHAUSTED with backoff, as AMQP ones wait
+            # while blocked.
+            raise PubsubError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"The broker is low on {' and '.join(sorted(active))}; try again later.",
+            )
         messages = list(request.messages)
         check_messages(messages, request.ByteSize())
         for check in self.message_checks:
             check(entry, messages)
         topic = self.core.get_topic(entry.log_topic)
-        now = self.core.clock.wall_ms()
         count = len(topic.partitions)
         by_partition: dict[int, list[int]] = {}
-        records: list[Record] = []
         for index, message in enumerate(messages):
             key = message.ordering_key.encode("utf-8") if message.ordering_key else None
-            records.append(
-                Record(
-                    message.data,
-                    key,
-                    attributes_to_headers(message.attributes, message.ordering_key),
-                    now,
-                )
-            )
             partition = 0 if count == 1 else self.partitioner.choose(key, count)
             by_partition.setdefault(partition, []).append(index)
+        now = self.core.clock.wall_ms()
         ids = [""] * len(messages)
-
-        async def append(partition: int, indexes: list[int]) -> None:
-            result = await topic.partitions[partition].append_records([records[i] for i in indexes])
+        waits = []
+        for partition_index, indexes in by_partition.items():
+            partition = topic.partitions[partition_index]
+            # Appends are written synchronously in call order, so the next
+            # offset is known here and each record can carry its id.
+            base = partition.log_end_offset
+            records = []
             for place, index in enumerate(indexes):
-                ids[index] = message_id(partition, result.base_offset + place)
-
-        if len(by_partition) == 1:
-            ((partition, indexes),) = by_partition.items()
-            await append(partition, indexes)
-        else:
-            await asyncio.gather(*(append(p, i) for p, i in by_partition.items()))
+                message = messages[index]
+                ids[index] = id_ = message_id(partition_index, base + place)
+                key = message.ordering_key.encode("utf-8") if message.ordering_key else None
+                headers = attributes_to_headers(message.attributes, message.ordering_key, id_)
+                records.append(Record(message.data, key, headers, now))
+            try:
+                wait = partition.append_records_now(records)
+            except MessageTooLarge as err:
+                raise invalid(f"The request is too large for the topic: {err}.") from None
+            if partition.log_end_offset != base + len(records):
+                raise RuntimeError("publish: the log's next offset moved during an append")
+            if wait is not None:
+                waits.append(wait)
+        if waits:
+            await asyncio.gather(*waits)
         response = M["Publish"].response()
         response.message_ids.extend(ids)
         return response

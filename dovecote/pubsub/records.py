@@ -8,9 +8,11 @@ docs/architecture.md).
   under ``pubsub.attr.<name>`` and read back under its own name.
 - ``ordering_key`` is the record key (what the core orders by) and the
   well-known ``ordering-key`` header, as an SQS MessageGroupId is.
-- ``message_id`` is the record's place in its topic (``offset``, or
-  ``partition-offset`` past partition 0): unique within the topic and known
-  the moment the publish is acknowledged, so nothing extra is stored.
+- ``message_id`` is the ``message-id`` header (an AMQP message-id, an SQS
+  MessageId); a Pub/Sub publish stores the id it answers with there, made
+  from the record's place in its topic (``offset``, or ``partition-offset``
+  past partition 0), so readers of every protocol see the same id. A record
+  without the header (a Kafka produce) gets that offset form on delivery.
 
 The other way, every non-reserved header of a record from any protocol is an
 attribute: UTF-8 values as they are (typed values are already their text),
@@ -38,9 +40,12 @@ SHOWN_ELSEWHERE = frozenset({H.MESSAGE_ID, H.DEDUPLICATION_ID, H.ORDERING_KEY})
 _NOT_ATTRIBUTES = SHOWN_ELSEWHERE | {H.TYPES}
 
 
-def attributes_to_headers(attributes: Mapping[str, str], ordering_key: str = "") -> list[Header]:
-    """Headers of a published message (ordering key last, as SQS puts its group)."""
-    out: list[Header] = []
+def attributes_to_headers(
+    attributes: Mapping[str, str], ordering_key: str = "", message_id: str = ""
+) -> list[Header]:
+    """Headers of a published message: its id first, ordering key last (as SQS
+    puts its group)."""
+    out: list[Header] = [(H.MESSAGE_ID, message_id.encode("ascii"))] if message_id else []
     for name, value in attributes.items():
         if name in SHOWN_ELSEWHERE or H.is_reserved(name):
             name = ESCAPED + name
@@ -56,8 +61,8 @@ def headers_to_attributes(headers: Sequence[Header]) -> dict[str, str]:
     for name, raw in headers:
         if name.startswith(ESCAPED):
             name = name[len(ESCAPED) :]
-        elif name in _NOT_ATTRIBUTES or H.is_reserved(name):
-            continue
+        elif raw is None or name in _NOT_ATTRIBUTES or H.is_reserved(name):
+            continue  # a null has no text; the rest are shown elsewhere or not at all
         out[name] = _text(raw)
     return out
 
@@ -70,7 +75,13 @@ def ordering_key_of(record: Record) -> str:
 
 
 def message_id(partition: int, offset: int) -> str:
+    """The id of the record at ``offset``: what a Pub/Sub publish answers."""
     return str(offset) if partition == 0 else f"{partition}-{offset}"
+
+
+def message_id_of(record: Record, partition: int, offset: int) -> str:
+    raw = H.find(record.headers, H.MESSAGE_ID)
+    return message_id(partition, offset) if raw is None else _text(raw)
 
 
 def parse_message_id(text: str) -> tuple[int, int] | None:
