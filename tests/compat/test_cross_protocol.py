@@ -8,16 +8,19 @@ back through each client: body, key / routing key, headers and properties
 must arrive intact, AMQP properties as the well-known headers on the Kafka
 side and back. A client that cannot express everything (SQS: no key, three
 DataTypes, at most ten attributes a send) says what it sent and how it sees
-a message (:data:`VIEWS`). Pub/Sub joins by adding its client to the table.
+a message (:data:`VIEWS`). Pub/Sub (google-cloud-pubsub) carries text
+attributes only: no key, every value as its text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import decimal
 import functools
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,11 +34,12 @@ import kafka
 import pika
 import pytest
 from botocore.config import Config
+from google.cloud import pubsub_v1
 
 from dovecote.core import headers as H
 from dovecote.testing import BrokerThread
 
-OFF = {"http": "off", "pubsub": "off", "registry": "off"}
+OFF = {"http": "off", "registry": "off"}
 TIMEOUT = 20.0
 WHEN = datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.UTC)
 
@@ -135,6 +139,8 @@ class Env:
     broker: BrokerThread
     queue: str  # an AMQP queue, and the Kafka topic of the same name
     exchange: str  # a direct exchange bound to the queue with SENT.key
+    pubsub_topic: str  # the Pub/Sub topic over the queue's log topic
+    pubsub_subscription: str  # made before anything is published
 
 
 # --- AMQP clients -------------------------------------------------------------------
@@ -568,6 +574,81 @@ def aio_pika_view(m: Message) -> Message:
     )
 
 
+# --- Pub/Sub --------------------------------------------------------------------------
+
+PUBSUB_PROJECT = "matrix"
+# What a Pub/Sub publisher sends: attributes are text, so bytes, tables and
+# nulls stay behind; the props under their well-known names (timestamp in ms).
+PUBSUB_HEADERS = ("h", "tenant", "n", "flag", "amount", "when")
+
+
+def _attribute_text(value: Any) -> str:
+    """A plain value as a Pub/Sub attribute: its text, as the broker writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime.datetime):
+        return str(int(value.timestamp()))
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+@functools.cache
+def _pubsub_clients(host: str) -> tuple[Any, Any]:
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+
+
+def pubsub_publish(env: Env, m: Message) -> Message:
+    publisher, _ = _pubsub_clients(env.broker.pubsub_host)
+    headers = {name: _attribute_text(m.headers[name]) for name in PUBSUB_HEADERS}
+    props = {name: v for name, v in m.props.items() if name != H.MESSAGE_ID}
+    wire = {name: str(v) for name, v in props.items()}
+    wire[H.TIMESTAMP] = str(m.props[H.TIMESTAMP] * 1000)  # ms in the header
+    message_id = publisher.publish(env.pubsub_topic, m.body, **headers, **wire).result(TIMEOUT)
+    return Message(m.body, "", headers, {**props, H.MESSAGE_ID: message_id})
+
+
+def pubsub_receive(env: Env) -> Message:
+    """Pull one message and ack it. Well-known names come back as attributes:
+    they are the props; the message id is the message_id field."""
+    _, subscriber = _pubsub_clients(env.broker.pubsub_host)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        got = subscriber.pull(subscription=env.pubsub_subscription, max_messages=1, timeout=5)
+        if got.received_messages:
+            break
+        assert time.monotonic() < deadline, "nothing arrived"
+    (received,) = got.received_messages
+    subscriber.acknowledge(subscription=env.pubsub_subscription, ack_ids=[received.ack_id])
+    message = received.message
+    assert message.publish_time.timestamp() > 0
+    headers: dict[str, Any] = {k: _table_text(v) or v for k, v in message.attributes.items()}
+    props: dict[str, Any] = {}
+    for name in list(headers):
+        if name in H.WELL_KNOWN:
+            props[name] = headers.pop(name)
+    assert H.MESSAGE_ID not in props  # it is the message_id
+    props[H.MESSAGE_ID] = message.message_id
+    _props_from_text(props)
+    return Message(message.data, "", headers, props)
+
+
+def pubsub_view(m: Message) -> Message:
+    """How a Pub/Sub reader sees a neutral message: no key, every header as
+    its text (bytes in base64, tables as their JSON, decoded as
+    pubsub_receive decodes it), nulls left out."""
+    headers: dict[str, Any] = {}
+    for name, value in m.headers.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            headers[name] = _table_text(H.encode_typed(_typed(value)).decode())  # type: ignore[arg-type]
+        else:
+            headers[name] = _attribute_text(value)
+    return Message(m.body, "", headers, m.props)
+
+
 # --- the matrix ---------------------------------------------------------------------
 
 Publish = Callable[[Env, Message], Message | None]  # what it could send, if not all
@@ -579,9 +660,10 @@ CLIENTS: dict[str, tuple[Publish, Receive]] = {
     "confluent-kafka": (confluent_publish, confluent_receive),
     "kafka-python": (kafka_python_publish, kafka_python_receive),
     "sqs": (sqs_publish, sqs_receive),
+    "pubsub": (pubsub_publish, pubsub_receive),
 }
 View = Callable[[Message], Message]  # a neutral message as this consumer sees it
-VIEWS: dict[str, View] = {"aio-pika": aio_pika_view, "sqs": sqs_view}
+VIEWS: dict[str, View] = {"aio-pika": aio_pika_view, "sqs": sqs_view, "pubsub": pubsub_view}
 
 
 @pytest.fixture(scope="module")
@@ -598,7 +680,12 @@ def env(broker: BrokerThread) -> Iterator[Env]:
         channel.exchange_declare(name, "direct")
         channel.queue_declare(name, durable=True)
         channel.queue_bind(name, name, SENT.key)
-    yield Env(broker, name, name)
+    publisher, subscriber = _pubsub_clients(broker.pubsub_host)
+    topic = publisher.topic_path(PUBSUB_PROJECT, name)
+    publisher.create_topic(name=topic)  # over the queue's log topic
+    subscription = subscriber.subscription_path(PUBSUB_PROJECT, name)
+    subscriber.create_subscription(name=subscription, topic=topic)
+    yield Env(broker, name, name, topic, subscription)
 
 
 def expected(sent: Message) -> Message:
