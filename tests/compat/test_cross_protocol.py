@@ -807,3 +807,39 @@ def test_fifo_group_and_dedup_ids_cross(broker: BrokerThread) -> None:
     assert ours["Attributes"]["MessageGroupId"] == "g2"
     assert ours["Attributes"]["MessageDeduplicationId"] == "d2"
     assert by_body["from sqs"]["Attributes"]["MessageGroupId"] == "g1"
+
+
+def test_pubsub_ordering_keys_cross(broker: BrokerThread, env: Env) -> None:
+    """A Pub/Sub ordering key is the record key (what the core orders by) and
+    the well-known ``ordering-key`` header: a Kafka reader sees both, and a
+    Kafka record with that header reaches Pub/Sub with its ordering key."""
+    options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    os.environ["PUBSUB_EMULATOR_HOST"] = broker.pubsub_host
+    publisher = pubsub_v1.PublisherClient(publisher_options=options)
+    publisher.publish(env.pubsub_topic, b"from pubsub", ordering_key="k1").result(TIMEOUT)
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": broker.kafka_bootstrap, "group.id": "unused"}
+    )
+    consumer.assign(
+        [confluent_kafka.TopicPartition(env.queue, 0, confluent_kafka.OFFSET_BEGINNING)]
+    )
+    record = consumer.poll(TIMEOUT)
+    consumer.close()
+    assert record is not None and record.error() is None
+    assert (record.key(), record.value()) == (b"k1", b"from pubsub")
+    assert (H.ORDERING_KEY, b"k1") in record.headers()
+
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.kafka_bootstrap})
+    producer.produce(env.queue, b"from kafka", key=b"k2", headers=[(H.ORDERING_KEY, b"k2")])
+    assert producer.flush(TIMEOUT) == 0
+    _, subscriber = _pubsub_clients(broker.pubsub_host)
+    seen: dict[bytes, str] = {}
+    deadline = time.monotonic() + TIMEOUT
+    while len(seen) < 2 and time.monotonic() < deadline:
+        got = subscriber.pull(subscription=env.pubsub_subscription, max_messages=10, timeout=5)
+        for received in got.received_messages:
+            seen[received.message.data] = received.message.ordering_key
+        if got.received_messages:
+            ids = [m.ack_id for m in got.received_messages]
+            subscriber.acknowledge(subscription=env.pubsub_subscription, ack_ids=ids)
+    assert seen == {b"from pubsub": "k1", b"from kafka": "k2"}
