@@ -54,6 +54,29 @@ def invalid(message: str) -> PubsubError:
 
 
 @dataclass(frozen=True, slots=True)
+class Malformed:
+    """A request whose bytes are not its message: the handler is not called
+    and the client gets INVALID_ARGUMENT (grpc itself would answer UNKNOWN)."""
+
+    error: str
+
+
+def _deserializer(cls: Any) -> Callable[[bytes], Any]:
+    from_string = cls.FromString
+
+    def parse(data: bytes) -> Any:
+        try:
+            return from_string(data)
+        except Exception as err:  # DecodeError, or what upb raises for bad UTF-8
+            return Malformed(str(err))
+
+    return parse
+
+
+MALFORMED_TEXT = "The request could not be parsed: {}"
+
+
+@dataclass(frozen=True, slots=True)
 class Method:
     """One RPC: its message classes (plain protobuf) and its kind."""
 
@@ -77,13 +100,13 @@ class ServiceTable:
             if method.stream_stream:
                 handlers[method_name] = grpc.stream_stream_rpc_method_handler(
                     _guard_stream(handler),  # type: ignore[arg-type]
-                    request_deserializer=method.request.FromString,
+                    request_deserializer=_deserializer(method.request),
                     response_serializer=method.response.SerializeToString,
                 )
             else:
                 handlers[method_name] = grpc.unary_unary_rpc_method_handler(
                     _guard_unary(handler),  # type: ignore[arg-type]
-                    request_deserializer=method.request.FromString,
+                    request_deserializer=_deserializer(method.request),
                     response_serializer=method.response.SerializeToString,
                 )
         return grpc.method_handlers_generic_handler(self.name, handlers)
@@ -101,6 +124,10 @@ async def abort_with(context: grpc.aio.ServicerContext, error: PubsubError) -> N
 
 def _guard_unary(handler: UnaryHandler) -> UnaryHandler:
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if type(request) is Malformed:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_TEXT.format(request.error)
+            )
         try:
             return await handler(request, context)
         except PubsubError as error:
@@ -117,7 +144,7 @@ def _guard_stream(handler: StreamHandler) -> StreamHandler:
         requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
         try:
-            async for response in handler(requests, context):
+            async for response in handler(_checked(requests), context):
                 yield response
         except PubsubError as error:
             await abort_with(context, error)
@@ -126,3 +153,13 @@ def _guard_stream(handler: StreamHandler) -> StreamHandler:
             await context.abort(grpc.StatusCode.INTERNAL, "Internal error.")
 
     return guarded
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The stream's requests; a malformed one ends the call with INVALID_ARGUMENT."""
+    async for request in requests:
+        if type(request) is Malformed:
+            raise PubsubError(
+                grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_TEXT.format(request.error)
+            )
+        yield request
