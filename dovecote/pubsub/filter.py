@@ -33,9 +33,10 @@ Semantics, as Google's table states them:
 Keywords (``AND OR NOT attributes hasPrefix``) are case-sensitive; keys and
 values compare exactly. The text is at most 256 bytes (UTF-8).
 
-Google does not publish its INVALID_ARGUMENT texts for filters, so the
-messages here are ours, all starting ``Invalid filter:`` and naming the
-offending position (0-based character offset).
+We found no record of Google's INVALID_ARGUMENT texts for bad filters (and
+its emulator does not check filters), so the messages here are ours, all
+starting ``Invalid filter:`` and naming the reason and the 0-based character
+offset.
 """
 
 from __future__ import annotations
