@@ -9,7 +9,8 @@ Wrapped (the default): a JSON body, ``Content-Type: application/json``::
      "deliveryAttempt": n}
 
 Both spellings of the id and the time are sent, as Google's push page shows
-and its emulator does; ``data``, ``attributes`` and ``orderingKey`` only when
+and its emulator does; ``data`` always (``""`` for a message of attributes
+only, as the emulator sends it); ``attributes`` and ``orderingKey`` only when
 the message has them; ``deliveryAttempt`` only on a subscription with a
 dead-letter policy (as Pull's ``delivery_attempt``).
 
@@ -79,9 +80,7 @@ def push_request(
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/octet-stream"
         return PushRequest(record.value or b"", headers)
-    message: dict[str, Any] = {}
-    if record.value:
-        message["data"] = base64.b64encode(record.value).decode("ascii")
+    message: dict[str, Any] = {"data": base64.b64encode(record.value or b"").decode("ascii")}
     if attributes:
         message["attributes"] = attributes
     message.update(messageId=mid, message_id=mid, publishTime=when, publish_time=when)

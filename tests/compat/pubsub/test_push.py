@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.pubsub_v1 import types
 
@@ -261,3 +262,13 @@ def test_deleted_subscription_stops_pushing(broker, publisher, subscriber, topic
         seen = len(endpoint.requests)
     time.sleep(1.5)
     assert len(endpoint.requests) == seen
+
+
+def test_bad_push_endpoints_are_refused(subscriber, topic, subscription, name):
+    with pytest.raises(exceptions.InvalidArgument, match="Unsupported push_endpoint"):
+        push_subscription(subscriber, topic, name + "-bad", types.PushConfig(push_endpoint="foo"))
+    with pytest.raises(exceptions.InvalidArgument, match="Unsupported push_endpoint"):
+        subscriber.modify_push_config(
+            subscription=subscription, push_config=types.PushConfig(push_endpoint="ftp://x/y")
+        )
+    assert subscriber.get_subscription(subscription=subscription).push_config.push_endpoint == ""

@@ -1,16 +1,20 @@
-"""The push request for one message: Google's wrapped JSON envelope, and the
-unwrapped body with metadata headers."""
+"""The push request for one message: Google's wrapped JSON envelope, the
+unwrapped body with metadata headers; and the push endpoint checks."""
 
 from __future__ import annotations
 
 import base64
 import json
 
+import grpc
+import pytest
 from google.pubsub_v1 import types
 
 from dovecote.core.subscription_state import Delivery
+from dovecote.pubsub.push_config import check_push_config
 from dovecote.pubsub.push_envelope import ACK_STATUSES, publish_time, push_request
 from dovecote.pubsub.records import attributes_to_headers
+from dovecote.pubsub.rpc import PubsubError
 from dovecote.storage.batch import Record
 
 SUB = "projects/p/subscriptions/s"
@@ -60,9 +64,9 @@ def test_full_envelope() -> None:
     assert message["messageId"] == message["message_id"] == "2-42"
 
 
-def test_no_data_and_no_attributes_are_left_out() -> None:
+def test_empty_data_is_sent_and_no_attributes_are_left_out() -> None:
     message = wrapped(delivery(b"", {"only": "attr"}))["message"]
-    assert "data" not in message
+    assert message["data"] == ""
     assert "orderingKey" not in message
     message = wrapped(delivery(b"d"))["message"]
     assert "attributes" not in message
@@ -112,3 +116,26 @@ def test_metadata_wins_over_a_namesake_attribute() -> None:
 
 def test_ack_statuses_are_googles_list() -> None:
     assert {102, 200, 201, 202, 204} == ACK_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "error"),
+    [
+        ("", None),
+        ("http://127.0.0.1:8080/push", None),
+        ("https://example.com/push?token=x", None),
+        ("foo", "Unsupported push_endpoint"),
+        ("ftp://example.com/x", "Unsupported push_endpoint"),
+        ("http://", "Invalid push_endpoint"),
+        ("https://example.com:99999/x", "Invalid push_endpoint"),
+    ],
+)
+def test_push_endpoint_checks(endpoint: str, error: str | None) -> None:
+    config = PushConfig(push_endpoint=endpoint)
+    if error is None:
+        check_push_config(config)
+        return
+    with pytest.raises(PubsubError) as caught:
+        check_push_config(config)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.message == error
