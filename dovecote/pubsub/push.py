@@ -47,6 +47,7 @@ NO_ANSWER = 0  # the status recorded for a connection error or a timeout
 LEASE_MARGIN_MS = 1000  # the lease outlives the request's deadline, so our nack comes first
 IDLE_WAIT_S = 30.0  # an idle pusher looks again this often (leases, delays)
 MAX_BATCH = 1000  # leased per pull at most
+ERROR_PAUSE_S = 1.0  # after an unexpected error in the loop
 
 
 def is_push(pb: Any) -> bool:
@@ -122,38 +123,59 @@ class PushDelivery:
 
     async def _run(self) -> None:
         while True:
-            entry = self._entry()
-            if entry is None:
-                return
-            sub = self.subscriptions.core.subscription(entry.core_id)
-            if sub is None or sub.closed:
-                return
-            wait = self.flow.ready_at() - self.clock.monotonic()
-            if wait > 0:
-                await self.clock.sleep(wait)
-                continue
-            room = self.flow.room
-            if room <= 0:
-                self._slot.clear()
-                await self._slot.wait()
-                continue
-            lease_ms = ack_deadline_s(entry.pb) * 1000 + LEASE_MARGIN_MS
-            deliveries = sub.pull(min(room, MAX_BATCH), self, lease_ms)
-            if not deliveries:
-                await sub.wait(IDLE_WAIT_S)
-                continue
-            self.flow.started(len(deliveries))
-            for delivery in deliveries:
-                task = asyncio.get_running_loop().create_task(self._push(entry, sub, delivery))
-                self._requests.add(task)
-                task.add_done_callback(self._requests.discard)
+            try:
+                if not await self._step():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep pushing: one bad turn must not end delivery
+                log.exception("push loop of %s failed; retrying", self.name)
+                await self.clock.sleep(ERROR_PAUSE_S)
+
+    async def _step(self) -> bool:
+        """One turn: wait for room or work, or lease and send a batch.
+        False once the subscription is gone or no longer a push one."""
+        entry = self._entry()
+        if entry is None:
+            return False
+        sub = self.subscriptions.core.subscription(entry.core_id)
+        if sub is None or sub.closed:
+            return False
+        wait = self.flow.ready_at() - self.clock.monotonic()
+        if wait > 0:
+            await self.clock.sleep(wait)
+            return True
+        room = self.flow.room
+        if room <= 0:
+            self._slot.clear()
+            await self._slot.wait()
+            return True
+        lease_ms = ack_deadline_s(entry.pb) * 1000 + LEASE_MARGIN_MS
+        deliveries = sub.pull(min(room, MAX_BATCH), self, lease_ms)
+        if not deliveries:
+            await sub.wait(IDLE_WAIT_S)
+            return True
+        self.flow.started(len(deliveries))
+        for delivery in deliveries:
+            task = asyncio.get_running_loop().create_task(self._push(entry, sub, delivery))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+        return True
 
     async def _push(self, entry: SubscriptionEntry, sub: Any, delivery: Delivery) -> None:
         pb = entry.pb
-        request = push_request(
-            delivery, self.name, pb.push_config, pb.HasField("dead_letter_policy")
-        )
-        status = await self._post_within(pb.push_config.push_endpoint, request, ack_deadline_s(pb))
+        try:
+            request = push_request(
+                delivery, self.name, pb.push_config, pb.HasField("dead_letter_policy")
+            )
+        except Exception as error:  # counted as a failed attempt, not a stuck lease
+            log.exception("cannot build the push request of %s", self.name)
+            self.last_error = f"{type(error).__name__}: {error}"
+            status = NO_ANSWER
+        else:
+            status = await self._post_within(
+                pb.push_config.push_endpoint, request, ack_deadline_s(pb)
+            )
         self.last_status = status
         if status in ACK_STATUSES:
             sub.ack([delivery.token])
