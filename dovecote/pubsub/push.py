@@ -48,6 +48,8 @@ LEASE_MARGIN_MS = 1000  # the lease outlives the request's deadline, so our nack
 IDLE_WAIT_S = 30.0  # an idle pusher looks again this often (leases, delays)
 MAX_BATCH = 1000  # leased per pull at most
 ERROR_PAUSE_S = 1.0  # after an unexpected error in the loop
+MAX_CONNECTIONS = 1000  # open to all endpoints at once; more requests wait their turn
+USER_AGENT = "CloudPubSub-Google"  # what Google's push requests carry (payload-unwrapping page)
 
 
 def is_push(pb: Any) -> bool:
@@ -268,7 +270,11 @@ class PushDeliveries:
         """POST once; the status. Errors raise (the pusher records them)."""
         if self._session is None or self._session.closed:
             # No client-side total timeout: the pusher enforces the ack deadline.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=None),
+                headers={"User-Agent": USER_AGENT},
+            )
         try:
             async with self._session.post(url, data=body, headers=dict(headers)) as response:
                 await response.read()

@@ -133,6 +133,7 @@ def test_wrapped_envelope_retried_then_acked_once(broker, subscriber, topic, nam
     assert gaps[0] >= 0.08 and gaps[1] >= 0.15 and gaps[2] >= 0.3  # 100, 200, 400 ms backoff
     for request in requests:
         assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["User-Agent"] == "CloudPubSub-Google"
         envelope = request.envelope()
         assert set(envelope) == {"message", "subscription"}
         assert envelope["subscription"] == path

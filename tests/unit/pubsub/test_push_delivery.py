@@ -6,6 +6,7 @@ starting/stopping with the registry (and on restart)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -251,5 +252,21 @@ def test_deleting_stops_the_pusher(tmp_path: Path) -> None:
             await rig.clock.advance(120)
             assert len(rig.endpoint.seen) == seen
             assert rig.services.push.health(SUB) is None
+
+    run(body())
+
+
+def test_ordered_key_waits_for_its_failed_message(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with started(tmp_path) as rig:
+            rig.endpoint.statuses = [500, 500]
+            await create_push(rig, enable_message_ordering=True)
+            request = types.PublishRequest.pb()(topic=TOPIC)
+            for payload in (b"first", b"second"):
+                request.messages.add(data=payload, ordering_key="k")
+            await rig.services.publisher.publish(request, None)
+            await rig.clock.advance(5)
+            sent = [base64.b64decode(e["message"]["data"]) for _, e in rig.endpoint.seen]
+            assert sent == [b"first", b"first", b"first", b"second"]
 
     run(body())
