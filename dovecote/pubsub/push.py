@@ -96,6 +96,10 @@ class PushDelivery:
         self.flow.in_flight = 0
 
     def health(self) -> dict[str, Any]:
+        """What the admin views show: the endpoint, the last HTTP status (0:
+        no answer: a connection error or the ack deadline passed) and error,
+        the run of failures, the last success and failure (wall ms), the push
+        window and requests in flight, the backoff left, and totals."""
         entry = self.subscriptions.state.subscription(self.name)
         now = self.clock.monotonic()
         return {
