@@ -18,6 +18,7 @@ from dovecote.pubsub import names
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.paging import page
 from dovecote.pubsub.publisher import Publisher
+from dovecote.pubsub.push_config import check_push_config
 from dovecote.pubsub.rpc import PubsubError, already_exists, not_found
 from dovecote.pubsub.state import PubsubState, SubscriptionEntry, core_subscription_id
 from dovecote.pubsub.sub_config import core_config, normalise
@@ -100,6 +101,7 @@ class Subscriptions:
     async def create_subscription(self, request: Any, context: Any) -> Any:
         name = names.subscription(request.name)
         names.topic(request.topic)
+        check_push_config(request.push_config)
         if self.state.subscription(request.name) is not None:
             raise already_exists(request.name)
         topic = self.state.topic(request.topic)
@@ -143,6 +145,7 @@ class Subscriptions:
 
     async def modify_push_config(self, request: Any, context: Any) -> Any:
         entry = self.existing(request.subscription)
+        check_push_config(request.push_config)
         pb = M["GetSubscription"].response()
         pb.CopyFrom(entry.pb)
         pb.push_config.CopyFrom(request.push_config)

@@ -13,6 +13,7 @@ import grpc
 
 from dovecote.pubsub.iam import IamPolicies
 from dovecote.pubsub.publisher import Publisher
+from dovecote.pubsub.push import PushDeliveries
 from dovecote.pubsub.state import PubsubState
 from dovecote.pubsub.subscriber import Subscriber
 
@@ -30,16 +31,18 @@ class PubsubServices:
         self.publisher = Publisher(core, self.state)
         self.subscriber = Subscriber(core, self.state, self.publisher)
         self.iam = IamPolicies(self.state)
+        self.push = PushDeliveries(self.subscriber.subscriptions, core.clock)
 
     async def start(self) -> None:
         self.state.load()
         await self.subscriber.start()
+        await self.push.start()
 
     def tables(self) -> list[Any]:
         return [self.publisher.table(), self.subscriber.table(), self.iam.table()]
 
     async def close(self) -> None:
-        pass
+        await self.push.close()
 
 
 class PubsubListener:
@@ -51,6 +54,10 @@ class PubsubListener:
     @property
     def address(self) -> tuple[str, int]:
         return self._address
+
+    def push_health(self, name: str) -> dict[str, Any] | None:
+        """The push endpoint's health for a subscription (None: not a push one)."""
+        return self.services.push.health(name)
 
     def admin_objects(self) -> dict[str, list[dict[str, Any]]]:
         return {}
