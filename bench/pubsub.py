@@ -1,6 +1,6 @@
 """Pub/Sub: google-cloud-pubsub against Dovecote's Pub/Sub listener and Google's emulator.
 
-    python -m bench.pubsub [--messages 40000] [--large-messages 3000] [--clients 2]
+    python -m bench.pubsub [--messages 30000] [--large-messages 3000] [--clients 2]
                            [--sizes 1024 100 65536] [--rates 100 500] [--latency-seconds 8]
                            [--max-seconds 10] [--systems dovecote emulator] [--base-dir DIR]
 
@@ -333,7 +333,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--messages", type=int, default=40_000, help="per size below 64 KiB")
+    parser.add_argument("--messages", type=int, default=30_000, help="per size below 64 KiB")
     parser.add_argument("--large-messages", type=int, default=3_000, help="of 64 KiB")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="bytes")
     parser.add_argument("--clients", type=int, default=2, help="client processes")

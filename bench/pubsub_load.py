@@ -189,9 +189,20 @@ class StreamErrors(logging.Handler):
         return handler
 
 
+def _close(client: Any) -> None:
+    """Close a client and its channel, so a stream it left reopening stops (and stops
+    logging errors that the next system's phase would be blamed for)."""
+    try:
+        client.stop() if hasattr(client, "stop") else client.close()
+    except Exception:  # a client of a system that is gone may fail to flush: nothing to keep
+        pass
+
+
 def _client_for(clients: dict[tuple, Any], task: Task) -> Any:
     """This process's client for the task, made (and connected) once per host and kind."""
     key = (task.kind, task.host, task.batching)
+    for old in [k for k in clients if k[1] != task.host]:  # a system that has been stopped
+        _close(clients.pop(old))
     if key not in clients:
         use_host(task.host)
         if task.kind == "publish":
