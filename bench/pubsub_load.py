@@ -189,6 +189,16 @@ class StreamErrors(logging.Handler):
         return handler
 
 
+def _quiet_closed_channels() -> None:
+    """A stream thread left by a cancelled subscribe logs a traceback when its client's
+    channel is closed under it (:func:`_close`); that end is expected, so drop only it."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "Channel closed" not in record.getMessage()
+
+    logging.getLogger("google.api_core.bidi").addFilter(keep)
+
+
 def _close(client: Any) -> None:
     """Close a client and its channel, so a stream it left reopening stops (and stops
     logging errors that the next system's phase would be blamed for)."""
@@ -222,6 +232,7 @@ def serve(conn: Connection, counter: Any) -> None:
     start time, its :class:`Tally`; until None."""
     clients: dict[tuple, Any] = {}
     stream_errors = StreamErrors.install()
+    _quiet_closed_channels()
     while True:
         try:
             task = conn.recv()
