@@ -178,6 +178,26 @@ STEPS: tuple[Step, ...] = (
         what="SQS with boto3: batch send, receive+delete, long-poll latency vs moto_server",
     ),
     Step(
+        "pubsub",
+        "bench.pubsub",
+        (),
+        (
+            "--messages",
+            "4000",
+            "--large-messages",
+            "400",
+            "--latency-seconds",
+            "3",
+            "--max-seconds",
+            "4",
+        ),
+        timeout=300,
+        # Google's emulator is not a need: without it (or a JVM) the step still measures
+        # Dovecote and reports the emulator as unavailable, with the reason.
+        needs=("py:google.cloud.pubsub_v1",),
+        what="Pub/Sub with google-cloud-pubsub: publish, streaming pull, latency vs Google's emulator",
+    ),
+    Step(
         "profile",
         "bench.profile",
         (),

@@ -857,6 +857,173 @@ class Report:
         lines += ["```sh", any_r.command, "```", ""]
         return lines
 
+    def pubsub_section(self) -> list[str]:
+        """google-cloud-pubsub against Dovecote and Google's emulator (bench/pubsub.py),
+        against issue 14's goals."""
+        rows = [r for r in self.results if r.name.startswith("pubsub.")]
+        if not rows:
+            return []
+        from bench.pubsub import GOAL_RATIO
+
+        measured = [r for r in rows if r.name != "pubsub.unavailable"]
+        p = measured[0].params if measured else {}
+        lines = [
+            "## Pub/Sub with google-cloud-pubsub: Dovecote vs Google's emulator",
+            "",
+            "The same google-cloud-pubsub code (bench/pubsub.py, bench/pubsub_load.py), "
+            "`PUBSUB_EMULATOR_HOST` pointed at Dovecote's Pub/Sub listener and at Google's "
+            "emulator (`cloud-pubsub-emulator`, Java), each its own process on a free "
+            "loopback port, one after the other. For each message size: publish from "
+            f"{p.get('clients', '?')} client processes, each a `PublisherClient` batching up "
+            f"to {p.get('batch', 1000):,} messages, {p.get('batch_bytes', 0) / 1e6:g} MB or "
+            f"{p.get('batch_latency_ms', 10):g} ms per request, every future waited for; then "
+            f"the same messages pulled by {p.get('clients', '?')} processes with "
+            "`SubscriberClient.subscribe` (StreamingPull) and `FlowControl(max_messages="
+            f"{p.get('flow_messages', 1000):,})`, the callback acking each, until all are "
+            "received. Messages/s from the phase's start to its last message, one run "
+            f"each; a phase stops after {p.get('max_seconds', 0):g} s (marked short). The "
+            "subscribers' channel takes responses of any size (as the client's channel to "
+            "Google does; its emulator channel caps them at 4 MiB, which Google's emulator "
+            "exceeds with 64 KiB messages). Broker and client CPU: user + system time of the "
+            "broker (the emulator's JVM) and of the client processes over the phase, per "
+            "message, and how many CPUs each kept busy: on this machine the Python clients "
+            "can be what limits both. Latency: 1 KiB messages at a fixed rate from one "
+            "unbatched publisher, received by a subscriber in its own process; the "
+            "publish() call to the callback. **Durability differs**: Dovecote answers a "
+            "publish after its records are fsynced (`--flush ack`); the emulator keeps "
+            "everything in memory.",
+            "",
+        ]
+        systems = list(dict.fromkeys(r.system for r in measured))
+        lines += table(
+            ["system", "version", "configured as", "a publish's answer means", "load at start"],
+            (
+                [
+                    s,
+                    r.params.get("version", ""),
+                    r.params.get("setting", ""),
+                    r.params.get("promise", ""),
+                    num(r.params.get("load_1min")),
+                ]
+                for s in systems
+                if (r := next(x for x in measured if x.system == s))
+            ),
+            "llllr",
+        )
+        lines.append("")
+        for r in rows:
+            if r.name == "pubsub.unavailable":
+                lines += [f"**{r.system} unavailable**: {r.params.get('reason', '?')}", ""]
+        body = []
+        sizes = list(dict.fromkeys(r.params.get("size") for r in measured if "size" in r.params))
+        for name, label in (("pubsub.publish", "publish"), ("pubsub.pull", "streaming pull + ack")):
+            for size in sizes:
+                mine = self.one(name, DOVECOTE, size=size)
+                theirs = self.one(name, "emulator", size=size)
+                if mine is None and theirs is None:
+                    continue
+                row = [f"{label}, {size_text(size) if size < 65536 else '64 KiB'}"]
+                for r in (mine, theirs):
+                    row.append("-" if r is None else self._pubsub_cell(r))
+                if mine is not None and theirs is not None and theirs.figure:
+                    x = mine.figure / theirs.figure
+                    row += [f"{x:.2f}", "yes" if x >= GOAL_RATIO else "**no**"]
+                else:
+                    row += ["-", "-"]
+                body.append(row)
+        if body:
+            lines += table(
+                [
+                    "phase",
+                    "Dovecote msg/s",
+                    "emulator msg/s",
+                    "Dovecote ÷ emulator",
+                    f"≥ {GOAL_RATIO:g}x",
+                ],
+                body,
+                "lrrrc",
+            )
+            lines.append("")
+        body = []
+        rates = list(
+            dict.fromkeys(r.params["rate"] for r in measured if r.name == "pubsub.latency")
+        )
+        for rate in rates:
+            theirs = self.one("pubsub.latency", "emulator", rate=rate)
+            for system in systems:
+                r = self.one("pubsub.latency", system, rate=rate)
+                if r is None or not r.params.get("count"):
+                    continue
+                goal = "-"
+                if system == DOVECOTE and theirs is not None and theirs.params.get("count"):
+                    goal = "yes" if r.figure <= theirs.figure else "**no**"
+                q = r.params
+                body.append(
+                    [
+                        f"{rate:g}",
+                        system,
+                        f"{q['p50']:.2f}",
+                        f"{q['p99']:.2f}",
+                        f"{q['max']:.2f}",
+                        f"{num(q.get('broker_us_per_msg'), 1)} ({q.get('broker_cpus', 0):.2f})",
+                        f"{q.get('client_cpus', 0):.2f}",
+                        f"{q.get('late_ms', 0):.1f}",
+                        f"{q['count']:,}" + (f" ({q['lost']:,} lost)" if q.get("lost") else ""),
+                        goal,
+                    ]
+                )
+        if body:
+            lines += [
+                "End-to-end latency, ms (publish() call to callback, 1 KiB), with the broker's "
+                "CPU per message (and CPUs busy), the clients' CPUs busy and how far the "
+                "publisher fell behind its schedule at worst:",
+                "",
+            ]
+            lines += table(
+                [
+                    "msg/s",
+                    "system",
+                    "p50",
+                    "p99",
+                    "max",
+                    "broker µs/msg (CPUs)",
+                    "client CPUs",
+                    "publisher late, ms",
+                    "messages",
+                    "p99 ≤ emulator's",
+                ],
+                body,
+                "rlrrrrrrrc",
+            )
+            lines.append("")
+        problems = []
+        for r in measured:
+            texts = r.params.get("error_texts") or []
+            if r.params.get("errors") or texts:
+                size = r.params.get("size")
+                problems.append(
+                    f"- {r.system} {r.name} {size} B: {r.params.get('errors', 0)} errors"
+                    + "".join(f"; `{t}`" for t in texts[:3])
+                )
+        if problems:
+            lines += ["Errors seen:", "", *problems, ""]
+        lines += ["```sh", rows[0].command, "```", ""]
+        return lines
+
+    @staticmethod
+    def _pubsub_cell(r: Result) -> str:
+        cell = num(r.figure)
+        if not r.params.get("complete", True):
+            cell += f" (short: {r.params['messages']:,} of {r.params['target']:,})"
+        if r.params.get("duplicates"):
+            cell += f" ({r.params['duplicates']:,} delivered twice)"
+        return cell + (
+            f"<br>broker {num(r.params.get('broker_us_per_msg'), 1)} µs/msg "
+            f"({r.params.get('broker_cpus', 0):.2f} CPUs)"
+            f"<br>clients {num(r.params.get('client_us_per_msg'), 1)} µs/msg "
+            f"({r.params.get('client_cpus', 0):.2f} CPUs)"
+        )
+
     # -- profile ---------------------------------------------------------------------------------
 
     def profile_section(self) -> list[str]:
@@ -927,6 +1094,7 @@ class Report:
             self.amqp_section(),
             self.timers_section(),
             self.sqs_section(),
+            self.pubsub_section(),
             self.groups_section(),
             self.storage_section(),
             self.profile_section(),

@@ -201,9 +201,15 @@ def _serve(conn: Connection, counter: Any) -> None:
 
 
 class ClientPool:
-    """``processes`` client processes (spawned, so no state is inherited) for every phase."""
+    """``processes`` client processes (spawned, so no state is inherited) for every phase.
 
-    def __init__(self, processes: int) -> None:
+    ``serve`` is what each process runs: it takes a task, answers "ready"
+    (or a failed :class:`Tally`), waits for the start time, answers with its
+    Tally; until it gets None. The SQS one by default; bench/pubsub_load.py
+    passes its own.
+    """
+
+    def __init__(self, processes: int, serve: Any = None, name: str = "sqs-client") -> None:
         ctx = multiprocessing.get_context("spawn")
         self.counter = ctx.Value("q", 0)
         self._conns: list[Connection] = []
@@ -211,7 +217,10 @@ class ClientPool:
         for i in range(processes):
             mine, theirs = ctx.Pipe()
             proc = ctx.Process(
-                target=_serve, args=(theirs, self.counter), name=f"sqs-client-{i}", daemon=True
+                target=serve or _serve,
+                args=(theirs, self.counter),
+                name=f"{name}-{i}",
+                daemon=True,
             )
             proc.start()
             theirs.close()

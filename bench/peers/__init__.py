@@ -40,6 +40,7 @@ from bench.peers._proc import PeerInfo, PeerStartError
 from bench.peers.dovecote import dovecote_peer
 from bench.peers.moto_server import moto
 from bench.peers.nats_server import nats
+from bench.peers.pubsub_emulator import pubsub_emulator
 from bench.peers.rabbitmq import rabbitmq
 from bench.peers.redis_server import redis
 from bench.peers.tansu import tansu
@@ -47,17 +48,20 @@ from bench.peers.tansu import tansu
 Starter = Callable[..., contextlib.AbstractContextManager[PeerInfo]]
 
 #: Peer name -> starter. Which protocol each one is a peer for:
-#: Kafka: tansu; AMQP 0-9-1: rabbitmq; streaming/queues: nats, redis-*; SQS: moto.
-#: "dovecote" is Dovecote itself (AMQP listener by default), "dovecote-aws" its SQS listener.
+#: Kafka: tansu; AMQP 0-9-1: rabbitmq; streaming/queues: nats, redis-*; SQS: moto;
+#: Pub/Sub: pubsub-emulator. "dovecote" is Dovecote itself (AMQP listener by default),
+#: "dovecote-aws" its SQS listener, "dovecote-pubsub" its Pub/Sub listener.
 PEERS: dict[str, Starter] = {
     "dovecote": dovecote_peer,
     "dovecote-aws": partial(dovecote_peer, protocol="aws"),
+    "dovecote-pubsub": partial(dovecote_peer, protocol="pubsub"),
     "tansu": tansu,
     "rabbitmq": rabbitmq,
     "nats": nats,
     "redis-durable": partial(redis, "durable"),
     "redis-fire-and-forget": partial(redis, "fire-and-forget"),
     "moto": moto,
+    "pubsub-emulator": pubsub_emulator,
 }
 
 
@@ -80,6 +84,7 @@ __all__ = [
     "moto",
     "nats",
     "peer",
+    "pubsub_emulator",
     "rabbitmq",
     "redis",
     "tansu",

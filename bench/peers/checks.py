@@ -220,10 +220,55 @@ def check_sqs(peer: PeerInfo) -> str:
     return f"sent {N} in one batch, received+deleted {N} on {queue}"
 
 
+def check_pubsub(peer: PeerInfo) -> str:
+    """Create a topic and a subscription, publish N messages, pull and acknowledge them."""
+    import os
+
+    before = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = peer.address  # read when a client is made
+    try:
+        from google.cloud import pubsub_v1
+
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    finally:
+        if before is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = before
+    name = f"check-{uuid.uuid4().hex[:8]}"
+    topic = publisher.topic_path("bench-check", name)
+    sub = subscriber.subscription_path("bench-check", name)
+    try:
+        publisher.create_topic(name=topic, timeout=TIMEOUT)
+        subscriber.create_subscription(name=sub, topic=topic, timeout=TIMEOUT)
+        sent = _payloads(name)
+        for future in [publisher.publish(topic, data) for data in sent]:
+            future.result(timeout=TIMEOUT)
+        got: list[bytes] = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(got) < N and time.monotonic() < deadline:
+            reply = subscriber.pull(subscription=sub, max_messages=N, timeout=TIMEOUT)
+            if reply.received_messages:
+                subscriber.acknowledge(
+                    subscription=sub, ack_ids=[m.ack_id for m in reply.received_messages]
+                )
+            got += [m.message.data for m in reply.received_messages]
+        subscriber.delete_subscription(subscription=sub, timeout=TIMEOUT)
+        publisher.delete_topic(topic=topic, timeout=TIMEOUT)
+    finally:
+        publisher.stop()
+        subscriber.close()
+    if sorted(got) != sorted(sent):
+        raise RuntimeError(f"pulled {got!r}, expected {sent!r}")
+    return f"published {N}, pulled+acked {N} on {name}"
+
+
 CHECKS: dict[str, Callable[[PeerInfo], str]] = {
     "dovecote": check_amqp,
     "dovecote-aws": check_sqs,
+    "dovecote-pubsub": check_pubsub,
     "moto": check_sqs,
+    "pubsub-emulator": check_pubsub,
     "tansu": check_kafka,
     "rabbitmq": check_amqp,
     "nats": check_nats,
