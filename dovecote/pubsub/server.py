@@ -39,7 +39,7 @@ class PubsubServices:
         return [self.publisher.table(), self.subscriber.table(), self.iam.table()]
 
     async def close(self) -> None:
-        pass
+        self.subscriber.close()
 
 
 class PubsubListener:

@@ -15,6 +15,7 @@ from dovecote.pubsub.rpc import invalid
 
 MIN_RETENTION_MS = 10 * 60 * 1000
 MAX_RETENTION_MS = 31 * 24 * 3600 * 1000
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 MAX_BATCH_BYTES = 11 * 1024 * 1024
 
 
@@ -31,3 +32,14 @@ def log_topic_configs(topic: Any) -> dict[str, str]:
     if topic.HasField("message_retention_duration"):
         configs["retention.ms"] = str(duration_ms(topic.message_retention_duration))
     return configs
+
+
+def retention_configs(topic: Any, subscriptions_ms: int) -> dict[str, str]:
+    """The log topic's retention: the topic's own (default 7 days) or the
+    longest a subscription keeps messages, whichever is longer."""
+    own = (
+        duration_ms(topic.message_retention_duration)
+        if topic.HasField("message_retention_duration")
+        else DEFAULT_RETENTION_MS
+    )
+    return {"retention.ms": str(max(own, subscriptions_ms))}
