@@ -133,9 +133,9 @@ class Subscriptions:
 
     async def _delete(self, entry: SubscriptionEntry) -> None:
         self.expiry.forget(entry.name)
+        self.core.drop_subscription(entry.core_id)
         await self.state.delete_subscription(entry.name)
         await self.state.delete_policy(entry.name)
-        self.core.drop_subscription(entry.core_id)
         topic = self.state.topic(entry.pb.topic)
         if topic is not None:
             await self.sync_log_retention(topic)
