@@ -15,6 +15,7 @@ from dovecote.pubsub.iam import IamPolicies
 from dovecote.pubsub.publisher import Publisher
 from dovecote.pubsub.state import PubsubState
 from dovecote.pubsub.subscriber import Subscriber
+from dovecote.pubsub.views import PubsubViews
 
 CLOSE_GRACE_S = 1.0
 # A publish may carry 10 MB of messages; the request around them is larger.
@@ -30,6 +31,8 @@ class PubsubServices:
         self.publisher = Publisher(core, self.state)
         self.subscriber = Subscriber(core, self.state, self.publisher)
         self.iam = IamPolicies(self.state)
+        # The push deliverer sets ``views.push_health`` (see views.PushHealth).
+        self.views = PubsubViews(core, self.state)
 
     async def start(self) -> None:
         self.state.load()
@@ -53,7 +56,13 @@ class PubsubListener:
         return self._address
 
     def admin_objects(self) -> dict[str, list[dict[str, Any]]]:
-        return {}
+        """What the admin API shows of this listener's own objects."""
+        views = self.services.views
+        return {"pubsub_topics": views.topics(), "pubsub_subscriptions": views.subscriptions()}
+
+    def push_health(self, subscription_name: str) -> dict[str, Any] | None:
+        """The push endpoint's health of a subscription (None: nothing to report)."""
+        return self.services.views.push_health(subscription_name)
 
     async def close(self) -> None:
         await self._server.stop(CLOSE_GRACE_S)
