@@ -63,7 +63,6 @@ UPDATABLE_FIELDS = frozenset(
         "dead_letter_policy",
         "retry_policy",
         "enable_exactly_once_delivery",
-        "detached",
         "message_transforms",
     }
 )
@@ -207,6 +206,9 @@ class Subscriptions:
         pb = M["GetSubscription"].response()
         pb.CopyFrom(request)
         check_definition(pb)
+        pb.ClearField("topic_message_retention_duration")  # output only: the topic's
+        if topic.pb.HasField("message_retention_duration"):
+            pb.topic_message_retention_duration.CopyFrom(topic.pb.message_retention_duration)
         entry = SubscriptionEntry(pb, topic.log_topic, core_subscription_id(name))
         self.core.drop_subscription(entry.core_id)  # progress of an earlier namesake
         sub = self._open(entry)
@@ -229,30 +231,23 @@ class Subscriptions:
                 "contain a non-empty paths list."
             )
         fields = M["GetSubscription"].response.DESCRIPTOR.fields_by_name
-        for path in paths:
-            field = path.split(".")[0]
-            if field not in fields:
+        for path in paths:  # top-level fields only, as Google's service takes them
+            if path not in fields:
                 raise invalid(
                     "Invalid update_mask provided in the UpdateSubscriptionRequest: "
                     f"{path} is not a known Subscription field. Note that field paths must "
                     "be of the form 'push_config' rather than 'pushConfig'."
                 )
-            if field not in UPDATABLE_FIELDS:
+            if path not in UPDATABLE_FIELDS:
                 raise invalid(
                     "Invalid update_mask provided in the UpdateSubscriptionRequest: the "
-                    f"{field} field in the Subscription is not mutable."
+                    f"{path} field in the Subscription is not mutable."
                 )
         pb = M["GetSubscription"].response()
         pb.CopyFrom(entry.pb)
-        mask = field_mask_pb2.FieldMask(paths=paths)
-        try:
-            mask.MergeMessage(
-                request.subscription, pb, replace_message_field=True, replace_repeated_field=True
-            )
-        except ValueError as error:
-            raise invalid(
-                f"Invalid update_mask provided in the UpdateSubscriptionRequest: {error}"
-            ) from None
+        field_mask_pb2.FieldMask(paths=paths).MergeMessage(
+            request.subscription, pb, replace_message_field=True, replace_repeated_field=True
+        )
         check_definition(pb)
         sub = self.core.subscription(entry.core_id)
         if sub is not None:

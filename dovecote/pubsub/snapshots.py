@@ -10,7 +10,8 @@ deletes it then.
 
 Seek to a time marks messages published before it acked and the ones after
 it unacked; an acked message after it is delivered again only when the
-subscription retains acked messages (else what was acked stays acked).
+subscription retains acked messages or its topic has a message retention
+duration (else what was acked stays acked).
 """
 
 from __future__ import annotations
@@ -193,7 +194,11 @@ class Snapshots:
                 raise not_found("Resource", names.snapshot(snapshot.name).id) from None
         else:
             sub = self.subscriptions.core_subscription(entry)
-            sub.seek_to_time(
-                timestamp_ms(request.time), keep_settled=not entry.pb.retain_acked_messages
+            topic = self.state.topic(entry.pb.topic)
+            # Acked messages are replayed when the subscription retains them, or
+            # the topic does (its message_retention_duration, as Google has it).
+            replay = entry.pb.retain_acked_messages or (
+                topic is not None and topic.pb.HasField("message_retention_duration")
             )
+            sub.seek_to_time(timestamp_ms(request.time), keep_settled=not replay)
         return M["Seek"].response()

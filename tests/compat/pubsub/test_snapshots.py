@@ -181,3 +181,17 @@ def test_deleting_a_snapshot_deletes_its_policy(publisher, subscriber, subscript
     subscriber.delete_snapshot(snapshot=path)
     subscriber.create_snapshot(name=path, subscription=subscription)
     assert not subscriber.get_iam_policy(request={"resource": path}).bindings
+
+
+def test_topic_retention_lets_seek_replay_acked_messages(publisher, subscriber, name):
+    topic = publisher.topic_path(PROJECT, name + "-kept")
+    publisher.create_topic(
+        request={"name": topic, "message_retention_duration": {"seconds": 24 * 3600}}
+    )
+    path = subscriber.subscription_path(PROJECT, name + "-kept")
+    subscriber.create_subscription(name=path, topic=topic)
+    at = moment()
+    publish(publisher, topic, b"a", b"b")
+    assert pull_all(subscriber, path) == [b"a", b"b"]
+    subscriber.seek(request={"subscription": path, "time": at})
+    assert pull_all(subscriber, path) == [b"a", b"b"]

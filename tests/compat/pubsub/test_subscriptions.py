@@ -91,14 +91,16 @@ def test_update_needs_a_mask_of_mutable_fields(subscriber, subscription, topic):
         ("topic", topic),
         ("enable_message_ordering", True),
         ("name", subscription),
+        ("detached", True),
     ]:
         with pytest.raises(
             exceptions.InvalidArgument,
             match=f"the {field} field in the Subscription is not mutable",
         ):
             update({field: value}, [field])
-    with pytest.raises(exceptions.InvalidArgument, match="bogus is not a known Subscription"):
-        update({}, ["bogus"])
+    for path in ("bogus", "push_config.push_endpoint"):
+        with pytest.raises(exceptions.InvalidArgument, match=f"{path} is not a known Subscription"):
+            update({}, [path])
     with pytest.raises(exceptions.InvalidArgument, match="ack_deadline_seconds"):
         update({"ack_deadline_seconds": 700}, ["ack_deadline_seconds"])
     with pytest.raises(exceptions.NotFound):
@@ -212,3 +214,11 @@ def test_retained_acked_messages_keep_the_log(broker, publisher, subscriber, top
     assert log_topic.configs["retention.ms"] == str(20 * DAY * 1000)
     subscriber.delete_subscription(subscription=path)
     assert log_topic.configs["retention.ms"] == str(7 * DAY * 1000)
+
+
+def test_a_subscription_shows_its_topics_retention(publisher, subscriber, name):
+    topic = publisher.topic_path(PROJECT, name + "-kept")
+    publisher.create_topic(request={"name": topic, "message_retention_duration": {"seconds": DAY}})
+    path = subscriber.subscription_path(PROJECT, name + "-kept")
+    created = subscriber.create_subscription(name=path, topic=topic)
+    assert created.topic_message_retention_duration.total_seconds() == DAY
