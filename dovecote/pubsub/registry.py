@@ -36,7 +36,7 @@ from dovecote.pubsub.state import (
     core_subscription_id,
 )
 from dovecote.pubsub.sub_config import core_config, normalise
-from dovecote.pubsub.topic_config import retention_configs
+from dovecote.pubsub.topic_config import RETENTION, log_retention_ms
 
 M = SUBSCRIBER_METHODS
 
@@ -144,8 +144,9 @@ class Subscriptions:
 
     async def sync_log_retention(self, topic: TopicEntry) -> None:
         """The log topic keeps messages for the topic's retention or the
-        longest retention of its subscriptions, whichever is longer (an
-        adopted log topic of another protocol is left as its owner set it)."""
+        longest retention of its subscriptions, whichever is longer; with
+        neither longer than the broker's default, the default (an adopted
+        log topic of another protocol is left as its owner set it)."""
         if not topic.owns_log or self.core.topic(topic.log_topic) is None:
             return
         longest = max(
@@ -156,10 +157,12 @@ class Subscriptions:
             ),
             default=0,
         )
-        configs = retention_configs(topic.pb, longest)
-        current = self.core.get_topic(topic.log_topic).configs
-        if any(current.get(k) != v for k, v in configs.items()):
-            await self.core.alter_topic_configs(topic.log_topic, configs)
+        want = log_retention_ms(topic.pb, longest, int(self.core.config.topic_default(RETENTION)))
+        current = self.core.get_topic(topic.log_topic).configs.get(RETENTION)
+        if want is None and current is not None:
+            await self.core.alter_topic_configs(topic.log_topic, delete=[RETENTION])
+        elif want is not None and current != str(want):
+            await self.core.alter_topic_configs(topic.log_topic, {RETENTION: str(want)})
 
     # --- definitions ------------------------------------------------------------------
 

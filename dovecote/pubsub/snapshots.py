@@ -34,6 +34,7 @@ from dovecote.pubsub.state import SnapshotPb, from_json, to_json
 
 M = SUBSCRIBER_METHODS
 SNAPSHOT_LIFETIME_MS = 7 * 24 * 3600 * 1000
+MIN_SNAPSHOT_LIFE_MS = 3600 * 1000
 UPDATABLE_FIELDS = frozenset({"labels", "expire_time"})
 
 
@@ -109,11 +110,19 @@ class Snapshots:
         sub = self.subscriptions.core_subscription(entry)
         now = self.core.clock.wall_ms()
         oldest = oldest_unacked_ms(sub)
+        expire_ms = (now if oldest is None else oldest) + SNAPSHOT_LIFETIME_MS
+        if expire_ms - now < MIN_SNAPSHOT_LIFE_MS:
+            # Google's rule: a snapshot that would expire within the hour is refused.
+            raise PubsubError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "The subscription's backlog is too old to be snapshotted: the snapshot "
+                "would expire in less than 1 hour.",
+            )
         sub.snapshot(request.name)
         pb = SnapshotPb()
         pb.name = request.name
         pb.topic = entry.pb.topic
-        pb.expire_time.FromMilliseconds((now if oldest is None else oldest) + SNAPSHOT_LIFETIME_MS)
+        pb.expire_time.FromMilliseconds(expire_ms)
         pb.labels.update(request.labels)
         await self._put(pb, entry.name)
         return pb

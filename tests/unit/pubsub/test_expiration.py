@@ -11,11 +11,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
+
 from dovecote.core.broker import BrokerCore
 from dovecote.core.clock import FakeClock
 from dovecote.core.config import BrokerConfig
 from dovecote.pubsub.expiration import Expiry
 from dovecote.pubsub.methods import PUBLISHER_METHODS, SUBSCRIBER_METHODS
+from dovecote.pubsub.rpc import PubsubError
 from dovecote.pubsub.server import PubsubServices
 
 DAY = 24 * 3600
@@ -190,3 +193,59 @@ def test_a_snapshot_is_deleted_at_its_expire_time(tmp_path: Path) -> None:
             assert "projects/p/snapshots/snap" not in ps.state.snapshots
 
     asyncio.run(run())
+
+
+def test_a_backlog_too_old_to_snapshot_is_refused(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with services(tmp_path) as (clock, ps):
+            await call(ps, "pub", "CreateTopic", name=TOPIC)
+            await call(ps, "sub", "CreateSubscription", name=SUB, topic=TOPIC)
+            await publish(ps, b"m")
+            await clock.advance(7 * DAY - 1800)  # it would expire in half an hour
+            try:
+                await call(
+                    ps, "sub", "CreateSnapshot", name="projects/p/snapshots/old", subscription=SUB
+                )
+            except PubsubError as error:
+                assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+            else:
+                raise AssertionError("snapshot of a too old backlog was made")
+            assert "projects/p/snapshots/old" not in ps.state.snapshots
+
+    asyncio.run(run())
+
+
+def test_definitions_and_snapshots_survive_a_restart(tmp_path: Path) -> None:
+    snap = "projects/p/snapshots/kept"
+
+    async def before() -> None:
+        async with services(tmp_path) as (clock, ps):
+            await call(ps, "pub", "CreateTopic", name=TOPIC)
+            await call(ps, "sub", "CreateSubscription", name=SUB, topic=TOPIC)
+            await call(
+                ps,
+                "sub",
+                "UpdateSubscription",
+                subscription={"name": SUB, "ack_deadline_seconds": 77},
+                update_mask={"paths": ["ack_deadline_seconds"]},
+            )
+            await publish(ps, b"a", b"b")
+            got = await pull(ps)
+            await call(ps, "sub", "Acknowledge", subscription=SUB, ack_ids=[got[0].ack_id])
+            await call(ps, "sub", "CreateSnapshot", name=snap, subscription=SUB)
+            await call(ps, "sub", "Acknowledge", subscription=SUB, ack_ids=[got[1].ack_id])
+
+    async def after() -> None:
+        async with services(tmp_path) as (clock, ps):
+            got = await call(ps, "sub", "GetSubscription", subscription=SUB)
+            assert got.ack_deadline_seconds == 77
+            assert ps.core.subscription("pubsub/p/orders-sub").config.lease_ms == 77_000
+            assert await pull(ps) == []
+            await call(ps, "sub", "Seek", subscription=SUB, snapshot=snap)
+            assert [m.message.data for m in await pull(ps)] == [b"b"]
+            # Its expiry is armed again: 7 days after b was published.
+            await clock.advance(7 * DAY + 1)
+            assert snap not in ps.state.snapshots
+
+    asyncio.run(before())
+    asyncio.run(after())
