@@ -51,6 +51,9 @@ class Expiry:
         self._ttl.pop(name, None)
         self._last.pop(name, None)
         self._queued.pop(name, None)
+        if not self._queued:  # nothing left to expire: no timer either
+            self._heap.clear()
+            self._alarm.cancel()
 
     def touch(self, name: str) -> None:
         """Activity on ``name``: its deadline moves (lazily)."""

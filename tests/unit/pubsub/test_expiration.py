@@ -219,7 +219,7 @@ def test_definitions_and_snapshots_survive_a_restart(tmp_path: Path) -> None:
     snap = "projects/p/snapshots/kept"
 
     async def before() -> None:
-        async with services(tmp_path) as (clock, ps):
+        async with services(tmp_path) as (_clock, ps):
             await call(ps, "pub", "CreateTopic", name=TOPIC)
             await call(ps, "sub", "CreateSubscription", name=SUB, topic=TOPIC)
             await call(
