@@ -76,7 +76,9 @@ class Subscriptions:
         publisher.on_topic_deleted = self.topic_deleted
         publisher.on_topic_updated = self.sync_log_retention
         self.change_listeners: list[ChangeListener] = []
-        self.in_use: list[InUse] = []
+        # Leases held: someone is consuming (a stream that pulls on the core
+        # subscription directly does not pass through ``core_subscription``).
+        self.in_use: list[InUse] = [self._has_leases]
         self.expiry = Expiry(core.clock, self.expire)
 
     def handlers(self) -> dict[str, Any]:
@@ -119,6 +121,10 @@ class Subscriptions:
     def _watch_expiry(self, entry: SubscriptionEntry) -> None:
         ttl = sub_settings.ttl_ms(entry.pb)
         self.expiry.watch(entry.name, None if ttl is None else ttl / 1000)
+
+    def _has_leases(self, entry: SubscriptionEntry) -> bool:
+        sub = self.core.subscription(entry.core_id)
+        return sub is not None and sub.unacked_count() > 0
 
     async def expire(self, name: str) -> None:
         """No subscriber activity for the expiration policy's ttl: delete it."""

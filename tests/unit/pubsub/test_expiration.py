@@ -249,3 +249,30 @@ def test_definitions_and_snapshots_survive_a_restart(tmp_path: Path) -> None:
 
     asyncio.run(before())
     asyncio.run(after())
+
+
+def test_a_subscription_with_messages_in_flight_does_not_expire(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with services(tmp_path) as (clock, ps):
+            await call(ps, "pub", "CreateTopic", name=TOPIC)
+            await call(
+                ps,
+                "sub",
+                "CreateSubscription",
+                name=SUB,
+                topic=TOPIC,
+                message_retention_duration={"seconds": 3 * DAY},
+                expiration_policy={"ttl": {"seconds": 4 * DAY}},
+            )
+            await publish(ps, b"m")
+            # A consumer that holds a lease and calls nothing through the
+            # registry (as a stream pulling on the core subscription would).
+            sub = ps.core.subscription("pubsub/p/orders-sub")
+            (held,) = sub.pull(1, object(), 5 * DAY * 1000)
+            await clock.advance(4 * DAY + 1)
+            assert ps.state.subscription(SUB) is not None
+            sub.ack([held.token])
+            await clock.advance(4 * DAY + 1)  # idle since the ttl came up again
+            assert ps.state.subscription(SUB) is None
+
+    asyncio.run(run())
