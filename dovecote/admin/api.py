@@ -120,6 +120,8 @@ class AdminApi:
             web.get("/v1/exchanges", self.list_exchanges),
             web.get("/v1/bindings", self.list_bindings),
             web.get("/v1/sns/topics", self.list_sns_topics),
+            web.get("/v1/pubsub/topics", self.list_pubsub_topics),
+            web.get("/v1/pubsub/subscriptions", self.list_pubsub_subscriptions),
         ]
 
     # --- broker -------------------------------------------------------------------
@@ -145,7 +147,15 @@ class AdminApi:
         return web.json_response(SPEC)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=render_metrics(self.core), content_type="text/plain")
+        subscriptions = self._listener_objects("pubsub").get("pubsub_subscriptions", [])
+        return web.Response(
+            text=render_metrics(self.core, subscriptions), content_type="text/plain"
+        )
+
+    def _listener_objects(self, name: str) -> dict[str, Any]:
+        """A protocol listener's own objects (``admin_objects``), {} without it."""
+        listener = self.broker.listeners.get(name) if self.broker is not None else None
+        return listener.admin_objects() if hasattr(listener, "admin_objects") else {}
 
     # --- topics ---------------------------------------------------------------------
 
@@ -430,6 +440,15 @@ class AdminApi:
         listener = self.broker.listeners.get("aws") if self.broker is not None else None
         objects = listener.admin_objects() if hasattr(listener, "admin_objects") else {}
         return web.json_response(objects.get("sns_topics", []))
+
+    async def list_pubsub_topics(self, request: web.Request) -> web.Response:
+        """Pub/Sub topics live in the Pub/Sub listener (the core sees their log topics)."""
+        return web.json_response(self._listener_objects("pubsub").get("pubsub_topics", []))
+
+    async def list_pubsub_subscriptions(self, request: web.Request) -> web.Response:
+        """Pub/Sub subscriptions with backlog, oldest unacked age, DLQ depth, push health."""
+        objects = self._listener_objects("pubsub")
+        return web.json_response(objects.get("pubsub_subscriptions", []))
 
     async def purge_queue(self, request: web.Request) -> web.Response:
         count = await self.core.queues.purge_queue(request.match_info["queue"])

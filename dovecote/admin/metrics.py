@@ -1,7 +1,11 @@
 """Prometheus text exposition of what an operator watches: partition offsets
-and sizes, consumer lag per group and partition, queue depths."""
+and sizes, consumer lag per group and partition, queue depths, Pub/Sub
+subscription backlogs."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from dovecote.core.broker import BrokerCore
 
@@ -14,7 +18,9 @@ def _labels(**labels: object) -> str:
     return "{" + inner + "}"
 
 
-def render_metrics(core: BrokerCore) -> str:
+def render_metrics(core: BrokerCore, pubsub_subscriptions: Iterable[Mapping[str, Any]] = ()) -> str:
+    """``pubsub_subscriptions``: the Pub/Sub listener's subscription rows
+    (``dovecote.pubsub.views``), if it runs."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_: str) -> None:
@@ -71,6 +77,26 @@ def render_metrics(core: BrokerCore) -> str:
     family("dovecote_queue_consumers", "gauge", "Consumers of each queue.")
     for queue in core.queues.queues.values():
         lines.append(f"dovecote_queue_consumers{_labels(queue=queue.name)} {queue.consumers}")
+    subs = [s for s in pubsub_subscriptions if s.get("backlog") is not None]
+    family(
+        "dovecote_pubsub_subscription_backlog",
+        "gauge",
+        "Unacked messages of a Pub/Sub subscription (ready and in flight).",
+    )
+    for sub in subs:
+        lines.append(
+            f"dovecote_pubsub_subscription_backlog{_labels(subscription=sub['name'])} {sub['backlog']}"
+        )
+    family(
+        "dovecote_pubsub_subscription_oldest_unacked_age_seconds",
+        "gauge",
+        "Age of the oldest unacked message of a Pub/Sub subscription (0: none).",
+    )
+    for sub in subs:
+        age = sub.get("oldest_unacked_age_s") or 0
+        lines.append(
+            f"dovecote_pubsub_subscription_oldest_unacked_age_seconds{_labels(subscription=sub['name'])} {age}"
+        )
     family("dovecote_fsync_rounds_total", "counter", "Group-commit flush rounds run.")
     lines.append(f"dovecote_fsync_rounds_total {core.flush_rounds}")
     memory = core.memory

@@ -268,6 +268,19 @@ SPEC: dict[str, Any] = {
                 "ready and in-flight messages of each subscription's queue)"
             )
         },
+        "/v1/pubsub/topics": {
+            "get": _op(
+                "List Pub/Sub topics with their log topic, stored message count, "
+                "subscriptions, labels and retention"
+            )
+        },
+        "/v1/pubsub/subscriptions": {
+            "get": _op(
+                "List Pub/Sub subscriptions with topic, backlog (unacked: ready and in "
+                "flight), oldest unacked message age, dead-letter depth, push endpoint and "
+                "its health"
+            )
+        },
         "/v1/queues": {
             "get": _returning(
                 _op(

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from dovecote.cli import groups, queues, records, serve, topics
+from dovecote.cli import groups, pubsub, queues, records, serve, topics
 from dovecote.cli.http import AdminClient, AdminError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_parsers(sub)
     groups.add_parser(sub)
     queues.add_parsers(sub)
+    pubsub.add_parser(sub)
     return parser
 
 

@@ -419,6 +419,10 @@ class BrokerCore:
         (and dropped with the subscription of the same name)."""
         return self.substate.dedup_window(name, window_ms)
 
+    def delete_snapshot(self, name: str) -> bool:
+        """Forget the snapshot ``Subscription.snapshot(name)`` saved."""
+        return self.substate.delete_snapshot(name)
+
     def drop_subscription(self, sub_id: str) -> None:
         """Delete a subscription and its saved progress."""
         subscription = self.subscriptions.pop(sub_id, None)

@@ -765,15 +765,25 @@ class Subscription:
             self.cursors[index].reset(offset)
         self._after_seek()
 
-    def seek_to_time(self, timestamp_ms: int) -> None:
+    def seek_to_time(self, timestamp_ms: int, *, keep_settled: bool = False) -> None:
         """Move to the first record stamped at or after ``timestamp_ms`` in
-        every partition (records published before it count as settled)."""
+        every partition (records published before it count as settled).
+        ``keep_settled``: records settled now stay settled (a Pub/Sub
+        subscription that does not retain acked messages replays none)."""
         self.sync_partitions()
         positions = {}
         for index, partition in enumerate(self.topic.partitions[: len(self.cursors)]):
             found = partition.offset_for_timestamp(timestamp_ms)
             positions[index] = partition.high_watermark if found is None else found.offset
-        self.seek(positions)
+        if not keep_settled:
+            self.seek(positions)
+            return
+        for index, offset in positions.items():
+            partition = self.topic.partitions[index]
+            offset = min(max(offset, partition.log_start_offset), partition.high_watermark)
+            cursor = self.cursors[index]
+            cursor.reset(max(offset, cursor.floor), set(cursor.settled))
+        self._after_seek()
 
     def snapshot(self, name: str) -> None:
         """Save this subscription's progress as ``name``: what is unsettled

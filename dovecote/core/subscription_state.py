@@ -105,3 +105,6 @@ class Cursor:
         self.parked_records.clear()
         self.counts = {o: c for o, c in self.counts.items() if o >= floor}
         self.advance_floor()
+        # Settled offsets at the floor moved it: reading starts there, not
+        # below (records read below the floor would be taken for unsettled).
+        self.position = self.floor

@@ -50,6 +50,9 @@ class Publisher:
         # Set by the subscriber service: what happens to a topic's subscriptions.
         self.on_topic_deleted: Callable[[TopicEntry], Any] | None = None
         self.on_detach: Callable[[str], Any] | None = None
+        # Set by the subscriber service: a topic's settings changed (the log
+        # topic's retention follows its subscriptions too).
+        self.on_topic_updated: Callable[[TopicEntry], Any] | None = None
 
     def table(self) -> ServiceTable:
         return ServiceTable(
@@ -129,6 +132,8 @@ class Publisher:
             await self.core.alter_topic_configs(entry.log_topic, log_topic_configs(updated))
         new_entry = TopicEntry(updated, entry.log_topic, entry.owns_log)
         await self.state.put_topic(new_entry)
+        if self.on_topic_updated is not None:
+            await self.on_topic_updated(self.state.topics[new_entry.name])
         return updated
 
     async def list_topics(self, request: Any, context: Any) -> Any:
@@ -163,6 +168,7 @@ class Publisher:
     async def delete_topic(self, request: Any, context: Any) -> Any:
         entry = self.existing(request.topic)
         await self.state.delete_topic(request.topic)
+        await self.state.delete_policy(request.topic)
         if self.on_topic_deleted is not None:
             await self.on_topic_deleted(entry)
         still_read = any(s.log_topic == entry.log_topic for s in self.state.subscriptions.values())

@@ -16,6 +16,7 @@ from dovecote.pubsub.publisher import Publisher
 from dovecote.pubsub.push import PushDeliveries
 from dovecote.pubsub.state import PubsubState
 from dovecote.pubsub.subscriber import Subscriber
+from dovecote.pubsub.views import PubsubViews
 
 CLOSE_GRACE_S = 1.0
 # A publish may carry 10 MB of messages; the request around them is larger.
@@ -32,6 +33,8 @@ class PubsubServices:
         self.subscriber = Subscriber(core, self.state, self.publisher)
         self.iam = IamPolicies(self.state)
         self.push = PushDeliveries(self.subscriber.subscriptions, core.clock)
+        self.views = PubsubViews(core, self.state)
+        self.views.push_health = self.push.health
 
     async def start(self) -> None:
         self.state.load()
@@ -43,6 +46,7 @@ class PubsubServices:
 
     async def close(self) -> None:
         await self.push.close()
+        self.subscriber.close()
 
 
 class PubsubListener:
@@ -55,12 +59,14 @@ class PubsubListener:
     def address(self) -> tuple[str, int]:
         return self._address
 
-    def push_health(self, name: str) -> dict[str, Any] | None:
-        """The push endpoint's health for a subscription (None: not a push one)."""
-        return self.services.push.health(name)
-
     def admin_objects(self) -> dict[str, list[dict[str, Any]]]:
-        return {}
+        """What the admin API shows of this listener's own objects."""
+        views = self.services.views
+        return {"pubsub_topics": views.topics(), "pubsub_subscriptions": views.subscriptions()}
+
+    def push_health(self, subscription_name: str) -> dict[str, Any] | None:
+        """The push endpoint's health of a subscription (None: nothing to report)."""
+        return self.services.views.push_health(subscription_name)
 
     async def close(self) -> None:
         await self._server.stop(CLOSE_GRACE_S)

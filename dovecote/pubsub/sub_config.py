@@ -8,6 +8,8 @@ Google's checks of its settings.
   limit; the dead-letter callback publishes to the dead-letter topic.
 - ``filter`` (``pubsub/filter.py``) is the core's filter hook: messages it
   rejects are acknowledged unseen, as Google does.
+- ``message_retention_duration`` is the core's message TTL: unacked messages
+  older than it are dropped (``sub_settings.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.pubsub.rpc import invalid
+from dovecote.pubsub.sub_settings import retention_ms
 
 DEFAULT_ACK_DEADLINE_S = 10
 MIN_ACK_DEADLINE_S = 10
@@ -57,4 +60,5 @@ def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
         max_deliveries=max_deliveries,
         ordered=pb.enable_message_ordering,
         filter=record_filter,
+        message_ttl_ms=retention_ms(pb),
     )

@@ -15,6 +15,7 @@ from dovecote.pubsub.rpc import invalid
 
 MIN_RETENTION_MS = 10 * 60 * 1000
 MAX_RETENTION_MS = 31 * 24 * 3600 * 1000
+RETENTION = "retention.ms"
 MAX_BATCH_BYTES = 11 * 1024 * 1024
 
 
@@ -31,3 +32,14 @@ def log_topic_configs(topic: Any) -> dict[str, str]:
     if topic.HasField("message_retention_duration"):
         configs["retention.ms"] = str(duration_ms(topic.message_retention_duration))
     return configs
+
+
+def log_retention_ms(topic: Any, subscriptions_ms: int, default_ms: int) -> int | None:
+    """The log topic's ``retention.ms``: the topic's own or the longest a
+    subscription keeps messages, whichever is longer; None (the broker's
+    default, ``default_ms``, -1 = forever) when neither needs more."""
+    if topic.HasField("message_retention_duration"):
+        return max(duration_ms(topic.message_retention_duration), subscriptions_ms)
+    if default_ms < 0 or default_ms >= subscriptions_ms:
+        return None
+    return subscriptions_ms
