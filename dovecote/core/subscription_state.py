@@ -22,6 +22,8 @@ _new_tuple = tuple.__new__
 
 DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
 RecordFilter = Callable[[Record], bool]
+# Delivery count so far -> ms to wait before the record is delivered again.
+RedeliveryDelay = Callable[[int], int]
 
 
 @dataclass(slots=True)
@@ -30,9 +32,15 @@ class SubscriptionConfig:
     max_deliveries: int | None = None  # dead-letter instead of delivering more often
     message_ttl_ms: int | None = None  # per-subscription TTL from the record timestamp
     ordered: bool = False  # one in flight per record key
+    # ordered: records without a key are one group too (SQS FIFO, AMQP); False
+    # leaves them unordered (Pub/Sub: only messages with an ordering key are)
+    order_unkeyed: bool = True
     priority: bool = False  # partitions are priority levels, highest index first
     delivery_delay_ms: int = 0  # records become deliverable this long after their timestamp
     filter: RecordFilter | None = None  # records it rejects are settled, never delivered
+    # A nack that requeues without a delay of its own, and a lease that expires,
+    # redeliver after this (retry backoff); None: at once
+    redelivery_delay: RedeliveryDelay | None = None
 
 
 @dataclass(slots=True)
