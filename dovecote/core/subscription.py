@@ -59,6 +59,7 @@ from dovecote.core.errors import BrokerError, UnknownPartition
 from dovecote.core.headers import DELIVER_AT, EXPIRES_AT, header_int
 from dovecote.core.subscription_state import (
     Cursor,
+    DeadLetterDeferred,
     DeadLetterHandler,
     Delivery,
     Lease,
@@ -751,6 +752,12 @@ class Subscription:
         async def move() -> None:
             try:
                 await handler(record, reason)
+            except DeadLetterDeferred as deferred:
+                lease = cursor.leased.get(offset)
+                if lease is not None and lease.owner is DEAD_LETTERING and not self.closed:
+                    del cursor.leased[offset]
+                    self._delay(cursor, offset, record, self.clock.wall_ms() + deferred.retry_ms)
+                return
             except Exception:
                 log.exception(
                     "dead-lettering %s-%d of %r failed; dropped", self.topic.name, index, self

@@ -22,6 +22,18 @@ _new_tuple = tuple.__new__
 
 DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
 RecordFilter = Callable[[Record], bool]
+
+
+class DeadLetterDeferred(Exception):
+    """Raised by a dead-letter handler that cannot store the record now (its
+    target is gone): the record is not dropped but stays in the subscription,
+    undelivered, and is dead-lettered again ``retry_ms`` later."""
+
+    def __init__(self, retry_ms: int, why: str = "") -> None:
+        super().__init__(why or "dead letter deferred")
+        self.retry_ms = retry_ms
+
+
 # Delivery count so far -> ms to wait before the record is delivered again.
 RedeliveryDelay = Callable[[int], int]
 

@@ -2,15 +2,19 @@
 
 Ack ids are the core's delivery tokens (``partition.offset.attempt``); a
 stale one (settled, or its lease expired and given to someone else) changes
-nothing, so acks are idempotent and valid across streams.
+nothing, so acks are idempotent and valid across streams while the lease
+lives. With exactly-once delivery a stale or malformed id fails instead
+(``exactly_once.py``). A modack of 0 is a nack: redelivered at once, or
+after the retry policy's backoff (``backoff.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dovecote.core.tokens import DeliveryToken, InvalidToken
+from dovecote.core.tokens import DeliveryToken, InvalidToken, Settled
+from dovecote.pubsub.exactly_once import ack_failures, parse_each
 from dovecote.pubsub.messages import received_message
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.registry import Subscriptions
@@ -68,8 +72,11 @@ class Receiving:
         entry = self.subscriptions.existing(request.subscription)
         if not request.ack_ids:
             raise invalid("No ack ids specified.")
-        tokens = parse_ack_ids(request.ack_ids)
-        self.subscriptions.core_subscription(entry).ack(tokens)
+        sub = self.subscriptions.core_subscription(entry)
+        if entry.pb.enable_exactly_once_delivery:
+            settle_exactly_once(request.ack_ids, sub.ack)
+        else:
+            sub.ack(parse_ack_ids(request.ack_ids))
         return Empty()
 
     async def modify_ack_deadline(self, request: Any, context: Any) -> Any:
@@ -79,14 +86,32 @@ class Receiving:
             raise invalid(
                 f"Invalid ack deadline given: {seconds}. It must be between 0 and 600 seconds."
             )
-        tokens = parse_ack_ids(request.ack_ids)
-        modify_deadlines(self.subscriptions.core_subscription(entry), tokens, seconds)
+        sub = self.subscriptions.core_subscription(entry)
+        if entry.pb.enable_exactly_once_delivery:
+            settle_exactly_once(request.ack_ids, lambda t: modify_deadlines(sub, t, seconds))
+        else:
+            modify_deadlines(sub, parse_ack_ids(request.ack_ids), seconds)
         return Empty()
 
 
-def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> None:
-    """A modack: 0 is a nack (redelivered at once), else a new deadline."""
+def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> Settled:
+    """A modack: 0 is a nack (redelivered after the retry policy's backoff,
+    at once without one), else a new deadline."""
     if seconds == 0:
-        sub.nack(tokens)
-    else:
-        sub.extend(tokens, seconds * 1000)
+        return sub.nack(tokens)
+    return sub.extend(tokens, seconds * 1000)
+
+
+def settle_exactly_once(
+    ack_ids: Sequence[str], settle: Callable[[list[DeliveryToken]], Settled]
+) -> None:
+    """Settle the well-formed ids; raise the exactly-once error naming every
+    id that was malformed or stale (the others succeeded)."""
+    if len(ack_ids) > MAX_ACK_IDS:
+        raise invalid(f"Too many ack ids: at most {MAX_ACK_IDS} per request.")
+    tokens, failed = parse_each(ack_ids)
+    if tokens:
+        failed += [tokens[t] for t in settle(list(tokens)).stale]
+    error = ack_failures(failed)
+    if error is not None:
+        raise error

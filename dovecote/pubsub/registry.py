@@ -14,7 +14,9 @@ from typing import Any
 
 import grpc
 
+from dovecote.core.subscription_state import DeadLetterHandler
 from dovecote.pubsub import names
+from dovecote.pubsub.detach import detached_error
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.paging import page
 from dovecote.pubsub.publisher import Publisher
@@ -37,6 +39,8 @@ class Subscriptions:
         self.publisher = publisher
         publisher.on_topic_deleted = self.topic_deleted
         self.change_listeners: list[ChangeListener] = []
+        # The core's on_dead_letter for a subscription (by full name): dead_letters.py.
+        self.dead_letters: Callable[[str], DeadLetterHandler] | None = None
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -62,7 +66,7 @@ class Subscriptions:
     async def start(self) -> None:
         """Reopen the core subscriptions of every stored subscription."""
         for entry in self.state.subscriptions.values():
-            if self.core.topic(entry.log_topic) is not None:
+            if self.core.topic(entry.log_topic) is not None and not entry.pb.detached:
                 self._open(entry)
 
     # --- definitions ------------------------------------------------------------------
@@ -75,6 +79,8 @@ class Subscriptions:
         return entry
 
     def core_subscription(self, entry: SubscriptionEntry) -> Any:
+        if entry.pb.detached:
+            raise detached_error()
         sub = self.core.subscription(entry.core_id)
         if sub is None:
             raise PubsubError(
@@ -85,7 +91,10 @@ class Subscriptions:
 
     def _open(self, entry: SubscriptionEntry) -> Any:
         return self.core.open_subscription(
-            entry.core_id, entry.log_topic, core_config(entry.pb, self.record_filter(entry.pb))
+            entry.core_id,
+            entry.log_topic,
+            core_config(entry.pb, self.record_filter(entry.pb)),
+            on_dead_letter=None if self.dead_letters is None else self.dead_letters(entry.name),
         )
 
     def record_filter(self, pb: Any) -> Any:

@@ -6,6 +6,8 @@ Google's checks of its settings.
   messages without a key are not ordered.
 - ``dead_letter_policy.max_delivery_attempts`` (5 to 100) is the delivery
   limit; the dead-letter callback publishes to the dead-letter topic.
+- ``retry_policy`` (``backoff.py``) is the core's ``redelivery_delay``: a
+  nacked or expired message waits an exponential backoff before redelivery.
 - ``filter`` (``pubsub/filter.py``) is the core's filter hook: messages it
   rejects are acknowledged unseen, as Google does.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from dovecote.core.subscription_state import SubscriptionConfig
+from dovecote.pubsub.backoff import normalise_retry_policy, redelivery_delay
 from dovecote.pubsub.rpc import invalid
 
 DEFAULT_ACK_DEADLINE_S = 10
@@ -46,6 +49,7 @@ def normalise(pb: Any) -> None:
                 "Invalid max_delivery_attempts: must be between 5 and 100 "
                 f"(got {policy.max_delivery_attempts})."
             )
+    normalise_retry_policy(pb)
 
 
 def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
@@ -56,5 +60,7 @@ def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
         lease_ms=ack_deadline_s(pb) * 1000,
         max_deliveries=max_deliveries,
         ordered=pb.enable_message_ordering,
+        order_unkeyed=False,  # messages without an ordering key are not ordered
         filter=record_filter,
+        redelivery_delay=redelivery_delay(pb),
     )

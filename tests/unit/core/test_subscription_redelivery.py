@@ -142,3 +142,36 @@ def test_unkeyed_records_are_unordered_unless_order_unkeyed(tmp_path):
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_a_deferred_dead_letter_stays_and_is_tried_again(tmp_path):
+    async def main():
+        from dovecote.core.subscription_state import DeadLetterDeferred
+
+        clock = FakeClock()
+        core = new_core(tmp_path, clock)
+        await core.start()
+        await core.create_topic("q", 1)
+        await publish(core, "q", [b"x"])
+        tries: list[str] = []
+
+        async def target_gone(record, reason) -> None:
+            tries.append(reason)
+            if len(tries) < 2:
+                raise DeadLetterDeferred(1000, "target gone")
+
+        config = SubscriptionConfig(max_deliveries=1)
+        sub = core.open_subscription("s", "q", config, on_dead_letter=target_gone)
+        sub.nack([sub.pull(1, "c")[0].token], delay_ms=0)
+        assert sub.pull(1, "c") == []  # over the limit: to the handler, which defers
+        await clock.advance(0)
+        assert tries == ["delivery_limit"] and sub.ready_count() == 1
+        await clock.advance(0.5)
+        assert sub.pull(1, "c") == [] and tries == ["delivery_limit"]
+        await clock.advance(0.5)
+        assert sub.pull(1, "c") == []  # tried again; stored this time
+        await clock.advance(0)
+        assert tries == ["delivery_limit"] * 2 and sub.ready_count() == 0
+        await core.stop()
+
+    asyncio.run(main())
