@@ -27,6 +27,12 @@ MAX_ACK_DEADLINE_S = 600
 # Google holds a pull open until messages come (or ~90 s); clients retry an
 # empty answer, so a shorter hold costs nothing.
 PULL_HOLD_S = 5.0
+# When a StreamingPull ends, its leases live on this long (or to their own
+# deadline, if sooner is not possible): an ack sent through a unary
+# Acknowledge just after the stream closed still counts (ack ids are valid
+# across streams), and what nobody acks goes to the next receiver within
+# seconds rather than after a full ack deadline.
+STREAM_CLOSE_LEASE_S = 3.0
 
 
 def parse_ack_ids(ack_ids: Sequence[str]) -> list[DeliveryToken]:
@@ -115,3 +121,12 @@ def settle_exactly_once(
     error = ack_failures(failed)
     if error is not None:
         raise error
+
+
+def end_stream_leases(sub: Any, owner: object) -> None:
+    """A stream ended: its leases stay valid for ``STREAM_CLOSE_LEASE_S``, then
+    expire (redelivered as any expired lease is, after the retry backoff if
+    the subscription has one)."""
+    tokens = sub.leases_of(owner)
+    if tokens:
+        sub.extend(tokens, int(STREAM_CLOSE_LEASE_S * 1000))

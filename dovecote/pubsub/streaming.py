@@ -14,7 +14,12 @@ from typing import Any
 
 from dovecote.pubsub.messages import received_message, set_subscription_properties
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS
-from dovecote.pubsub.receiving import MAX_PULL, modify_deadlines, parse_ack_ids
+from dovecote.pubsub.receiving import (
+    MAX_PULL,
+    end_stream_leases,
+    modify_deadlines,
+    parse_ack_ids,
+)
 from dovecote.pubsub.registry import Subscriptions
 
 M = SUBSCRIBER_METHODS
@@ -56,7 +61,7 @@ class Streaming:
                 await sub.wait(STREAM_IDLE_S)
         finally:
             reader.cancel()
-            sub.release(owner)
+            end_stream_leases(sub, owner)
 
 
 async def _read_stream(sub: Any, first: Any, requests: AsyncIterator[Any]) -> None:

@@ -4,14 +4,16 @@ message keeps on its way through."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.publisher import exceptions as publish_errors
-from google.cloud.pubsub_v1.types import PublisherOptions
+from google.cloud.pubsub_v1.types import PublisherOptions, StreamingPullRequest
 
+from dovecote.pubsub.receiving import STREAM_CLOSE_LEASE_S
 from tests.compat.pubsub.conftest import PROJECT
 
 
@@ -247,3 +249,39 @@ def test_a_message_keeps_attributes_ordering_key_and_publish_time(
     assert dict(message.message.attributes) == {"colour": "blue", "ordering-key": "attr"}
     published = message.message.publish_time.timestamp()
     assert before - 1 <= published <= time.time() + 1
+
+
+def stream_one(subscriber, path: str) -> str:
+    """Open a StreamingPull, take one message's ack id and close the stream."""
+    stop = threading.Event()
+
+    def requests():
+        yield StreamingPullRequest(subscription=path, stream_ack_deadline_seconds=60)
+        stop.wait(10)
+
+    responses = subscriber.streaming_pull(requests=requests())
+    try:
+        first = next(iter(responses))
+        (message,) = first.received_messages
+        return message.ack_id
+    finally:
+        stop.set()
+        responses.cancel()
+
+
+def test_an_ack_id_stays_valid_after_its_stream_closed(publisher, subscriber, topic, subscription):
+    publisher.publish(topic, b"across").result()
+    ack_id = stream_one(subscriber, subscription)
+    time.sleep(0.2)  # the server has seen the stream end
+    subscriber.acknowledge(subscription=subscription, ack_ids=[ack_id])
+    time.sleep(STREAM_CLOSE_LEASE_S + 0.5)
+    assert pull_now(subscriber, subscription) == []
+
+
+def test_a_closed_streams_messages_come_back_soon(publisher, subscriber, topic, subscription):
+    publisher.publish(topic, b"left").result()
+    stream_one(subscriber, subscription)
+    closed = time.monotonic()
+    (again,) = pull(subscriber, subscription)
+    assert again.message.data == b"left"
+    assert time.monotonic() - closed < 5
