@@ -565,6 +565,12 @@ class Subscription:
             log.exception("redelivery delay of %r failed; redelivered at once", self)
             return 0
 
+    async def durable(self) -> None:
+        """Wait until the progress made so far (acks above all) is on disk, so
+        a crash cannot undo it. Without a store there is nothing to wait for."""
+        if self.store is not None and not self.closed:
+            await self.store.sync()
+
     def extend(self, items: Iterable[TokenLike], lease_ms: int) -> Settled:
         """Move the deadline of leases to ``lease_ms`` from now
         (modifyAckDeadline / ChangeMessageVisibility); 0 gives them back now."""

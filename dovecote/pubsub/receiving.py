@@ -18,7 +18,7 @@ from dovecote.pubsub.exactly_once import ack_failures, parse_each
 from dovecote.pubsub.messages import received_message
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.registry import Subscriptions
-from dovecote.pubsub.rpc import invalid
+from dovecote.pubsub.rpc import PubsubError, invalid
 
 M = SUBSCRIBER_METHODS
 MAX_ACK_IDS = 2500  # per Acknowledge / ModifyAckDeadline, as the service allows
@@ -80,7 +80,10 @@ class Receiving:
             raise invalid("No ack ids specified.")
         sub = self.subscriptions.core_subscription(entry)
         if entry.pb.enable_exactly_once_delivery:
-            settle_exactly_once(request.ack_ids, sub.ack)
+            error = settle_exactly_once(request.ack_ids, sub.ack)
+            await sub.durable()  # an ack that succeeded is never undone by a crash
+            if error is not None:
+                raise error
         else:
             sub.ack(parse_ack_ids(request.ack_ids))
         return Empty()
@@ -94,7 +97,11 @@ class Receiving:
             )
         sub = self.subscriptions.core_subscription(entry)
         if entry.pb.enable_exactly_once_delivery:
-            settle_exactly_once(request.ack_ids, lambda t: modify_deadlines(sub, t, seconds))
+            error = settle_exactly_once(
+                request.ack_ids, lambda t: modify_deadlines(sub, t, seconds)
+            )
+            if error is not None:
+                raise error
         else:
             modify_deadlines(sub, parse_ack_ids(request.ack_ids), seconds)
         return Empty()
@@ -110,17 +117,15 @@ def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> Set
 
 def settle_exactly_once(
     ack_ids: Sequence[str], settle: Callable[[list[DeliveryToken]], Settled]
-) -> None:
-    """Settle the well-formed ids; raise the exactly-once error naming every
-    id that was malformed or stale (the others succeeded)."""
+) -> PubsubError | None:
+    """Settle the well-formed ids; the exactly-once error naming every id that
+    was malformed or stale (the others succeeded), or None."""
     if len(ack_ids) > MAX_ACK_IDS:
         raise invalid(f"Too many ack ids: at most {MAX_ACK_IDS} per request.")
     tokens, failed = parse_each(ack_ids)
     if tokens:
         failed += [tokens[t] for t in settle(list(tokens)).stale]
-    error = ack_failures(failed)
-    if error is not None:
-        raise error
+    return ack_failures(failed)
 
 
 def end_stream_leases(sub: Any, owner: object) -> None:

@@ -175,3 +175,25 @@ def test_a_deferred_dead_letter_stays_and_is_tried_again(tmp_path):
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_durable_waits_for_an_fsync_of_the_acks(tmp_path):
+    async def main():
+        core = new_core(tmp_path)
+        await core.start()
+        await core.create_topic("q", 1)
+        await publish(core, "q", [b"x"])
+        sub = core.open_subscription("s", "q")
+        sub.ack([sub.pull(1, "c")[0].token])
+        state = core.substate.partition
+        rounds = state.topic.flusher.rounds
+        await sub.durable()
+        assert state.topic.flusher.rounds > rounds
+        assert state.high_watermark == state.log_end_offset
+        await core.stop()
+        again = new_core(tmp_path)
+        await again.start()
+        assert again.open_subscription("s", "q").pull(1, "c") == []
+        await again.stop()
+
+    asyncio.run(main())
