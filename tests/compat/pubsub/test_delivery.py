@@ -129,7 +129,6 @@ def test_an_ack_id_from_a_stream_acks_through_unary_acknowledge(
         subscriber.acknowledge(subscription=subscription, ack_ids=[received[0].ack_id])
     finally:
         future.cancel()
-        future.result(timeout=10) if not future.cancelled() else None
     assert pull_now(subscriber, subscription) == []
 
 
@@ -285,3 +284,51 @@ def test_a_closed_streams_messages_come_back_soon(publisher, subscriber, topic, 
     (again,) = pull(subscriber, subscription)
     assert again.message.data == b"left"
     assert time.monotonic() - closed < 5
+
+
+def test_an_expired_deadline_blocks_the_key_until_redelivery(
+    ordered_publisher, subscriber, topic, name
+):
+    path = make_subscription(subscriber, topic, name, enable_message_ordering=True)
+    for value in (b"k1", b"k2"):
+        ordered_publisher.publish(topic, value, ordering_key="k").result()
+    (first,) = pull(subscriber, path)
+    subscriber.modify_ack_deadline(
+        subscription=path, ack_ids=[first.ack_id], ack_deadline_seconds=1
+    )
+    assert pull_now(subscriber, path) == []  # k2 waits behind k1's lease
+    time.sleep(1.2)
+    (again,) = pull(subscriber, path)
+    assert again.message.data == b"k1"
+    subscriber.acknowledge(subscription=path, ack_ids=[again.ack_id])
+    assert data(pull(subscriber, path)) == [b"k2"]
+
+
+def test_a_streaming_subscriber_sees_each_key_in_order_across_a_nack(
+    ordered_publisher, subscriber, topic, name
+):
+    path = make_subscription(subscriber, topic, name, enable_message_ordering=True)
+    acked: dict[str, list[bytes]] = {"a": [], "b": []}
+    nacked: list[bytes] = []
+    done = threading.Event()
+
+    def callback(message):
+        if message.data == b"a2" and not nacked:
+            nacked.append(message.data)
+            message.nack()
+            return
+        acked[message.ordering_key].append(message.data)
+        message.ack()
+        if sum(map(len, acked.values())) == 8:
+            done.set()
+
+    future = subscriber.subscribe(path, callback)
+    try:
+        for i in range(1, 5):
+            for key in ("a", "b"):
+                ordered_publisher.publish(topic, f"{key}{i}".encode(), ordering_key=key)
+        assert done.wait(20)
+    finally:
+        future.cancel()
+    assert nacked == [b"a2"]
+    assert acked == {key: [f"{key}{i}".encode() for i in range(1, 5)] for key in ("a", "b")}
