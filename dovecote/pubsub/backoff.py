@@ -29,13 +29,24 @@ def normalise_retry_policy(pb: Any) -> None:
         policy.minimum_backoff.FromSeconds(DEFAULT_MIN_BACKOFF_S)
     if not policy.HasField("maximum_backoff"):
         policy.maximum_backoff.FromSeconds(DEFAULT_MAX_BACKOFF_S)
-    low = policy.minimum_backoff.ToMilliseconds()
-    high = policy.maximum_backoff.ToMilliseconds()
+    low = policy.minimum_backoff
+    high = policy.maximum_backoff
     for field, value in (("minimum_backoff", low), ("maximum_backoff", high)):
-        if not 0 <= value <= MAX_BACKOFF_S * 1000:
-            raise invalid(f"Invalid {field}: must be between 0 and 600 seconds.")
-    if low > high:
-        raise invalid("Invalid retry_policy: minimum_backoff must not exceed maximum_backoff.")
+        if not 0 <= value.ToMilliseconds() <= MAX_BACKOFF_S * 1000:
+            raise invalid(
+                f"The value for {field} is out of bounds. You passed {seconds_text(value)} "
+                f"in the request, but the value must be between 0s and {MAX_BACKOFF_S}s."
+            )
+    if low.ToMilliseconds() > high.ToMilliseconds():
+        raise invalid(
+            f"The value for maximum_backoff is too small. You passed {seconds_text(high)} "
+            f"in the request, but the minimum value is {seconds_text(low)}."
+        )
+
+
+def seconds_text(duration: Any) -> str:
+    """A Duration as Google's messages show it: ``700s``, ``1.5s``."""
+    return f"{duration.ToNanoseconds() / 1e9:g}s"
 
 
 def exponential(low_ms: int, high_ms: int) -> Callable[[int], int]:

@@ -24,9 +24,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import grpc
+
 from dovecote.core.partitioner import Partitioner
 from dovecote.core.subscription_state import DeadLetterDeferred, DeadLetterHandler
 from dovecote.pubsub import names
+from dovecote.pubsub.rpc import PubsubError
 from dovecote.pubsub.state import PubsubState
 from dovecote.storage.batch import Record
 
@@ -39,9 +42,20 @@ TOPIC_PUBLISH_TIME = PREFIX + "TopicPublishTime"
 
 
 def publish_time_text(ms: int) -> str:
-    """``2023-12-01T20:30:00.000+00:00``, the form Google's attribute takes."""
+    """``2026-12-05T06:41:00.941Z``, the form Google's emulator gives the attribute."""
     moment = datetime.datetime.fromtimestamp(max(ms, 0) / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def check_dead_letter_topic(state: PubsubState, pb: Any) -> None:
+    """A subscription's dead-letter topic must exist when it is set (Google:
+    "The operation will fail if the topic does not exist")."""
+    if not pb.HasField("dead_letter_policy") or not pb.dead_letter_policy.dead_letter_topic:
+        return
+    topic = pb.dead_letter_policy.dead_letter_topic
+    names.topic(topic)
+    if state.topic(topic) is None:
+        raise PubsubError(grpc.StatusCode.NOT_FOUND, "Dead letter topic not found")
 
 
 class DeadLetters:

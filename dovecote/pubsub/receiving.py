@@ -93,7 +93,8 @@ class Receiving:
         seconds = request.ack_deadline_seconds
         if not 0 <= seconds <= MAX_ACK_DEADLINE_S:
             raise invalid(
-                f"Invalid ack deadline given: {seconds}. It must be between 0 and 600 seconds."
+                f"Invalid ack deadline given (ack_deadline={seconds}). "
+                "The ack deadline must be between 0 and 600 seconds."
             )
         sub = self.subscriptions.core_subscription(entry)
         if entry.pb.enable_exactly_once_delivery:

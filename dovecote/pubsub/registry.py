@@ -16,6 +16,7 @@ import grpc
 
 from dovecote.core.subscription_state import DeadLetterHandler
 from dovecote.pubsub import names
+from dovecote.pubsub.dead_letters import check_dead_letter_topic
 from dovecote.pubsub.detach import detached_error
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.paging import page
@@ -117,6 +118,7 @@ class Subscriptions:
         pb = M["GetSubscription"].response()
         pb.CopyFrom(request)
         normalise(pb)
+        check_dead_letter_topic(self.state, pb)
         entry = SubscriptionEntry(pb, topic.log_topic, core_subscription_id(name))
         self.core.drop_subscription(entry.core_id)  # progress of an earlier namesake
         sub = self._open(entry)

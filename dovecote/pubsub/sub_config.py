@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
 from dovecote.core.subscription_state import SubscriptionConfig
 from dovecote.pubsub.backoff import normalise_retry_policy, redelivery_delay
-from dovecote.pubsub.rpc import invalid
+from dovecote.pubsub.rpc import PubsubError, invalid
 
 DEFAULT_ACK_DEADLINE_S = 10
 MIN_ACK_DEADLINE_S = 10
@@ -44,10 +46,18 @@ def normalise(pb: Any) -> None:
         policy = pb.dead_letter_policy
         if policy.max_delivery_attempts == 0:
             policy.max_delivery_attempts = MIN_DELIVERY_ATTEMPTS
-        if not MIN_DELIVERY_ATTEMPTS <= policy.max_delivery_attempts <= MAX_DELIVERY_ATTEMPTS:
-            raise invalid(
-                "Invalid max_delivery_attempts: must be between 5 and 100 "
-                f"(got {policy.max_delivery_attempts})."
+        attempts = policy.max_delivery_attempts
+        if attempts < MIN_DELIVERY_ATTEMPTS:
+            raise PubsubError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                "The value for max_delivery_attempts is too small. You passed "
+                f"{attempts} in the request, but the minimum value is {MIN_DELIVERY_ATTEMPTS}.",
+            )
+        if attempts > MAX_DELIVERY_ATTEMPTS:
+            raise PubsubError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                "The value for max_delivery_attempts is too large. You passed "
+                f"{attempts} in the request, but the maximum value is {MAX_DELIVERY_ATTEMPTS}.",
             )
     normalise_retry_policy(pb)
 

@@ -159,7 +159,8 @@ def test_dead_letter_after_max_delivery_attempts(publisher, subscriber, topic, n
         "CloudPubSubDeadLetterSourceDeliveryCount": "5",
         "CloudPubSubDeadLetterSourceSubscription": name,
         "CloudPubSubDeadLetterSourceSubscriptionProject": PROJECT,
-        "CloudPubSubDeadLetterSourceTopicPublishTime": published.isoformat(timespec="milliseconds"),
+        "CloudPubSubDeadLetterSourceTopicPublishTime": f"{published:%Y-%m-%dT%H:%M:%S}."
+        f"{published.microsecond // 1000:03d}Z",
     }
     assert message.message.message_id == message_id
     assert dead.delivery_attempt == 0  # the dead-letter subscription has no policy
@@ -332,3 +333,20 @@ def test_a_streaming_subscriber_sees_each_key_in_order_across_a_nack(
         future.cancel()
     assert nacked == [b"a2"]
     assert acked == {key: [f"{key}{i}".encode() for i in range(1, 5)] for key in ("a", "b")}
+
+
+def test_dead_letter_policy_checks(publisher, subscriber, topic, name):
+    """Google's emulator's answers."""
+    missing = publisher.topic_path(PROJECT, name + "-missing")
+    with pytest.raises(exceptions.NotFound, match="Dead letter topic not found"):
+        make_subscription(
+            subscriber, topic, name + "-a", dead_letter_policy={"dead_letter_topic": missing}
+        )
+    for attempts, text in ((3, "too small. You passed 3"), (101, "too large. You passed 101")):
+        with pytest.raises(exceptions.OutOfRange, match=f"max_delivery_attempts is {text}"):
+            make_subscription(
+                subscriber,
+                topic,
+                f"{name}-{attempts}",
+                dead_letter_policy={"dead_letter_topic": topic, "max_delivery_attempts": attempts},
+            )

@@ -39,10 +39,18 @@ def test_retry_policy_defaults_and_checks():
     assert pb.retry_policy.minimum_backoff.seconds == 10
     assert pb.retry_policy.maximum_backoff.seconds == 600
     assert core_config(pb).redelivery_delay(2) == 20_000
-    pb.retry_policy.maximum_backoff.FromSeconds(601)
+    pb.retry_policy.maximum_backoff.FromSeconds(700)
     with pytest.raises(PubsubError) as caught:
         normalise(pb)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.message == (  # Google's emulator's text
+        "The value for maximum_backoff is out of bounds. You passed 700s in the request, "
+        "but the value must be between 0s and 600s."
+    )
+    pb.retry_policy.minimum_backoff.FromSeconds(20)
+    pb.retry_policy.maximum_backoff.FromSeconds(10)
+    with pytest.raises(PubsubError, match=r"maximum_backoff is too small\. You passed 10s"):
+        normalise(pb)
 
 
 def test_pubsub_ordering_leaves_unkeyed_messages_unordered():
@@ -74,5 +82,5 @@ def test_parse_each_keeps_the_text_sent_and_the_malformed_ids():
 
 
 def test_dead_letter_publish_time_text():
-    assert publish_time_text(1_701_462_600_000) == "2023-12-01T20:30:00.000+00:00"
-    assert publish_time_text(1_701_462_600_123) == "2023-12-01T20:30:00.123+00:00"
+    assert publish_time_text(1_701_462_600_000) == "2023-12-01T20:30:00.000Z"
+    assert publish_time_text(1_701_462_600_123) == "2023-12-01T20:30:00.123Z"
