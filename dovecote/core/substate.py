@@ -377,18 +377,6 @@ class SubscriptionStore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def sync(self) -> None:
-        """Make every change recorded so far durable (written, then fsynced),
-        for callers that promise a settle is never undone (exactly-once
-        acks): the state log's own flush policy only fsyncs every 200 ms."""
-        if self._flush_scheduled:
-            self._flush()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        partition = getattr(self, "partition", None)  # None before load()
-        if partition is not None and not partition.log.closed:
-            await partition.topic.flusher.flush(partition.log)
-
     async def drain(self) -> None:
         if self._flush_scheduled:
             self._flush()
