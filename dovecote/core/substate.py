@@ -377,6 +377,16 @@ class SubscriptionStore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def sync(self) -> None:
+        """Make every change so far durable now, not at the next 200 ms flush:
+        an ack that promises never to be undone (Pub/Sub exactly-once) is
+        answered after this. Concurrent callers share the fsync."""
+        if self._flush_scheduled:
+            self._flush()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.partition.sync()
+
     async def drain(self) -> None:
         if self._flush_scheduled:
             self._flush()

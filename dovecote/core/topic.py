@@ -208,6 +208,12 @@ class Partition:
                 raise
             raise StorageError(err.errno, f"append failed: {err.strerror or err}") from err
 
+    def sync(self) -> asyncio.Future[None]:
+        """Everything written so far, fsynced: the next group commit of this
+        log, whatever the flush policy (for writers that must know a
+        particular write is durable on a topic that is not flushed per ack)."""
+        return self.topic.flusher.flush(self.log)
+
     def _after_write(self, durable: bool) -> asyncio.Future[None] | None:
         """Per the flush policy: the group commit to wait for, or schedule it,
         or make the write visible at once."""

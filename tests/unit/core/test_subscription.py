@@ -306,3 +306,35 @@ def test_close_callbacks_and_no_progress_saved_after_close(tmp_path):
         await core.stop()
 
     asyncio.run(main())
+
+
+def test_sync_makes_acks_durable_before_it_returns(tmp_path):
+    """What ``substate.sync()`` has written is in the files when it returns: a
+    copy of the data directory taken then (as a kill would leave it) has the
+    ack, where one taken right after the ack alone does not."""
+    import shutil
+
+    async def run() -> None:
+        core = new_core(tmp_path / "live")
+        await core.start()
+        await core.create_topic("q", 1)
+        await publish(core, "q", [b"a", b"b"])
+        sub = core.open_subscription("s", "q")
+        first, second = sub.pull(2, "c")
+        sub.ack([first.token])
+        shutil.copytree(tmp_path / "live", tmp_path / "unsynced")
+        sub.ack([second.token])
+        await core.substate.sync()
+        shutil.copytree(tmp_path / "live", tmp_path / "synced")
+        await core.stop()
+
+    async def redelivered(copy: str) -> list[bytes]:
+        core = new_core(tmp_path / copy)
+        await core.start()
+        got = [d.record.value for d in core.open_subscription("s", "q").pull(10, "c")]
+        await core.stop()
+        return got
+
+    asyncio.run(run())
+    assert asyncio.run(redelivered("unsynced")) == [b"a", b"b"]
+    assert asyncio.run(redelivered("synced")) == []
