@@ -27,11 +27,12 @@ MAX_ACK_DEADLINE_S = 600
 # Google holds a pull open until messages come (or ~90 s); clients retry an
 # empty answer, so a shorter hold costs nothing.
 PULL_HOLD_S = 5.0
-# When a StreamingPull ends, its leases live on this long (or to their own
-# deadline, if sooner is not possible): an ack sent through a unary
+# When a StreamingPull ends, its leases live on this long from then (Google
+# keeps them to their deadline; a shorter one brings unacked messages back
+# sooner to the next receiver): an ack sent through a unary
 # Acknowledge just after the stream closed still counts (ack ids are valid
 # across streams), and what nobody acks goes to the next receiver within
-# seconds rather than after a full ack deadline.
+# seconds.
 STREAM_CLOSE_LEASE_S = 3.0
 
 
