@@ -59,6 +59,7 @@ from dovecote.core.errors import BrokerError, UnknownPartition
 from dovecote.core.headers import DELIVER_AT, EXPIRES_AT, header_int
 from dovecote.core.subscription_state import (
     Cursor,
+    DeadLetterDeferred,
     DeadLetterHandler,
     Delivery,
     Lease,
@@ -246,6 +247,7 @@ class Subscription:
             self._release_due_delays(cursor, now_ms)
         config = self.config
         ordered = config.ordered
+        unkeyed = config.order_unkeyed
         max_deliveries = config.max_deliveries
         accept = config.filter
         groups = self._groups_in_flight
@@ -262,7 +264,8 @@ class Subscription:
                 break
             moved = True
             offset, record = item
-            if ordered and record.key in groups and record.key not in batch_keys:
+            grouped = ordered and (unkeyed or record.key is not None)
+            if grouped and record.key in groups and record.key not in batch_keys:
                 self._park(cursor, offset, record)
                 continue
             verdict = self._check(record, now_ms)
@@ -277,13 +280,13 @@ class Subscription:
             count = counts.get(offset, 0) + 1
             if accept is not None and count == 1 and not self._accepts(accept, record):
                 filtered.append(offset)
-                if ordered:
+                if grouped:
                     self._release_parked(record.key)
                 continue
             if max_deliveries is not None and count > max_deliveries:
                 self._dead_letter(index, cursor, offset, record, "delivery_limit")
                 continue
-            if ordered:
+            if grouped:
                 groups[record.key] = groups.get(record.key, 0) + 1
                 if group_batches and record.key not in batch_keys:
                     batch_keys.add(record.key)
@@ -411,7 +414,7 @@ class Subscription:
     def _delay(self, cursor: Cursor, offset: int, record: Record, due_ms: int) -> None:
         heapq.heappush(cursor.delayed, (due_ms, offset))
         cursor.delayed_records[offset] = record
-        if self.config.ordered:
+        if self._grouped(record):
             # Later records of its group wait for it (order holds across delays).
             groups = self._groups_in_flight
             groups[record.key] = groups.get(record.key, 0) + 1
@@ -520,13 +523,16 @@ class Subscription:
         self._lease_heap = heap
 
     def nack(
-        self, items: Iterable[TokenLike], *, requeue: bool = True, delay_ms: int = 0
+        self, items: Iterable[TokenLike], *, requeue: bool = True, delay_ms: int | None = None
     ) -> Settled:
-        """Give records back: requeue (optionally after ``delay_ms``) or, with
-        ``requeue=False``, dead-letter them with reason 'rejected'."""
+        """Give records back: requeue (after ``delay_ms``; None: after the
+        config's ``redelivery_delay`` for each record's delivery count, or at
+        once without one) or, with ``requeue=False``, dead-letter them with
+        reason 'rejected'."""
         done = 0
         stale: list[TokenLike] = []
         now_ms = self.clock.wall_ms()
+        backoff = self.config.redelivery_delay if delay_ms is None else None
         for item in items:
             found = self._lease_for(item)
             if found is None:
@@ -536,16 +542,34 @@ class Subscription:
             del cursor.leased[offset]
             self._finish_group(lease.record)
             done += 1
+            delay = delay_ms or 0
+            if backoff is not None:
+                delay = self._backoff(backoff, cursor.counts.get(offset, 1))
             if not requeue:
                 self._dead_letter(index, cursor, offset, lease.record, "rejected")
-            elif delay_ms > 0:
-                self._delay(cursor, offset, lease.record, now_ms + delay_ms)
+            elif delay > 0:
+                self._delay(cursor, offset, lease.record, now_ms + delay)
             else:
                 self._requeue(cursor, offset, lease.record)
         if done:
             self._heads_changed()
             self._wake()
         return Settled(done, stale)
+
+    def _backoff(self, backoff: Callable[[int], int], count: int) -> int:
+        """The hook's delay; a hook that fails redelivers at once (a broken
+        policy must not hold messages back forever)."""
+        try:
+            return max(0, int(backoff(count)))
+        except Exception:
+            log.exception("redelivery delay of %r failed; redelivered at once", self)
+            return 0
+
+    async def durable(self) -> None:
+        """Wait until the progress made so far (acks above all) is on disk, so
+        a crash cannot undo it. Without a store there is nothing to wait for."""
+        if self.store is not None and not self.closed:
+            await self.store.sync()
 
     def extend(self, items: Iterable[TokenLike], lease_ms: int) -> Settled:
         """Move the deadline of leases to ``lease_ms`` from now
@@ -570,11 +594,13 @@ class Subscription:
         return Settled(done, stale)
 
     def release(self, owner: object) -> int:
-        """Requeue everything ``owner`` holds (its channel or connection closed)."""
-        return int(self.nack(self.leases_of(owner), requeue=True))
+        """Requeue everything ``owner`` holds (its channel or connection
+        closed), at once: the consumer went away, the records did not fail."""
+        return int(self.nack(self.leases_of(owner), requeue=True, delay_ms=0))
 
     def expire_leases(self) -> int:
-        """Requeue leases past their deadline; returns how many."""
+        """Requeue leases past their deadline (after the config's
+        ``redelivery_delay``, if any); returns how many."""
         now = self.clock.monotonic()
         heap = self._lease_heap
         expired = []
@@ -682,7 +708,7 @@ class Subscription:
 
     def _finish_group(self, record: Record) -> None:
         """The group's record in flight is done: its next record may go."""
-        if not self.config.ordered:
+        if not self._grouped(record):
             return
         groups = self._groups_in_flight
         left = groups.get(record.key, 0) - 1
@@ -691,6 +717,11 @@ class Subscription:
             return
         groups.pop(record.key, None)
         self._release_parked(record.key)
+
+    def _grouped(self, record: Record) -> bool:
+        """Whether ``record`` waits for its key's record in flight."""
+        config = self.config
+        return config.ordered and (config.order_unkeyed or record.key is not None)
 
     def _release_all_parked(self, key: bytes | None) -> None:
         """Put every parked record of group ``key`` back on its ready heap."""
@@ -716,7 +747,7 @@ class Subscription:
         """Hand a record to the dead-letter handler and settle it once the
         handler has stored it elsewhere (so a crash in between redelivers
         rather than loses it); without a handler, just settle it."""
-        if self.config.ordered and record.key not in self._groups_in_flight:
+        if self._grouped(record) and record.key not in self._groups_in_flight:
             self._release_parked(record.key)  # it will not be delivered: the next one may
         if self.on_dead_letter is None:
             self._settle_many(index, cursor, [offset])
@@ -727,6 +758,12 @@ class Subscription:
         async def move() -> None:
             try:
                 await handler(record, reason)
+            except DeadLetterDeferred as deferred:
+                lease = cursor.leased.get(offset)
+                if lease is not None and lease.owner is DEAD_LETTERING and not self.closed:
+                    del cursor.leased[offset]
+                    self._delay(cursor, offset, record, self.clock.wall_ms() + deferred.retry_ms)
+                return
             except Exception:
                 log.exception(
                     "dead-lettering %s-%d of %r failed; dropped", self.topic.name, index, self

@@ -24,15 +24,35 @@ DeadLetterHandler = Callable[[Record, str], Awaitable[None]]
 RecordFilter = Callable[[Record], bool]
 
 
+class DeadLetterDeferred(Exception):
+    """Raised by a dead-letter handler that cannot store the record now (its
+    target is gone): the record is not dropped but stays in the subscription,
+    undelivered, and is dead-lettered again ``retry_ms`` later."""
+
+    def __init__(self, retry_ms: int, why: str = "") -> None:
+        super().__init__(why or "dead letter deferred")
+        self.retry_ms = retry_ms
+
+
+# Delivery count so far -> ms to wait before the record is delivered again.
+RedeliveryDelay = Callable[[int], int]
+
+
 @dataclass(slots=True)
 class SubscriptionConfig:
     lease_ms: int | None = None  # default lease; None = held until acked or released
     max_deliveries: int | None = None  # dead-letter instead of delivering more often
     message_ttl_ms: int | None = None  # per-subscription TTL from the record timestamp
     ordered: bool = False  # one in flight per record key
+    # ordered: records without a key are one group too (SQS FIFO, AMQP); False
+    # leaves them unordered (Pub/Sub: only messages with an ordering key are)
+    order_unkeyed: bool = True
     priority: bool = False  # partitions are priority levels, highest index first
     delivery_delay_ms: int = 0  # records become deliverable this long after their timestamp
     filter: RecordFilter | None = None  # records it rejects are settled, never delivered
+    # A nack that requeues without a delay of its own, and a lease that expires,
+    # redeliver after this (retry backoff); None: at once
+    redelivery_delay: RedeliveryDelay | None = None
 
 
 @dataclass(slots=True)

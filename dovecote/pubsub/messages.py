@@ -31,3 +31,12 @@ def received_message(delivery: Delivery, with_attempt: bool) -> Any:
     if with_attempt:
         out.delivery_attempt = delivery.count
     return out
+
+
+def set_subscription_properties(response: Any, subscription: Any) -> None:
+    """What a StreamingPull response tells the client of its subscription: the
+    client library turns on its exactly-once handling (acks with responses,
+    receipt modacks) and ordered dispatch from these."""
+    properties = response.subscription_properties
+    properties.exactly_once_delivery_enabled = subscription.enable_exactly_once_delivery
+    properties.message_ordering_enabled = subscription.enable_message_ordering

@@ -2,19 +2,23 @@
 
 Ack ids are the core's delivery tokens (``partition.offset.attempt``); a
 stale one (settled, or its lease expired and given to someone else) changes
-nothing, so acks are idempotent and valid across streams.
+nothing, so acks are idempotent and valid across streams while the lease
+lives. With exactly-once delivery a stale or malformed id fails instead
+(``exactly_once.py``). A modack of 0 is a nack: redelivered at once, or
+after the retry policy's backoff (``backoff.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dovecote.core.tokens import DeliveryToken, InvalidToken
+from dovecote.core.tokens import DeliveryToken, InvalidToken, Settled
+from dovecote.pubsub.exactly_once import ack_failures, parse_each
 from dovecote.pubsub.messages import received_message
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.registry import Subscriptions
-from dovecote.pubsub.rpc import invalid
+from dovecote.pubsub.rpc import PubsubError, invalid
 
 M = SUBSCRIBER_METHODS
 MAX_ACK_IDS = 2500  # per Acknowledge / ModifyAckDeadline, as the service allows
@@ -23,6 +27,13 @@ MAX_ACK_DEADLINE_S = 600
 # Google holds a pull open until messages come (or ~90 s); clients retry an
 # empty answer, so a shorter hold costs nothing.
 PULL_HOLD_S = 5.0
+# When a StreamingPull ends, its leases live on this long from then (Google
+# keeps them to their deadline; a shorter one brings unacked messages back
+# sooner to the next receiver): an ack sent through a unary
+# Acknowledge just after the stream closed still counts (ack ids are valid
+# across streams), and what nobody acks goes to the next receiver within
+# seconds.
+STREAM_CLOSE_LEASE_S = 3.0
 
 
 def parse_ack_ids(ack_ids: Sequence[str]) -> list[DeliveryToken]:
@@ -68,8 +79,14 @@ class Receiving:
         entry = self.subscriptions.existing(request.subscription)
         if not request.ack_ids:
             raise invalid("No ack ids specified.")
-        tokens = parse_ack_ids(request.ack_ids)
-        self.subscriptions.core_subscription(entry).ack(tokens)
+        sub = self.subscriptions.core_subscription(entry)
+        if entry.pb.enable_exactly_once_delivery:
+            error = settle_exactly_once(request.ack_ids, sub.ack)
+            await sub.durable()  # an ack that succeeded is never undone by a crash
+            if error is not None:
+                raise error
+        else:
+            sub.ack(parse_ack_ids(request.ack_ids))
         return Empty()
 
     async def modify_ack_deadline(self, request: Any, context: Any) -> Any:
@@ -77,16 +94,46 @@ class Receiving:
         seconds = request.ack_deadline_seconds
         if not 0 <= seconds <= MAX_ACK_DEADLINE_S:
             raise invalid(
-                f"Invalid ack deadline given: {seconds}. It must be between 0 and 600 seconds."
+                f"Invalid ack deadline given (ack_deadline={seconds}). "
+                "The ack deadline must be between 0 and 600 seconds."
             )
-        tokens = parse_ack_ids(request.ack_ids)
-        modify_deadlines(self.subscriptions.core_subscription(entry), tokens, seconds)
+        sub = self.subscriptions.core_subscription(entry)
+        if entry.pb.enable_exactly_once_delivery:
+            error = settle_exactly_once(
+                request.ack_ids, lambda t: modify_deadlines(sub, t, seconds)
+            )
+            if error is not None:
+                raise error
+        else:
+            modify_deadlines(sub, parse_ack_ids(request.ack_ids), seconds)
         return Empty()
 
 
-def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> None:
-    """A modack: 0 is a nack (redelivered at once), else a new deadline."""
+def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> Settled:
+    """A modack: 0 is a nack (redelivered after the retry policy's backoff,
+    at once without one), else a new deadline."""
     if seconds == 0:
-        sub.nack(tokens)
-    else:
-        sub.extend(tokens, seconds * 1000)
+        return sub.nack(tokens)
+    return sub.extend(tokens, seconds * 1000)
+
+
+def settle_exactly_once(
+    ack_ids: Sequence[str], settle: Callable[[list[DeliveryToken]], Settled]
+) -> PubsubError | None:
+    """Settle the well-formed ids; the exactly-once error naming every id that
+    was malformed or stale (the others succeeded), or None."""
+    if len(ack_ids) > MAX_ACK_IDS:
+        raise invalid(f"Too many ack ids: at most {MAX_ACK_IDS} per request.")
+    tokens, failed = parse_each(ack_ids)
+    if tokens:
+        failed += [tokens[t] for t in settle(list(tokens)).stale]
+    return ack_failures(failed)
+
+
+def end_stream_leases(sub: Any, owner: object) -> None:
+    """A stream ended: its leases stay valid for ``STREAM_CLOSE_LEASE_S``, then
+    expire (redelivered as any expired lease is, after the retry backoff if
+    the subscription has one)."""
+    tokens = sub.leases_of(owner)
+    if tokens:
+        sub.extend(tokens, int(STREAM_CLOSE_LEASE_S * 1000))

@@ -21,8 +21,11 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
+from dovecote.core.subscription_state import DeadLetterHandler
 from dovecote.pubsub import names, sub_settings
 from dovecote.pubsub.checks import check_labels
+from dovecote.pubsub.dead_letters import check_dead_letter_topic
+from dovecote.pubsub.detach import detached_error
 from dovecote.pubsub.expiration import Expiry
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.paging import page
@@ -80,6 +83,8 @@ class Subscriptions:
         # subscription directly does not pass through ``core_subscription``).
         self.in_use: list[InUse] = [self._has_leases]
         self.expiry = Expiry(core.clock, self.expire)
+        # The core's on_dead_letter for a subscription (by full name): dead_letters.py.
+        self.dead_letters: Callable[[str], DeadLetterHandler] | None = None
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -105,7 +110,7 @@ class Subscriptions:
     async def start(self) -> None:
         """Reopen the core subscriptions of every stored subscription."""
         for entry in self.state.subscriptions.values():
-            if self.core.topic(entry.log_topic) is not None:
+            if self.core.topic(entry.log_topic) is not None and not entry.pb.detached:
                 self._open(entry)
             self._watch_expiry(entry)
 
@@ -181,6 +186,8 @@ class Subscriptions:
 
     def core_subscription(self, entry: SubscriptionEntry) -> Any:
         """The core subscription of ``entry``; asking for it is subscriber activity."""
+        if entry.pb.detached:
+            raise detached_error()
         self.expiry.touch(entry.name)
         sub = self.core.subscription(entry.core_id)
         if sub is None:
@@ -192,7 +199,10 @@ class Subscriptions:
 
     def _open(self, entry: SubscriptionEntry) -> Any:
         return self.core.open_subscription(
-            entry.core_id, entry.log_topic, core_config(entry.pb, self.record_filter(entry.pb))
+            entry.core_id,
+            entry.log_topic,
+            core_config(entry.pb, self.record_filter(entry.pb)),
+            on_dead_letter=None if self.dead_letters is None else self.dead_letters(entry.name),
         )
 
     def record_filter(self, pb: Any) -> Any:
@@ -218,6 +228,7 @@ class Subscriptions:
         pb.ClearField("topic_message_retention_duration")  # output only: the topic's
         if topic.pb.HasField("message_retention_duration"):
             pb.topic_message_retention_duration.CopyFrom(topic.pb.message_retention_duration)
+        check_dead_letter_topic(self.state, pb)
         entry = SubscriptionEntry(pb, topic.log_topic, core_subscription_id(name))
         self.core.drop_subscription(entry.core_id)  # progress of an earlier namesake
         sub = self._open(entry)

@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from dovecote.pubsub.dead_letters import DeadLetters
+from dovecote.pubsub.detach import Detacher
 from dovecote.pubsub.iam import IamPolicies
 from dovecote.pubsub.publisher import Publisher
 from dovecote.pubsub.push import PushDeliveries
@@ -31,6 +33,9 @@ class PubsubServices:
         self.state = PubsubState(core.catalog)
         self.publisher = Publisher(core, self.state)
         self.subscriber = Subscriber(core, self.state, self.publisher)
+        subscriptions = self.subscriber.subscriptions
+        subscriptions.dead_letters = DeadLetters(core, self.state).handler
+        self.publisher.on_detach = Detacher(core, subscriptions).detach
         self.iam = IamPolicies(self.state)
         self.push = PushDeliveries(self.subscriber.subscriptions, core.clock)
         self.views = PubsubViews(core, self.state)

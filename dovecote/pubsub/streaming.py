@@ -12,9 +12,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dovecote.pubsub.messages import received_message
+from dovecote.pubsub.messages import received_message, set_subscription_properties
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS
-from dovecote.pubsub.receiving import MAX_PULL, modify_deadlines, parse_ack_ids
+from dovecote.pubsub.receiving import (
+    MAX_PULL,
+    end_stream_leases,
+    modify_deadlines,
+    parse_ack_ids,
+)
 from dovecote.pubsub.registry import Subscriptions
 
 M = SUBSCRIBER_METHODS
@@ -50,12 +55,13 @@ class Streaming:
                     response.received_messages.extend(
                         received_message(d, attempts) for d in deliveries
                     )
+                    set_subscription_properties(response, entry.pb)
                     yield response
                     continue
                 await sub.wait(STREAM_IDLE_S)
         finally:
             reader.cancel()
-            sub.release(owner)
+            end_stream_leases(sub, owner)
 
 
 async def _read_stream(sub: Any, first: Any, requests: AsyncIterator[Any]) -> None:

@@ -6,6 +6,8 @@ Google's checks of its settings.
   messages without a key are not ordered.
 - ``dead_letter_policy.max_delivery_attempts`` (5 to 100) is the delivery
   limit; the dead-letter callback publishes to the dead-letter topic.
+- ``retry_policy`` (``backoff.py``) is the core's ``redelivery_delay``: a
+  nacked or expired message waits an exponential backoff before redelivery.
 - ``filter`` (``pubsub/filter.py``) is the core's filter hook: messages it
   rejects are acknowledged unseen, as Google does.
 - ``message_retention_duration`` is the core's message TTL: unacked messages
@@ -16,8 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
 from dovecote.core.subscription_state import SubscriptionConfig
-from dovecote.pubsub.rpc import invalid
+from dovecote.pubsub.backoff import normalise_retry_policy, redelivery_delay
+from dovecote.pubsub.rpc import PubsubError, invalid
 from dovecote.pubsub.sub_settings import retention_ms
 
 DEFAULT_ACK_DEADLINE_S = 10
@@ -44,11 +49,20 @@ def normalise(pb: Any) -> None:
         policy = pb.dead_letter_policy
         if policy.max_delivery_attempts == 0:
             policy.max_delivery_attempts = MIN_DELIVERY_ATTEMPTS
-        if not MIN_DELIVERY_ATTEMPTS <= policy.max_delivery_attempts <= MAX_DELIVERY_ATTEMPTS:
-            raise invalid(
-                "Invalid max_delivery_attempts: must be between 5 and 100 "
-                f"(got {policy.max_delivery_attempts})."
+        attempts = policy.max_delivery_attempts
+        if attempts < MIN_DELIVERY_ATTEMPTS:
+            raise PubsubError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                "The value for max_delivery_attempts is too small. You passed "
+                f"{attempts} in the request, but the minimum value is {MIN_DELIVERY_ATTEMPTS}.",
             )
+        if attempts > MAX_DELIVERY_ATTEMPTS:
+            raise PubsubError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                "The value for max_delivery_attempts is too large. You passed "
+                f"{attempts} in the request, but the maximum value is {MAX_DELIVERY_ATTEMPTS}.",
+            )
+    normalise_retry_policy(pb)
 
 
 def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
@@ -59,6 +73,8 @@ def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
         lease_ms=ack_deadline_s(pb) * 1000,
         max_deliveries=max_deliveries,
         ordered=pb.enable_message_ordering,
+        order_unkeyed=False,  # messages without an ordering key are not ordered
         filter=record_filter,
         message_ttl_ms=retention_ms(pb),
+        redelivery_delay=redelivery_delay(pb),
     )
