@@ -13,6 +13,7 @@ import grpc
 
 from dovecote.pubsub.iam import IamPolicies
 from dovecote.pubsub.publisher import Publisher
+from dovecote.pubsub.schemas import SchemaService
 from dovecote.pubsub.state import PubsubState
 from dovecote.pubsub.subscriber import Subscriber
 
@@ -29,14 +30,23 @@ class PubsubServices:
         self.state = PubsubState(core.catalog)
         self.publisher = Publisher(core, self.state)
         self.subscriber = Subscriber(core, self.state, self.publisher)
-        self.iam = IamPolicies(self.state)
+        self.schemas = SchemaService(core, self.state)
+        self.publisher.topic_checks.append(self.schemas.check_topic)
+        self.publisher.message_checks.append(self.schemas.check_messages)
+        self.iam = IamPolicies(self.state, schema_exists=self.schemas.exists)
 
     async def start(self) -> None:
         self.state.load()
+        await self.schemas.start()
         await self.subscriber.start()
 
     def tables(self) -> list[Any]:
-        return [self.publisher.table(), self.subscriber.table(), self.iam.table()]
+        return [
+            self.publisher.table(),
+            self.subscriber.table(),
+            self.schemas.table(),
+            self.iam.table(),
+        ]
 
     async def close(self) -> None:
         pass
