@@ -43,7 +43,7 @@ PROTOC_TIMEOUT_S = 30.0
 CACHE_SIZE = 256
 _WELL_KNOWN_PREFIX = "google/protobuf/"
 _PROTO_FILE = "schema.proto"
-_PROTOC_ERROR = re.compile(r"^(?:.*/)?schema\\.proto:(\\d+:\\d+: .*)$", re.MULTILINE)
+_PROTOC_ERROR = re.compile(r"^(?:.*/)?schema\.proto:(\d+:\d+: .*)$", re.MULTILINE)
 
 
 class SchemaInvalid(ValueError):
