@@ -67,6 +67,7 @@ class Validator(Protocol):
 @dataclass(slots=True)
 class AvroValidator:
     parsed: Any  # fastavro's parsed schema
+    named: dict[str, Any]  # its named types by full and short name
     type: str = AVRO
 
     def validate(self, data: bytes, encoding: str) -> None:
@@ -76,13 +77,15 @@ class AvroValidator:
         if encoding == JSON:
             try:
                 value = json.loads(data)
-            except (ValueError, UnicodeDecodeError) as err:
-                raise MessageInvalid(f"not JSON: {err}") from None
+            except (ValueError, RecursionError) as err:
+                raise MessageInvalid(f"not JSON: {_short(err)}") from None
             try:
-                # fastavro reads Avro JSON (unions wrapped) but does not check
-                # types; validate() does.
-                records = list(fastavro.json_reader(io.StringIO(json.dumps(value)), self.parsed))
-                validate(records[0], self.parsed, raise_errors=True)
+                # Avro JSON -> Python values (unions unwrapped, bytes decoded),
+                # then fastavro checks the types.
+                decoded = _from_avro_json(value, self.parsed, self.named)
+                validate(decoded, self.parsed, raise_errors=True)
+            except MessageInvalid:
+                raise
             except Exception as err:  # fastavro raises many kinds on bad input
                 raise MessageInvalid(_short(err)) from None
             return
@@ -103,9 +106,129 @@ def compile_avro(definition: str) -> AvroValidator:
     except ValueError as err:
         raise SchemaInvalid(f"not JSON: {err}") from None
     try:
-        return AvroValidator(fastavro.parse_schema(schema))
+        parsed = fastavro.parse_schema(schema)
     except Exception as err:
         raise SchemaInvalid(_short(err)) from None
+    named: dict[str, Any] = {}
+    if _zero_size_array(parsed, named):
+        # A block count of 2^63 such items costs no bytes, and the reader
+        # would loop that many times: one message could hang the broker.
+        raise SchemaInvalid("arrays of items that encode to zero bytes are not supported")
+    for full in list(named):
+        named.setdefault(full.rsplit(".", 1)[-1], named[full])
+    return AvroValidator(parsed, named)
+
+
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+def _from_avro_json(value: Any, schema: Any, named: dict[str, Any]) -> Any:
+    """A value in Avro's JSON encoding as the Python value fastavro validates:
+    a union is ``null`` or ``{"branch": value}``, bytes and fixed are strings
+    of code points 0-255, a missing record field takes its default."""
+    if isinstance(schema, str):
+        if schema in _PRIMITIVES:
+            return _latin1(value) if schema == "bytes" else value
+        return _from_avro_json(value, named[schema], named)
+    if isinstance(schema, list):
+        if value is None:
+            return None
+        if not isinstance(value, dict) or len(value) != 1:
+            raise MessageInvalid(
+                f"a union value must be null or an object of one branch: {value!r:.80}"
+            )
+        ((branch_name, inner),) = value.items()
+        for branch in schema:
+            if branch_name in _branch_names(branch):
+                return _from_avro_json(inner, branch, named)
+        raise MessageInvalid(f"no union branch {branch_name!r}")
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        if not isinstance(value, dict):
+            raise MessageInvalid(f"{schema.get('name')} must be a JSON object")
+        out = {}
+        for field in schema["fields"]:
+            if field["name"] in value:
+                out[field["name"]] = _from_avro_json(value[field["name"]], field["type"], named)
+            elif "default" in field:
+                out[field["name"]] = field["default"]
+            else:
+                raise MessageInvalid(f"{schema.get('name')}.{field['name']} is missing")
+        return out
+    if kind == "array":
+        if not isinstance(value, list):
+            raise MessageInvalid("an array must be a JSON array")
+        return [_from_avro_json(item, schema["items"], named) for item in value]
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise MessageInvalid("a map must be a JSON object")
+        return {k: _from_avro_json(v, schema["values"], named) for k, v in value.items()}
+    if kind == "fixed":
+        return _latin1(value)
+    if kind == "enum":
+        return value
+    return _from_avro_json(value, kind, named)  # {"type": "int", "logicalType": ...}
+
+
+def _branch_names(branch: Any) -> tuple[str, ...]:
+    if isinstance(branch, str):
+        return (branch, branch.rsplit(".", 1)[-1])
+    name = branch.get("name")
+    if name:
+        return (name, name.rsplit(".", 1)[-1])
+    kind = branch.get("type")
+    return (kind,) if isinstance(kind, str) else ()
+
+
+def _latin1(value: Any) -> Any:
+    """Avro JSON's bytes: a string whose code points are the byte values."""
+    if not isinstance(value, str):
+        return value  # validate() reports the wrong type
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise MessageInvalid("bytes must be a string of code points 0-255") from None
+
+
+def _zero_size_array(schema: Any, named: dict[str, Any]) -> bool:
+    """Whether ``schema`` has an array whose items can encode to no bytes."""
+    if isinstance(schema, list):
+        return any(_zero_size_array(branch, named) for branch in schema)
+    if not isinstance(schema, dict):
+        return False
+    kind = schema.get("type")
+    if kind in ("record", "error", "enum", "fixed") and "name" in schema:
+        named[schema["name"]] = schema
+    if kind == "array":
+        items = schema.get("items")
+        return _zero_size(items, named, set()) or _zero_size_array(items, named)
+    if kind == "map":
+        return _zero_size_array(schema.get("values"), named)
+    if kind in ("record", "error"):
+        return any(_zero_size_array(f.get("type"), named) for f in schema.get("fields", []))
+    return _zero_size_array(kind, named) if isinstance(kind, (dict, list)) else False
+
+
+def _zero_size(schema: Any, named: dict[str, Any], visiting: set[str]) -> bool:
+    """Whether a value of ``schema`` can encode to no bytes (null, fixed(0),
+    records of only such fields)."""
+    if isinstance(schema, str):
+        if schema == "null":
+            return True
+        if schema in named and schema not in visiting:
+            return _zero_size(named[schema], named, visiting | {schema})
+        return False
+    if not isinstance(schema, dict):
+        return False  # a union spends at least a byte on its branch index
+    kind = schema.get("type")
+    if kind == "fixed":
+        return schema.get("size") == 0
+    if kind in ("record", "error"):
+        inner = visiting | {schema.get("name", "")}
+        return all(_zero_size(f.get("type"), named, inner) for f in schema.get("fields", []))
+    if kind in ("array", "map", "enum"):
+        return False
+    return _zero_size(kind, named, visiting)  # {"type": "null"}, logical types
 
 
 # --- Protocol Buffers --------------------------------------------------------------
@@ -124,13 +247,13 @@ class ProtoValidator:
         if encoding == JSON:
             try:
                 json_format.Parse(data, message)
-            except (json_format.ParseError, UnicodeDecodeError, ValueError) as err:
+            except (json_format.ParseError, ValueError, RecursionError) as err:
                 raise MessageInvalid(_short(err)) from None
-            return
-        try:
-            message.ParseFromString(data)
-        except DecodeError as err:
-            raise MessageInvalid(_short(err)) from None
+        else:
+            try:
+                message.ParseFromString(data)
+            except DecodeError as err:
+                raise MessageInvalid(_short(err)) from None
         if not message.IsInitialized():
             missing = ", ".join(message.FindInitializationErrors())
             raise MessageInvalid(f"missing required fields: {missing}")
