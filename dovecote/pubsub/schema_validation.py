@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -323,6 +324,7 @@ def _protoc_errors(stderr: str) -> str:
 # --- both --------------------------------------------------------------------------
 
 _cache: OrderedDict[tuple[str, str], Validator] = OrderedDict()
+_cache_lock = threading.Lock()  # compiles run in executor threads
 
 
 def compile_schema(schema_type: str, definition: str) -> Validator:
@@ -331,10 +333,8 @@ def compile_schema(schema_type: str, definition: str) -> Validator:
     Protocol Buffers compile in a child process (tens of milliseconds): call
     it off the event loop where the definition may be new.
     """
-    key = (schema_type, definition)
-    found = _cache.get(key)
+    found = cached(schema_type, definition)
     if found is not None:
-        _cache.move_to_end(key)
         return found
     if schema_type == AVRO:
         validator: Validator = compile_avro(definition)
@@ -342,15 +342,21 @@ def compile_schema(schema_type: str, definition: str) -> Validator:
         validator = compile_proto(definition)
     else:
         raise SchemaInvalid(f"unknown schema type {schema_type!r}")
-    _cache[key] = validator
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[(schema_type, definition)] = validator
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
     return validator
 
 
 def cached(schema_type: str, definition: str) -> Validator | None:
     """The validator if it is compiled already (for the publish path)."""
-    return _cache.get((schema_type, definition))
+    key = (schema_type, definition)
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+        return found
 
 
 def _short(err: BaseException) -> str:

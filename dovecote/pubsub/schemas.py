@@ -312,13 +312,13 @@ class SchemaService:
         for message in messages:
             failure: tuple[Revision, str] | None = None
             for revision in revisions:
-                validator = sv.cached(revision.type, revision.definition)
-                if validator is None:
-                    # Not compiled since start: compile now (rare; blocks briefly).
-                    validator = sv.compile_schema(revision.type, revision.definition)
                 try:
+                    validator = sv.cached(revision.type, revision.definition)
+                    if validator is None:
+                        # Not compiled since start: compile now (rare; blocks briefly).
+                        validator = sv.compile_schema(revision.type, revision.definition)
                     validator.validate(message.data, encoding)
-                except sv.MessageInvalid as err:
+                except (sv.MessageInvalid, sv.SchemaInvalid) as err:
                     failure = (revision, str(err))
                     continue
                 matched.append(revision)
