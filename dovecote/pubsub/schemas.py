@@ -164,7 +164,7 @@ class SchemaService:
                 raise invalid("The page_token is invalid.") from None
         end = len(revisions) if request.page_size == 0 else start + request.page_size
         response = M["ListSchemaRevisions"].response()
-        view = request.view or _FULL
+        view = request.view or _BASIC  # Google's documented default (its emulator sends FULL)
         response.schemas.extend(_to_pb(r, view) for r in revisions[start:end])
         response.next_page_token = str(end) if end < len(revisions) else ""
         return response

@@ -137,8 +137,9 @@ def test_revisions_commit_rollback_delete(schemas, name):
     assert ids == [first.revision_id, second.revision_id, third.revision_id]
     page = schemas.list_schema_revisions(request={"name": path, "page_size": 2})
     assert [s.revision_id for s in page] == ids  # the pager follows the tokens
-    basic = schemas.list_schema_revisions(request={"name": path, "view": types.SchemaView.BASIC})
-    assert {s.definition for s in basic} == {""}
+    assert {s.definition for s in schemas.list_schema_revisions(name=path)} == {""}  # BASIC
+    full = schemas.list_schema_revisions(request={"name": path, "view": types.SchemaView.FULL})
+    assert [s.definition for s in full] == [AVRO_V1, AVRO_V2, AVRO_V1]
 
     deleted = schemas.delete_schema_revision(name=f"{path}@{second.revision_id}")
     assert deleted.revision_id == second.revision_id
@@ -368,7 +369,11 @@ def test_schemas_survive_a_restart(tmp_path, name):
         with BrokerThread(data, **ONLY_PUBSUB) as broker:
             os.environ["PUBSUB_EMULATOR_HOST"] = broker.pubsub_host
             client = pubsub_v1.SchemaServiceClient()
-            revisions = list(client.list_schema_revisions(name=schema))
+            revisions = list(
+                client.list_schema_revisions(
+                    request={"name": schema, "view": types.SchemaView.FULL}
+                )
+            )
             assert [(r.revision_id, r.definition) for r in revisions] == [
                 (second.revision_id, AVRO_V2)
             ]
