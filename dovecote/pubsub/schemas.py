@@ -70,11 +70,23 @@ class SchemaService:
         self.core = core
         self.state = state
         self.store = SchemaStore(NAMESPACE)
+        self._warming: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         await self.store.load(
             await self.core.internal_partition(SCHEMAS_TOPIC, SCHEMAS_TOPIC_CONFIGS)
         )
+        # Compile the schemas topics use in the background, so the first
+        # publish after a start does not run protoc on the loop.
+        wanted = {
+            (r.type, r.definition)
+            for entry in self.state.topics.values()
+            if entry.pb.HasField("schema_settings")
+            and self.store.exists(entry.pb.schema_settings.schema)
+            for r in self.revisions_for(entry.pb.schema_settings)
+        }
+        if wanted:
+            self._warming = asyncio.get_running_loop().run_in_executor(None, _warm, wanted)
 
     def table(self) -> ServiceTable:
         return ServiceTable(
@@ -355,6 +367,14 @@ async def _compile(schema_type: str, definition: str) -> sv.Validator:
         return await loop.run_in_executor(None, sv.compile_schema, schema_type, definition)
     except sv.SchemaInvalid as err:
         raise invalid(f"Could not parse schema definition: {err}") from None
+
+
+def _warm(definitions: set[tuple[str, str]]) -> None:
+    for schema_type, definition in definitions:
+        try:
+            sv.compile_schema(schema_type, definition)
+        except sv.SchemaInvalid:
+            pass  # publishing reports it
 
 
 def _to_pb(revision: Revision, view: int) -> Any:

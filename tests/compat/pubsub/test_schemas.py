@@ -354,6 +354,7 @@ def test_schemas_survive_a_restart(tmp_path, name):
     data = tmp_path / "data"
     before = os.environ.get("PUBSUB_EMULATOR_HOST")
     schema = f"{PARENT}/schemas/{name}"
+    topic = f"{PARENT}/topics/{name}"
     try:
         with BrokerThread(data, **ONLY_PUBSUB) as broker:
             os.environ["PUBSUB_EMULATOR_HOST"] = broker.pubsub_host
@@ -365,6 +366,15 @@ def test_schemas_survive_a_restart(tmp_path, name):
             client.delete_schema_revision(name=f"{schema}@{first.revision_id}")
             make(client, name + "-gone")
             client.delete_schema(name=f"{PARENT}/schemas/{name}-gone")
+            make(client, name + "-proto", PROTO_DEF, PROTO)
+            publisher = pubsub_v1.PublisherClient()
+            publisher.create_topic(
+                request={
+                    "name": topic,
+                    "schema_settings": {"schema": f"{schema}-proto", "encoding": BINARY},
+                }
+            )
+            publisher.stop()
             client.transport.close()
         with BrokerThread(data, **ONLY_PUBSUB) as broker:
             os.environ["PUBSUB_EMULATOR_HOST"] = broker.pubsub_host
@@ -381,6 +391,11 @@ def test_schemas_survive_a_restart(tmp_path, name):
             with pytest.raises(exceptions.NotFound):
                 client.get_schema(name=f"{PARENT}/schemas/{name}-gone")
             client.transport.close()
+            publisher = pubsub_v1.PublisherClient()
+            publisher.publish(topic, b"\x0a\x01a").result(timeout=10)
+            with pytest.raises(exceptions.InvalidArgument):
+                publisher.publish(topic, b"\xff").result(timeout=10)
+            publisher.stop()
     finally:
         if before is None:
             os.environ.pop("PUBSUB_EMULATOR_HOST", None)
