@@ -314,7 +314,8 @@ class SchemaService:
             return
         settings = entry.pb.schema_settings
         encoding = _ENCODINGS.get(settings.encoding, sv.JSON)
-        if settings.schema == DELETED_SCHEMA:
+        if settings.schema == DELETED_SCHEMA or not self.store.exists(settings.schema):
+            # (not existing: deleted, with a crash before its topics were marked)
             for message in messages:
                 message.attributes[ATTR_NAME] = DELETED_SCHEMA
                 message.attributes[ATTR_ENCODING] = encoding
