@@ -114,6 +114,13 @@ class Publisher:
             field = path.split(".")[0]
             if field not in _UPDATABLE_TOPIC_FIELDS:
                 raise invalid(f"Invalid update_mask provided in the UpdateTopicRequest: '{path}'.")
+            if "." in path and field in _MESSAGE_FIELDS:
+                # e.g. schema_settings.last_revision_id: that one field only
+                if not _copy_subfield(request.topic, updated, path):
+                    raise invalid(
+                        f"Invalid update_mask provided in the UpdateTopicRequest: '{path}'."
+                    )
+                continue
             if request.topic.HasField(field) if field in _MESSAGE_FIELDS else True:
                 if field in _MESSAGE_FIELDS:
                     getattr(updated, field).CopyFrom(getattr(request.topic, field))
@@ -235,6 +242,30 @@ class Publisher:
         response = M["Publish"].response()
         response.message_ids.extend(ids)
         return response
+
+
+def _copy_subfield(source: Any, target: Any, path: str) -> bool:
+    """Copy the field at dotted ``path`` from ``source`` to ``target``
+    (clearing it when unset); False when there is no such field."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        if part not in source.DESCRIPTOR.fields_by_name:
+            return False
+        source, target = getattr(source, part), getattr(target, part)
+    field = source.DESCRIPTOR.fields_by_name.get(leaf)
+    if field is None:
+        return False
+    if field.message_type is not None and not field.is_repeated:
+        if source.HasField(leaf):
+            getattr(target, leaf).CopyFrom(getattr(source, leaf))
+        else:
+            target.ClearField(leaf)
+    elif field.is_repeated:
+        target.ClearField(leaf)
+        getattr(target, leaf).extend(getattr(source, leaf))
+    else:
+        setattr(target, leaf, getattr(source, leaf))
+    return True
 
 
 def check_messages(messages: list[Any], request_bytes: int) -> None:

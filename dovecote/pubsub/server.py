@@ -16,6 +16,7 @@ from dovecote.pubsub.detach import Detacher
 from dovecote.pubsub.iam import IamPolicies
 from dovecote.pubsub.publisher import Publisher
 from dovecote.pubsub.push import PushDeliveries
+from dovecote.pubsub.schemas import SchemaService
 from dovecote.pubsub.state import PubsubState
 from dovecote.pubsub.subscriber import Subscriber
 from dovecote.pubsub.views import PubsubViews
@@ -36,18 +37,27 @@ class PubsubServices:
         subscriptions = self.subscriber.subscriptions
         subscriptions.dead_letters = DeadLetters(core, self.state).handler
         self.publisher.on_detach = Detacher(core, subscriptions).detach
-        self.iam = IamPolicies(self.state)
+        self.schemas = SchemaService(core, self.state)
+        self.publisher.topic_checks.append(self.schemas.check_topic)
+        self.publisher.message_checks.append(self.schemas.check_messages)
+        self.iam = IamPolicies(self.state, schema_exists=self.schemas.exists)
         self.push = PushDeliveries(self.subscriber.subscriptions, core.clock)
         self.views = PubsubViews(core, self.state)
         self.views.push_health = self.push.health
 
     async def start(self) -> None:
         self.state.load()
+        await self.schemas.start()
         await self.subscriber.start()
         await self.push.start()
 
     def tables(self) -> list[Any]:
-        return [self.publisher.table(), self.subscriber.table(), self.iam.table()]
+        return [
+            self.publisher.table(),
+            self.subscriber.table(),
+            self.schemas.table(),
+            self.iam.table(),
+        ]
 
     async def close(self) -> None:
         await self.push.close()
