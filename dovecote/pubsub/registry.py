@@ -27,10 +27,12 @@ from dovecote.pubsub.checks import check_labels
 from dovecote.pubsub.dead_letters import check_dead_letter_topic
 from dovecote.pubsub.detach import detached_error
 from dovecote.pubsub.expiration import Expiry
+from dovecote.pubsub.filter import FilterError, compile_filter
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.paging import page
 from dovecote.pubsub.publisher import Publisher
 from dovecote.pubsub.push_config import check_push_config
+from dovecote.pubsub.records import headers_to_attributes
 from dovecote.pubsub.rpc import PubsubError, already_exists, invalid, not_found
 from dovecote.pubsub.state import (
     PubsubState,
@@ -206,11 +208,9 @@ class Subscriptions:
         )
 
     def record_filter(self, pb: Any) -> Any:
+        """The core's filter hook for the subscription's ``filter`` (None: all)."""
         if not pb.filter:
             return None
-        from dovecote.pubsub.filter import compile_filter
-        from dovecote.pubsub.records import headers_to_attributes
-
         accept = compile_filter(pb.filter)
         return lambda record: accept(headers_to_attributes(record.headers))
 
@@ -325,3 +325,8 @@ def check_definition(pb: Any) -> None:
     sub_settings.check(pb)
     check_labels(pb.labels)
     check_push_config(pb.push_config)
+    if pb.filter:
+        try:
+            compile_filter(pb.filter)
+        except FilterError as err:
+            raise invalid(str(err)) from None
