@@ -175,6 +175,9 @@ class Streaming:
         reader.add_done_callback(lambda task: sink.end(_reader_outcome(task)))
         consumers.attach(consumer)
         try:
+            # headers now, not with the first message: the client sees the
+            # stream is established even on an idle subscription
+            await context.send_initial_metadata(())
             while True:
                 bursts = await sink.next_bursts()
                 if not bursts:
