@@ -351,3 +351,41 @@ def test_bad_first_requests_get_google_errors(emulator_host, subscription, name,
     short = raw(subscription, stream_ack_deadline_seconds=5)
     short.reader.join(5)
     assert short.error is not None and short.error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_ordered_subscription_streams_each_key_in_order(emulator_host, subscriber, name):
+    publisher = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
+    try:
+        topic = publisher.topic_path(PROJECT, name + "-ordered")
+        publisher.create_topic(name=topic)
+        path = subscriber.subscription_path(PROJECT, name + "-ordered")
+        subscriber.create_subscription(
+            request={"name": path, "topic": topic, "enable_message_ordering": True}
+        )
+        futures = [
+            publisher.publish(topic, f"{key}-{i:03d}".encode(), ordering_key=key)
+            for i in range(60)
+            for key in ("a", "b")
+        ]
+        for future in futures:
+            future.result()
+    finally:
+        publisher.stop()
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    done = threading.Event()
+
+    def callback(message: Any) -> None:
+        got[message.ordering_key].append(message.data)
+        message.ack()
+        if sum(map(len, got.values())) == 120:
+            done.set()
+
+    future = subscriber.subscribe(path, callback)
+    try:
+        assert done.wait(15)
+    finally:
+        future.cancel()
+    for key in ("a", "b"):
+        assert got[key] == [f"{key}-{i:03d}".encode() for i in range(60)]
