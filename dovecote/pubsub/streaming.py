@@ -140,10 +140,6 @@ class Streaming:
         if found is not None and found[0] is sub and not len(found[1]):
             del self._consumer_sets[id(sub)]
 
-    def open_streams(self, sub: Any) -> int:
-        found = self._consumer_sets.get(id(sub))
-        return len(found[1]) if found is not None and found[0] is sub else 0
-
     async def streaming_pull(
         self, requests: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Any]:
@@ -155,10 +151,8 @@ class Streaming:
         entry = self.subscriptions.existing(name)
         seconds = first.stream_ack_deadline_seconds
         if not MIN_STREAM_DEADLINE_S <= seconds <= MAX_ACK_DEADLINE_S:
-            raise invalid(
-                f"Invalid stream_ack_deadline_seconds given: {seconds}. "
-                "It must be between 10 and 600 seconds."
-            )
+            # the emulator's text (googleapis/google-cloud-go#10557)
+            raise invalid("stream_ack_deadline_seconds must be between 10 and 600 seconds")
         sub = self.subscriptions.core_subscription(entry)
         _settle_from_request(sub, first)
         owner = StreamOwner(seconds * 1000, entry.pb.enable_message_ordering)

@@ -351,6 +351,7 @@ def test_bad_first_requests_get_google_errors(emulator_host, subscription, name,
     short = raw(subscription, stream_ack_deadline_seconds=5)
     short.reader.join(5)
     assert short.error is not None and short.error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert short.error.details() == "stream_ack_deadline_seconds must be between 10 and 600 seconds"
 
 
 def test_an_ordered_subscription_streams_each_key_in_order(emulator_host, subscriber, name):
