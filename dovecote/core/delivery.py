@@ -21,6 +21,10 @@ Credit comes back in bursts: a consumer whose client settles one record at
 a time is topped up at once if an eighth of its window is free when credit
 first comes back, else ``REFILL_DELAY`` later with all that came back
 meanwhile (on the injected :class:`~dovecote.core.clock.Clock`).
+
+A consumer may also have a window of body bytes (``max_bytes``: Pub/Sub's
+``max_outstanding_bytes``); a full one counts as no credit, and bytes come
+back through :meth:`PushConsumer.returned` with the count.
 """
 
 from __future__ import annotations
@@ -142,8 +146,10 @@ class PushConsumer:
         self.exclusive = exclusive
         self.source = source  # a private source (stream cursor); None = the queue's
         self.in_flight = 0
-        # Body bytes in flight and their window (0 = unlimited): delivery
-        # stops once the window is full, so it is exceeded by one record at most.
+        # Body bytes in flight and their window (0 = unlimited): a burst is
+        # sized by the mean body seen so far and delivery stops once the window
+        # is full, so it is passed by about one record (more only when bodies
+        # suddenly grow within one pull step).
         self.max_bytes = max_bytes
         self.bytes_in_flight = 0
         self.avg_size = 65536.0  # running mean body size (pessimistic at first)

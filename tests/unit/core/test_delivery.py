@@ -588,7 +588,7 @@ def test_a_byte_window_stops_delivery_once_full_and_resumes_when_bytes_come_back
         c = consumer(sink, max_bytes=45)
         group.attach(c)
         await settle()
-        # at most one record past the window: 45 bytes need 5 records of 10
+        # one record past the window: 45 bytes need 5 records of 10
         assert sink.offsets == [0, 1, 2, 3, 4]
         assert c.bytes_in_flight == 50 and c.credit() == 0
         source.ack([(0, 0)])
