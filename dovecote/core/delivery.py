@@ -21,6 +21,10 @@ Credit comes back in bursts: a consumer whose client settles one record at
 a time is topped up at once if an eighth of its window is free when credit
 first comes back, else ``REFILL_DELAY`` later with all that came back
 meanwhile (on the injected :class:`~dovecote.core.clock.Clock`).
+
+A consumer may also have a window of body bytes (``max_bytes``: Pub/Sub's
+``max_outstanding_bytes``); a full one counts as no credit, and bytes come
+back through :meth:`PushConsumer.returned` with the count.
 """
 
 from __future__ import annotations
@@ -106,9 +110,11 @@ class PushConsumer:
     __slots__ = (
         "auto_ack",
         "avg_size",
+        "bytes_in_flight",
         "dispatcher",
         "exclusive",
         "in_flight",
+        "max_bytes",
         "owner",
         "pool",
         "prefetch",
@@ -129,6 +135,7 @@ class PushConsumer:
         priority: int = 0,
         exclusive: bool = False,
         source: Source | None = None,
+        max_bytes: int = 0,
     ) -> None:
         self.sink = sink
         self.owner = owner  # lease owner: releasing it requeues what it holds
@@ -139,6 +146,12 @@ class PushConsumer:
         self.exclusive = exclusive
         self.source = source  # a private source (stream cursor); None = the queue's
         self.in_flight = 0
+        # Body bytes in flight and their window (0 = unlimited): a burst is
+        # sized by the mean body seen so far and delivery stops once the window
+        # is full, so it is passed by about one record (more only when bodies
+        # suddenly grow within one pull step).
+        self.max_bytes = max_bytes
+        self.bytes_in_flight = 0
         self.avg_size = 65536.0  # running mean body size (pessimistic at first)
         self.serial = 0  # attachment order, set by the ConsumerSet
         self.dispatcher: Dispatcher | None = None
@@ -158,6 +171,8 @@ class PushConsumer:
         """How many more deliveries the consumer may have in flight now."""
         if self.auto_ack:
             return PULL_MAX
+        if self.max_bytes and self.bytes_in_flight >= self.max_bytes:
+            return 0
         credit = PULL_MAX
         if self.prefetch:
             credit = min(credit, self.prefetch - self.in_flight)
@@ -166,10 +181,18 @@ class PushConsumer:
             credit = min(credit, pool.limit - pool.used())
         return credit
 
-    def returned(self, count: int = 1) -> None:
-        """``count`` deliveries were settled by the client: their credit is
-        free again. Cheap; call :meth:`refill` once per batch of these."""
+    def returned(self, count: int = 1, nbytes: int = 0) -> None:
+        """``count`` deliveries (``nbytes`` of bodies) were settled by the
+        client: their credit is free again. Cheap; call :meth:`refill` once
+        per batch of these."""
         self.in_flight -= count
+        self.bytes_in_flight -= nbytes
+
+    def byte_credit(self) -> int:
+        """How many more body bytes may go out in the next burst."""
+        if not self.max_bytes:
+            return BURST_BYTES
+        return min(BURST_BYTES, self.max_bytes - self.bytes_in_flight)
 
     def refill(self) -> None:
         """Credit came back: top the consumer up now or shortly (see module doc)."""
@@ -302,15 +325,18 @@ class Dispatcher:
         if end - index > 1:
             order.insert(end - 1, order.pop(index))
 
-    def _pull_burst(self, consumer: PushConsumer, credit: int) -> list[Delivery]:
-        """Lease up to ``credit`` records but only about BURST_BYTES of bodies,
-        in steps sized by the bodies seen so far."""
+    def _pull_burst(self, consumer: PushConsumer, credit: int) -> tuple[list[Delivery], int]:
+        """Lease up to ``credit`` records but only about BURST_BYTES of bodies
+        (or the consumer's byte credit, if less), in steps sized by the bodies
+        seen so far. Returns the records and their body bytes."""
         pull = self.source.pull
         owner = consumer.owner
+        budget = consumer.byte_credit()
         out: list[Delivery] = []
         size = 0
-        while len(out) < credit and size < BURST_BYTES:
-            step = max(1, min(PULL_STEP, credit - len(out), int(BURST_BYTES / consumer.avg_size)))
+        while len(out) < credit and size < budget:
+            room = int((budget - size) / consumer.avg_size)
+            step = max(1, min(PULL_STEP, credit - len(out), room))
             got = pull(step, owner)
             if not got:
                 break
@@ -318,7 +344,7 @@ class Dispatcher:
             consumer.avg_size = max(64.0, 0.5 * consumer.avg_size + 0.5 * got_size / len(got))
             size += got_size
             out += got
-        return out
+        return out, size
 
     async def _wait_for_consumer(self) -> None:
         """Sleep until a consumer may take records: credit came back, a sink drained,
@@ -339,15 +365,19 @@ class Dispatcher:
             for drain in drains:
                 drain.cancel()
 
-    def _deliver(self, consumer: PushConsumer, deliveries: list[Delivery]) -> None:
+    def _deliver(self, consumer: PushConsumer, deliveries: list[Delivery], size: int = 0) -> None:
         if not consumer.auto_ack:
             consumer.in_flight += len(deliveries)
+            if consumer.max_bytes:
+                consumer.bytes_in_flight += size
         try:
             consumer.sink.deliver(deliveries)
         except Exception as exc:
             log.exception("delivering to %r from %s failed", consumer, self.name)
             if not consumer.auto_ack:
                 consumer.in_flight -= len(deliveries)
+                if consumer.max_bytes:
+                    consumer.bytes_in_flight -= size
             self.source.nack([(d.partition, d.offset) for d in deliveries], requeue=True)
             self.remove(consumer)
             consumer.sink.cancelled(exc)
@@ -378,9 +408,9 @@ class Dispatcher:
             if consumer is None:
                 await self._wait_for_consumer()
                 continue
-            deliveries = self._pull_burst(consumer, credit)
+            deliveries, size = self._pull_burst(consumer, credit)
             if deliveries:
-                self._deliver(consumer, deliveries)
+                self._deliver(consumer, deliveries, size)
                 self._took_turn(consumer)
                 await asyncio.sleep(0)  # let the burst go out and acks come in
             else:

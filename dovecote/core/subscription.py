@@ -121,6 +121,8 @@ class Subscription:
         self._rr = 0
         self._dead_letter_tasks: set[asyncio.Task[None]] = set()
         self._close_callbacks: list[Callable[[], None]] = []
+        # owner -> called with each of its leases that ends (None: all ended)
+        self._owner_watchers: dict[object, Callable[[Lease | None], None]] = {}
         self._alarm = Alarm(self.clock, self._on_alarm)
         self._head_due: list[float | None] = []  # per partition: None unknown, _EMPTY, wall ms
         self._head_check_scheduled = False
@@ -176,6 +178,28 @@ class Subscription:
             for offset, lease in cursor.leased.items()
             if lease.owner is owner
         ]
+
+    def watch_owner(
+        self, owner: object, callback: Callable[[Lease | None], None]
+    ) -> Callable[[], None]:
+        """Call ``callback(lease)`` whenever a lease of ``owner`` ends (acked,
+        given back, expired, dead-lettered, dropped with its records), and
+        ``callback(None)`` when a seek drops them all. For owners whose
+        leases are settled by calls that do not name them (Pub/Sub acks come
+        on any connection): their push credit comes back through this.
+        Returns a function that unregisters it."""
+        self._owner_watchers[owner] = callback
+
+        def remove() -> None:
+            if self._owner_watchers.get(owner) is callback:
+                del self._owner_watchers[owner]
+
+        return remove
+
+    def _lease_ended(self, lease: Lease) -> None:
+        callback = self._owner_watchers.get(lease.owner)
+        if callback is not None:
+            callback(lease)
 
     # --- delivering ------------------------------------------------------------
 
@@ -376,7 +400,9 @@ class Subscription:
         """Records below ``offset`` are gone from the log (retention)."""
         if offset > cursor.floor:
             for stale in [o for o in cursor.leased if o < offset]:
-                del cursor.leased[stale]
+                lease = cursor.leased.pop(stale)
+                if self._owner_watchers:
+                    self._lease_ended(lease)
             cursor.settled = {o for o in cursor.settled if o >= offset}
             cursor.counts = {o: c for o, c in cursor.counts.items() if o >= offset}
             cursor.floor = offset
@@ -471,6 +497,7 @@ class Subscription:
         cursors = self.cursors
         ncursors = len(cursors)
         ordered = self.config.ordered
+        watched = self._owner_watchers
         for item in items:
             if len(item) == 3:
                 index, offset, attempt = item  # type: ignore[misc]
@@ -490,6 +517,8 @@ class Subscription:
                 stale.append(item)
                 continue
             del cursor.leased[offset]
+            if watched:
+                self._lease_ended(lease)
             if ordered:
                 self._finish_group(lease.record)
             cursor.settled.add(offset)
@@ -540,6 +569,8 @@ class Subscription:
                 continue
             index, cursor, offset, lease = found
             del cursor.leased[offset]
+            if self._owner_watchers:
+                self._lease_ended(lease)
             self._finish_group(lease.record)
             done += 1
             delay = delay_ms or 0
@@ -859,6 +890,8 @@ class Subscription:
         self._after_seek()
 
     def _after_seek(self) -> None:
+        for callback in list(self._owner_watchers.values()):
+            callback(None)
         self._groups_in_flight.clear()
         self._lease_heap.clear()
         if self.store is not None and not self.closed:

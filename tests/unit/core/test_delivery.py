@@ -577,3 +577,31 @@ def test_random_schedules_keep_credit_priorities_and_single_activity(schedule, s
         assert world.clock.pending() == 0
 
     asyncio.run(main())
+
+
+def test_a_byte_window_stops_delivery_once_full_and_resumes_when_bytes_come_back():
+    async def main():
+        clock = FakeClock()
+        source = FakeSource(100)  # bodies of 10 bytes
+        group = ConsumerSet(source, clock, name="q")
+        sink = FakeSink()
+        c = consumer(sink, max_bytes=45)
+        group.attach(c)
+        await settle()
+        # one record past the window: 45 bytes need 5 records of 10
+        assert sink.offsets == [0, 1, 2, 3, 4]
+        assert c.bytes_in_flight == 50 and c.credit() == 0
+        source.ack([(0, 0)])
+        c.returned(1, 10)  # 40 bytes out: room again
+        c.refill()
+        await clock.advance(REFILL_DELAY)
+        assert sink.offsets == [0, 1, 2, 3, 4, 5]
+        assert c.bytes_in_flight == 50
+        group.detach(c)
+        plain = consumer(FakeSink("plain"), prefetch=3)  # no byte window: bytes not counted
+        group.attach(plain)
+        await settle()
+        assert plain.bytes_in_flight == 0 and plain.in_flight == 3
+        group.detach(plain)
+
+    asyncio.run(main())
