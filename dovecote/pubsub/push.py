@@ -225,6 +225,8 @@ class PushDeliveries:
         self.subscriptions = subscriptions
         self.clock = clock
         self.pushers: dict[str, PushDelivery] = {}
+        # A push subscription is in use: Google does not expire it for idleness.
+        subscriptions.in_use.append(lambda entry: entry.name in self.pushers)
         self._session: aiohttp.ClientSession | None = None
         self.post: Poster = self._http_post
         subscriptions.change_listeners.append(self.changed)

@@ -134,6 +134,14 @@ class Streaming:
     def __init__(self, subscriptions: Subscriptions) -> None:
         self.subscriptions = subscriptions
         self._consumer_sets: dict[int, tuple[Any, ConsumerSet]] = {}  # id(core sub) ->
+        # An open stream is subscriber activity for the expiration policy.
+        subscriptions.in_use.append(self._has_streams)
+
+    def _has_streams(self, entry: Any) -> bool:
+        return any(
+            sub.id == entry.core_id and len(consumers)
+            for sub, consumers in self._consumer_sets.values()
+        )
 
     def handlers(self) -> dict[str, Any]:
         return {"StreamingPull": self.streaming_pull}

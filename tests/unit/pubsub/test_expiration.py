@@ -276,3 +276,26 @@ def test_a_subscription_with_messages_in_flight_does_not_expire(tmp_path: Path) 
             assert ps.state.subscription(SUB) is None
 
     asyncio.run(run())
+
+
+def test_a_push_subscription_is_in_use_and_does_not_expire(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with services(tmp_path) as (clock, ps):
+            await call(ps, "pub", "CreateTopic", name=TOPIC)
+            await call(
+                ps,
+                "sub",
+                "CreateSubscription",
+                name=SUB,
+                topic=TOPIC,
+                push_config={"push_endpoint": "http://127.0.0.1:9/push"},
+                message_retention_duration={"seconds": 600},
+                expiration_policy={"ttl": {"seconds": 1 * DAY}},
+            )
+            await clock.advance(3 * DAY)
+            assert ps.state.subscription(SUB) is not None
+            await call(ps, "sub", "ModifyPushConfig", subscription=SUB, push_config={})
+            await clock.advance(1 * DAY + 1)  # a pull subscription again, and idle
+            assert ps.state.subscription(SUB) is None
+
+    asyncio.run(run())
