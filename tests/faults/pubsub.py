@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any
 
 import grpc
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
+from google.pubsub_v1.services.publisher import PublisherClient as GapicPublisher
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
@@ -68,6 +70,14 @@ def never_sent(exc: exceptions.GoogleAPICallError) -> bool:
     return "failed to connect" in str(exc).lower()
 
 
+def publish_batch(client: pubsub_v1.PublisherClient, topic: str, messages: list) -> list[str]:
+    """One Publish RPC with exactly these messages, no retries: the caller
+    knows whether this batch was answered (the client's ``publish`` batches
+    and retries behind its back). Returns the message ids."""
+    answer = GapicPublisher.publish(client, topic=topic, messages=messages, retry=None, timeout=5)
+    return list(answer.message_ids)
+
+
 def drain(subscriber: pubsub_v1.SubscriberClient, subscription: str, timeout: float = 60) -> list:
     """Every message left in the subscription, pulled and acked in batches
     (an ordered subscription gives one message per key until it is acked),
@@ -78,14 +88,16 @@ def drain(subscriber: pubsub_v1.SubscriberClient, subscription: str, timeout: fl
     while empty < 2:
         if time.monotonic() > deadline:
             raise TimeoutError(f"drained {len(messages)} of {subscription} in {timeout}s")
-        got = subscriber.api.pull(
-            subscription=subscription, max_messages=1000, return_immediately=True, timeout=30
-        ).received_messages
+        with warnings.catch_warnings():  # deprecated, and what a drain wants
+            warnings.simplefilter("ignore", DeprecationWarning)
+            got = subscriber.pull(
+                subscription=subscription, max_messages=1000, return_immediately=True, timeout=30
+            ).received_messages
         if not got:
             empty += 1
             time.sleep(0.1)
             continue
         empty = 0
         messages += [r.message for r in got]
-        subscriber.api.acknowledge(subscription=subscription, ack_ids=[r.ack_id for r in got])
+        subscriber.acknowledge(subscription=subscription, ack_ids=[r.ack_id for r in got])
     return messages
