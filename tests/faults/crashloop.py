@@ -8,6 +8,7 @@ import bisect
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tests.faults.harness import Broker
@@ -86,3 +87,29 @@ def first_appearances(values: list[int]) -> list[int]:
     """Each value where it first appears: the order a redelivery cannot spoil."""
     seen: set[int] = set()
     return [v for v in values if not (v in seen or seen.add(v))]
+
+
+def assert_survived(broker: Broker, workers: list[Worker], seed: int) -> None:
+    """The broker never died on its own, and no worker met what it could
+    not make sense of."""
+    assert broker.crashes == 0, f"seed {seed}: broker died on its own:\n" + "\n".join(
+        broker.crash_logs
+    )
+    errors = [e for w in workers for e in w.errors]
+    assert not errors, f"seed {seed}: {errors[:5]}"
+
+
+def assert_settlements_kept(
+    found: Iterable[dict], seed: int, window: float, what: str = "acks"
+) -> None:
+    """No settlement (ack, delete) came undone without a kill, nor by a kill
+    more than ``window`` after it was made; ``found`` holds each queue's or
+    subscription's ``undone_without_kill`` and ``undone_acks`` (ages)."""
+    found = list(found)
+    without_kill = [n for f in found for n in f["undone_without_kill"]]
+    assert not without_kill, f"seed {seed}: {what} undone with no kill: {without_kill[:10]}"
+    undone = [age for f in found for age in f["undone_acks"]]
+    assert not undone, (
+        f"seed {seed}: {len(undone)} {what} made more than {window}s before a kill "
+        f"were undone by it (oldest {max(undone):.2f}s)"
+    )
