@@ -84,8 +84,8 @@ KILLS = scaled(20)
 RATE = 200  # messages per second offered: the three subscribers keep up
 # The Python client runs keyed messages one at a time per key on every
 # subscription, ordered or not (Google sends ordering_key to all; the Go
-# client checks the subscription, python does not): a key handles about
-# ten a second here, so enough keys to keep up with RATE.
+# client checks the subscription, python does not): a key's next message
+# waits until the previous one's ack has gone out, so spread over many keys.
 KEYS = 32
 BATCH = 10
 ACK_WINDOW = 1.0
