@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 
+from tests.faults.crashloop import Worker
 from tests.faults.harness import Broker
 
 # pika logs every refused connection attempt with a traceback; the restarts are ours.
@@ -90,7 +91,7 @@ def read_queue(broker: Broker, queue: str, timeout: float = 60) -> list[bytes]:
 
 
 @dataclass
-class ConfirmedPublisher:
+class ConfirmedPublisher(Worker):
     """Publishes numbered persistent messages to one durable queue with
     publisher confirms, one at a time, through broker deaths: a message
     whose confirm did not arrive (connection lost, nack) is sent again after
@@ -103,19 +104,6 @@ class ConfirmedPublisher:
     sends: dict[int, int] = field(default_factory=dict)  # n -> times sent
     nacks: int = 0
     reconnects: int = 0
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> ConfirmedPublisher:
-        self._thread = threading.Thread(target=self._run, name=f"publish-{self.queue}", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float) -> None:
-        self.stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         n = 0

@@ -22,11 +22,11 @@ What must hold, and why that much:
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
 from tests.faults.amqp import GONE, PERSISTENT, ConfirmedPublisher, connect, declare, read_queue
+from tests.faults.crashloop import Lives, Worker, assert_survived, kill_loop
 from tests.faults.harness import Broker, scaled, seeded
 
 PUBLISHED = ("crash-a", "crash-b")
@@ -38,7 +38,7 @@ ACK_WINDOW = 1.0
 
 
 @dataclass
-class AckingConsumer:
+class AckingConsumer(Worker):
     """Consumes ``queue`` with manual acks (prefetch 50), acking each message
     as it comes, through broker deaths; remembers when each ack was sent and
     to which life of the broker (the number of kills before its connection
@@ -51,19 +51,6 @@ class AckingConsumer:
     deliveries: dict[int, int] = field(default_factory=dict)  # n -> times delivered
     acked_at: dict[int, tuple[float, int]] = field(default_factory=dict)  # n -> (when, life)
     back_after_ack: list[tuple[int, float, int]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> AckingConsumer:
-        self._thread = threading.Thread(target=self._run, name="acking-consumer", daemon=True)
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float) -> None:
-        self.stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -138,22 +125,15 @@ def test_sigkill_loop_with_confirmed_publishers_and_acking_consumer(tmp_path, fa
     seed, rng = seeded()
     broker = Broker(tmp_path / "data", amqp=True).start()
     publishers = [ConfirmedPublisher(broker, queue) for queue in PUBLISHED]
-    kills: list[float] = []
+    lives = Lives()
+    kills = lives.kills
     consumer = AckingConsumer(broker, ACKED, kills)
     try:
         declare(broker, *PUBLISHED, ACKED)
         prefill(broker, PREFILL)
         for worker in [*publishers, consumer]:
             worker.start()
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(0, 0.3) if rng.random() < 0.3 else rng.uniform(0.15, 0.6))
-            if not broker.check():
-                broker.start()  # a crash: counted, and the loop goes on
-                continue
-            kills.append(time.monotonic())
-            broker.kill()
-            time.sleep(rng.uniform(0, 0.1))
-            broker.start()
+        kill_loop(broker, rng, KILLS, lives)
         time.sleep(0.5)
         for worker in [*publishers, consumer]:
             worker.join(30)
@@ -211,11 +191,7 @@ def test_sigkill_loop_with_confirmed_publishers_and_acking_consumer(tmp_path, fa
         ack_to_kill_max_ms=round(max(ack_ages, default=0) * 1000),
         seed=seed,
     )
-    assert broker.crashes == 0, f"seed {seed}: broker died on its own:\n" + "\n".join(
-        broker.crash_logs
-    )
-    errors = [e for w in [*publishers, consumer] for e in w.errors]
-    assert not errors, f"seed {seed}: {errors[:5]}"
+    assert_survived(broker, [*publishers, consumer], seed)
     assert not lost, f"seed {seed}: {len(lost)} confirmed messages lost, e.g. {lost[:10]}"
     assert not never_delivered, f"seed {seed}: never delivered: {never_delivered[:10]}"
     assert not twice_never_sent_twice, f"seed {seed}: {twice_never_sent_twice[:10]}"
