@@ -55,7 +55,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.pubsub_v1 import types
@@ -458,12 +457,7 @@ def test_sigkill_loop_with_pubsub_publisher_and_streaming_subscribers(tmp_path, 
     for role, receiver in receivers.items():
         assert len(receiver.receipts) > KILLS * 10, f"the {role} subscriber should have worked"
     undone_once = found["once"]["undone_once"]
-    if not exactly_once_advertised:
-        pytest.xfail(
-            f"exactly-once not enforced yet: the broker does not say so in StreamingPull's "
-            f"subscription_properties, so the client answers every ack at once; "
-            f"{len(undone_once)} of {found['once']['acks']} acks were undone"
-        )
+    assert exactly_once_advertised, "StreamingPull should tell the client it is exactly-once"
     assert not undone_once, (
         f"seed {seed}: {len(undone_once)} exactly-once acks that succeeded were undone, "
         f"e.g. {undone_once[:10]}"
