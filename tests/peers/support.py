@@ -33,8 +33,9 @@ def pull(
     got: list[types.ReceivedMessage] = []
     deadline = time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
+        # Dovecote holds an empty pull open 5 s, the emulator answers at once.
         reply = subscriber.pull(
-            subscription=subscription, max_messages=count - len(got), timeout=5
+            subscription=subscription, max_messages=count - len(got), timeout=10
         )
         got.extend(reply.received_messages)
         if not reply.received_messages:
@@ -49,7 +50,11 @@ def pull_nothing(
     got: list[types.ReceivedMessage] = []
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        reply = subscriber.pull(subscription=subscription, max_messages=10, timeout=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # return_immediately
+            reply = subscriber.pull(
+                subscription=subscription, max_messages=10, return_immediately=True, timeout=10
+            )
         got.extend(reply.received_messages)
         time.sleep(0.1)
     return got
