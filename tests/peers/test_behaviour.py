@@ -19,7 +19,7 @@ import pytest
 from google.pubsub_v1 import types
 
 from tests.peers.conftest import Target
-from tests.peers.support import publish, publish_raw, pull, pull_nothing
+from tests.peers.support import error_of, publish, publish_raw, pull, pull_nothing
 
 
 def test_round_trip(target: Target, topic: str, subscription: str) -> None:
@@ -167,9 +167,7 @@ def test_list_paging(target: Target, project: str) -> None:
         while True:
             reply = method(request={**request, "page_size": 1, "page_token": token})
             page = next(iter(reply.pages))
-            items = (
-                getattr(page, "topics", None) or getattr(page, "subscriptions", None) or []
-            )
+            items = getattr(page, "topics", None) or getattr(page, "subscriptions", None) or []
             pages.append([getattr(i, "name", i) for i in items])
             token = page.next_page_token
             tokens.append(bool(token))
@@ -177,12 +175,14 @@ def test_list_paging(target: Target, project: str) -> None:
                 return pages, tokens
 
     pages, tokens = walk(target.publisher.list_topics, project=f"projects/{project}")
-    assert sorted(sum(pages, [])) == topics and all(len(p) == 1 for p in pages)
+    assert sorted(name for page in pages for name in page) == topics and all(
+        len(p) == 1 for p in pages
+    )
     assert tokens == [True, True, False]
     pages, tokens = walk(target.subscriber.list_subscriptions, project=f"projects/{project}")
-    assert sorted(sum(pages, [])) == subs and tokens == [True, True, False]
+    assert sorted(name for page in pages for name in page) == subs and tokens == [True, True, False]
     pages, tokens = walk(target.publisher.list_topic_subscriptions, topic=topics[0])
-    assert sorted(sum(pages, [])) == subs and tokens == [True, True, False]
+    assert sorted(name for page in pages for name in page) == subs and tokens == [True, True, False]
     assert walk(target.publisher.list_topic_subscriptions, topic=topics[1]) == ([[]], [False])
 
 
@@ -203,7 +203,7 @@ class _Endpoint:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 received.put((dict(self.headers), body))
                 self.send_response(204)
@@ -257,3 +257,61 @@ def test_push_envelope(target: Target, topic: str, name: str, endpoint: _Endpoin
         keys.add("orderingKey")
         assert message["orderingKey"] == "k"
     assert set(message) == keys
+
+
+AVRO_ORDER = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "fields": [{"name": "id", "type": "string"}, {"name": "qty", "type": "int"}],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "answer"),
+    [
+        (b'{"id": "a", "qty": 1}', None),
+        (b'{"id": "a"}', ("INVALID_ARGUMENT", "Could not parse JSON Avro message")),
+        (b'{"id": 5, "qty": 1}', ("INVALID_ARGUMENT", "Could not parse JSON Avro message")),
+        (b"not json", ("INVALID_ARGUMENT", "Could not parse JSON Avro message")),
+    ],
+    ids=["valid", "missing field", "wrong type", "not json"],
+)
+def test_validate_avro_message(
+    target: Target, name: str, message: bytes, answer: tuple[str, str] | None
+) -> None:
+    parent = f"projects/{target.topic_path('x').split('/')[1]}"
+    schema = target.schemas.create_schema(
+        parent=parent,
+        schema=types.Schema(type_=types.Schema.Type.AVRO, definition=AVRO_ORDER),
+        schema_id=name,
+    )
+    request = {"parent": parent, "name": schema.name, "message": message}
+    request["encoding"] = types.Encoding.JSON
+    validate = lambda: target.schemas.validate_message(request=request)  # noqa: E731
+    if answer is None:
+        validate()
+        return
+    code, text = error_of(validate)
+    # Dovecote's text is the emulator's followed by ": <why>" (the field or
+    # type at fault), a difference kept on purpose: Google does not document
+    # the text, and the reason saves a debugging round.
+    if target.name == "dovecote":
+        assert text.startswith(answer[1] + ": "), text
+        text = answer[1]
+    assert (code, text) == answer
+
+
+def test_validate_avro_message_errors(target: Target, name: str) -> None:
+    parent = f"projects/{target.topic_path('x').split('/')[1]}"
+    missing = {"parent": parent, "name": f"{parent}/schemas/{name}", "message": b"{}"}
+    missing["encoding"] = types.Encoding.JSON
+    code, _ = error_of(lambda: target.schemas.validate_message(request=missing))
+    assert code == "NOT_FOUND"
+    inline = {"parent": parent, "message": b"{}"}
+    inline["schema"] = {"type_": types.Schema.Type.AVRO, "definition": AVRO_ORDER}
+    assert error_of(lambda: target.schemas.validate_message(request=inline)) == (
+        "INVALID_ARGUMENT",
+        "No encoding provided.",
+    )

@@ -111,7 +111,10 @@ def test_update_snapshot(target: Target, topic: str, subscription: str, name: st
     snapshot = f"projects/{topic.split('/')[1]}/snapshots/{name}"
     target.subscriber.create_snapshot(name=snapshot, subscription=subscription)
     update = lambda: target.subscriber.update_snapshot(  # noqa: E731
-        request={"snapshot": {"name": snapshot, "labels": {"a": "b"}}, "update_mask": _mask("labels")}
+        request={
+            "snapshot": {"name": snapshot, "labels": {"a": "b"}},
+            "update_mask": _mask("labels"),
+        }
     )
     if target.name == "emulator":
         assert error_of(update) == (
@@ -184,7 +187,11 @@ ATTRIBUTE_LIMITS = {
         "The value for attribute_value_size is too large. You passed 1025 in the request, but "
         "the maximum value is 1024.",
     ),
-    "key starting goog": ({"googfoo": "v"}, "", "The attribute key 'googfoo' must not start with 'goog'."),
+    "key starting goog": (
+        {"googfoo": "v"},
+        "",
+        "The attribute key 'googfoo' must not start with 'goog'.",
+    ),
     "empty key": ({"": "v"}, "", "The attribute key must not be empty."),
     "ordering key of 1025 bytes": (
         {},
@@ -200,7 +207,7 @@ def test_attribute_and_ordering_key_limits(target: Target, topic: str) -> None:
     publishes anything; Dovecote refuses with Google's texts."""
     for label, (attributes, key, text) in ATTRIBUTE_LIMITS.items():
         message = types.PubsubMessage(data=b"x", attributes=attributes, ordering_key=key)
-        publish_one = lambda: publish_raw(target.publisher, topic, [message])  # noqa: E731
+        publish_one = lambda m=message: publish_raw(target.publisher, topic, [m])  # noqa: E731
         if target.name == "emulator":
             assert len(publish_one().message_ids) == 1, label
         else:
