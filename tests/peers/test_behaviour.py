@@ -315,3 +315,27 @@ def test_validate_avro_message_errors(target: Target, name: str) -> None:
         "INVALID_ARGUMENT",
         "No encoding provided.",
     )
+
+
+def test_push_envelope_with_a_dead_letter_policy(
+    target: Target, topic: str, name: str, endpoint: _Endpoint
+) -> None:
+    """A difference: with a dead-letter policy Dovecote's envelope carries
+    ``deliveryAttempt`` (Google's dead-letter page: push requests carry the
+    delivery attempt, as Pull's ``delivery_attempt``); the emulator leaves it out."""
+    dead = target.topic_path(name + "-dead")
+    target.publisher.create_topic(name=dead)
+    pushed = target.subscription_path(name + "-push")
+    target.subscriber.create_subscription(
+        request={
+            "name": pushed,
+            "topic": topic,
+            "push_config": {"push_endpoint": endpoint.url},
+            "dead_letter_policy": {"dead_letter_topic": dead, "max_delivery_attempts": 5},
+        }
+    )
+    publish(target.publisher, topic, b"pushed")
+    _, body = endpoint.received.get(timeout=30)
+    envelope = json.loads(body)
+    assert envelope["subscription"] == pushed
+    assert envelope.get("deliveryAttempt") == (None if target.name == "emulator" else 1)
