@@ -339,3 +339,76 @@ def test_push_envelope_with_a_dead_letter_policy(
     envelope = json.loads(body)
     assert envelope["subscription"] == pushed
     assert envelope.get("deliveryAttempt") == (None if target.name == "emulator" else 1)
+
+
+def test_streaming_subscriber_keeps_key_order_across_a_nack(
+    target: Target, topic: str, name: str
+) -> None:
+    """SubscriberClient.subscribe (StreamingPull) on an ordered subscription:
+    a nack of a2 brings a2 back before a3; each key's acks stay in order."""
+    path = target.subscription_path(name + "-stream")
+    target.subscriber.create_subscription(
+        request={"name": path, "topic": topic, "enable_message_ordering": True}
+    )
+    publisher = target.ordered_publisher()
+    try:
+        for key, count in (("a", 4), ("b", 3)):
+            for i in range(1, count + 1):
+                publisher.publish(topic, f"{key}{i}".encode(), ordering_key=key).result(10)
+    finally:
+        publisher.stop()
+    acked: dict[str, list[bytes]] = {"a": [], "b": []}
+    nacked: list[bytes] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def callback(message) -> None:
+        with lock:
+            if message.data == b"a2" and not nacked:
+                nacked.append(message.data)
+                message.nack()
+                return
+            acked[message.ordering_key].append(message.data)
+            message.ack()
+            if len(acked["a"]) == 4 and len(acked["b"]) == 3:
+                done.set()
+
+    future = target.subscriber.subscribe(path, callback)
+    try:
+        assert done.wait(30), acked
+    finally:
+        future.cancel()
+        future.result(timeout=10)
+    assert nacked == [b"a2"]
+    # A difference: Google redelivers a nacked message before the later ones
+    # of its key ("the nacked message and the messages after it are
+    # redelivered"), as Dovecote does; the emulator lets a3 and a4 through
+    # first and redelivers a2 last.
+    a_order = (
+        [b"a1", b"a3", b"a4", b"a2"] if target.name == "emulator" else [b"a1", b"a2", b"a3", b"a4"]
+    )
+    assert acked == {"a": a_order, "b": [b"b1", b"b2", b"b3"]}
+
+
+def test_seek_to_a_time_and_to_a_snapshot(target: Target, topic: str, name: str) -> None:
+    """Seek to a time before acked messages (retain_acked_messages) delivers
+    them again; seek to a snapshot brings back what was unacked at it."""
+    path = target.subscription_path(name + "-seek")
+    target.subscriber.create_subscription(
+        request={"name": path, "topic": topic, "retain_acked_messages": True}
+    )
+    publish(target.publisher, topic, b"one", b"two")
+    got = pull(target.subscriber, path, 2)
+    start = min(r.message.publish_time for r in got)
+    target.subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in got])
+    assert pull_nothing(target.subscriber, path) == []
+    target.subscriber.seek(request={"subscription": path, "time": start})
+    again = pull(target.subscriber, path, 2)
+    assert sorted(r.message.data for r in again) == [b"one", b"two"]
+    snapshot = f"projects/{topic.split('/')[1]}/snapshots/{name}"
+    target.subscriber.create_snapshot(name=snapshot, subscription=path)  # both unacked
+    target.subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in again])
+    assert pull_nothing(target.subscriber, path) == []
+    target.subscriber.seek(request={"subscription": path, "snapshot": snapshot})
+    back = pull(target.subscriber, path, 2)
+    assert sorted(r.message.data for r in back) == [b"one", b"two"]
