@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test lint format faults soak faults-doc bench clean
+.PHONY: run test install install-test lint format faults soak faults-doc bench compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ faults-doc:
 bench: install-test
 	scripts/install-bench-deps.sh
 	$(BIN)/python -m bench
+
+## make compare: the same Pub/Sub client tests against Dovecote and Google's emulator (needs it installed)
+compare: install-test
+	$(BIN)/python -m pytest tests/peers -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

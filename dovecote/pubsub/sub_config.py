@@ -2,8 +2,9 @@
 Google's checks of its settings.
 
 - ``ack_deadline_seconds`` (10 to 600, default 10) is the lease.
-- ``enable_message_ordering``: one message per ordering key in flight;
-  messages without a key are not ordered.
+- ``enable_message_ordering``: a key's messages in order; a Pull answer
+  carries a key's consecutive messages and the key then waits until all are
+  settled (as Google's emulator does); messages without a key are not ordered.
 - ``dead_letter_policy.max_delivery_attempts`` (5 to 100) is the delivery
   limit; the dead-letter callback publishes to the dead-letter topic.
 - ``retry_policy`` (``backoff.py``) is the core's ``redelivery_delay``: a
