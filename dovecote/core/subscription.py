@@ -562,12 +562,16 @@ class Subscription:
         stale: list[TokenLike] = []
         now_ms = self.clock.wall_ms()
         backoff = self.config.redelivery_delay if delay_ms is None else None
+        following = self.config.requeue_following and self.config.ordered
+        given_back: list[tuple[int, Cursor, int, bytes | None]] = []
         for item in items:
             found = self._lease_for(item)
             if found is None:
                 stale.append(item)
                 continue
             index, cursor, offset, lease = found
+            if following and self._grouped(lease.record):
+                given_back.append((index, cursor, offset, lease.record.key))
             del cursor.leased[offset]
             if self._owner_watchers:
                 self._lease_ended(lease)
@@ -582,10 +586,23 @@ class Subscription:
                 self._delay(cursor, offset, lease.record, now_ms + delay)
             else:
                 self._requeue(cursor, offset, lease.record)
+        if given_back:
+            self._give_back_following(given_back)
         if done:
             self._heads_changed()
             self._wake()
         return Settled(done, stale)
+
+    def _give_back_following(self, nacked: list[tuple[int, Cursor, int, bytes | None]]) -> None:
+        """``requeue_following``: the later leased records of each nacked key
+        go back too (at once: their key waits for the nacked one anyway)."""
+        tokens = []
+        for index, cursor, offset, key in nacked:
+            for later, lease in cursor.leased.items():
+                if later > offset and lease.record.key == key and lease.owner is not DEAD_LETTERING:
+                    tokens.append((index, later, lease.attempt))
+        if tokens:
+            self.nack(tokens, delay_ms=0)
 
     def _backoff(self, backoff: Callable[[int], int], count: int) -> int:
         """The hook's delay; a hook that fails redelivers at once (a broken

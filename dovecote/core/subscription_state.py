@@ -53,6 +53,10 @@ class SubscriptionConfig:
     # A nack that requeues without a delay of its own, and a lease that expires,
     # redeliver after this (retry backoff); None: at once
     redelivery_delay: RedeliveryDelay | None = None
+    # Ordered: a nack (or an expired lease) of a keyed record also gives back
+    # the key's later records still leased (their tokens go stale), so they
+    # are delivered again after it, in order (Pub/Sub; SQS FIFO keeps them).
+    requeue_following: bool = False
 
 
 @dataclass(slots=True)

@@ -75,6 +75,7 @@ def core_config(pb: Any, record_filter: Any = None) -> SubscriptionConfig:
         max_deliveries=max_deliveries,
         ordered=pb.enable_message_ordering,
         order_unkeyed=False,  # messages without an ordering key are not ordered
+        requeue_following=True,  # a nack gives back the key's later messages too
         filter=record_filter,
         message_ttl_ms=retention_ms(pb),
         redelivery_delay=redelivery_delay(pb),

@@ -357,3 +357,23 @@ def test_dead_letter_policy_checks(publisher, subscriber, topic, name):
                 f"{name}-{attempts}",
                 dead_letter_policy={"dead_letter_topic": topic, "max_delivery_attempts": attempts},
             )
+
+
+def test_a_nack_gives_back_the_keys_later_messages_too(ordered_publisher, subscriber, topic, name):
+    """As Google documents for ordering keys: a message delivered again brings
+    the key's later messages with it, so a subscriber never sees a3 before the
+    a2 it nacked; an ack of a message given back that way does nothing."""
+    path = make_subscription(subscriber, topic, name, enable_message_ordering=True)
+    for value in (b"a1", b"a2", b"a3"):
+        ordered_publisher.publish(topic, value, ordering_key="a").result()
+    first = {m.message.data: m.ack_id for m in pull(subscriber, path)}
+    assert list(first) == [b"a1", b"a2", b"a3"]
+    subscriber.acknowledge(subscription=path, ack_ids=[first[b"a1"]])
+    subscriber.modify_ack_deadline(
+        subscription=path, ack_ids=[first[b"a2"]], ack_deadline_seconds=0
+    )
+    subscriber.acknowledge(subscription=path, ack_ids=[first[b"a3"]])  # given back: stale
+    again = pull(subscriber, path)
+    assert data(again) == [b"a2", b"a3"]
+    subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in again])
+    assert data(pull_now(subscriber, path)) == []

@@ -338,3 +338,28 @@ def test_sync_makes_acks_durable_before_it_returns(tmp_path):
     asyncio.run(run())
     assert asyncio.run(redelivered("unsynced")) == [b"a", b"b"]
     assert asyncio.run(redelivered("synced")) == []
+
+
+def test_requeue_following_gives_back_a_keys_later_leases_with_a_nack(tmp_path):
+    """Pub/Sub ordering: a key's run is leased together; a nack of one gives
+    back the later ones still leased (their tokens go stale), so the key is
+    delivered again from the nacked one, in order. Without the switch (SQS
+    FIFO) the later ones stay leased."""
+
+    async def run(follow: bool) -> tuple[list[bytes], int]:
+        core = new_core(tmp_path / str(follow))
+        await core.start()
+        await core.create_topic("q", 1)
+        await publish(core, "q", [b"a1", b"a2", b"a3"], key=b"a")
+        config = SubscriptionConfig(ordered=True, lease_ms=60_000, requeue_following=follow)
+        sub = core.open_subscription("s", "q", config)
+        a1, a2, a3 = sub.pull(10, "c", group_batches=True)
+        sub.ack([a1.token])
+        sub.nack([a2.token])
+        stale = sub.ack([a3.token]).stale
+        again = [d.record.value for d in sub.pull(10, "c", group_batches=True)]
+        await core.stop()
+        return again, len(stale)
+
+    assert asyncio.run(run(True)) == ([b"a2", b"a3"], 1)
+    assert asyncio.run(run(False)) == ([b"a2"], 0)
