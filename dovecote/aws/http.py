@@ -24,9 +24,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 
 import httptools
 
@@ -83,7 +84,8 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.request: _Request | None = None
         self.ready: deque[_Request] = deque()
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # a handler that had to wait
+        self.busy = False  # a handler's first step is running (no task yet)
         self.refused = False  # a request was refused unread: close after answering
 
     # --- transport -------------------------------------------------------------------
@@ -216,10 +218,23 @@ class HttpConnection(asyncio.Protocol):
     # --- handling ------------------------------------------------------------------------
 
     def _next(self) -> None:
-        if self.task is not None or not self.ready:
+        if self.task is not None or self.busy or not self.ready:
             return
         request = self.ready.popleft()
-        self.task = asyncio.get_running_loop().create_task(self._handle(request))
+        # The handler's first step runs here, at once: most requests
+        # (receives that find messages, deletes, lookups) finish without
+        # ever waiting, and a task per request cost more than they did. Only
+        # one that suspends (a send waiting for its fsync, a long poll)
+        # becomes a task, which takes over the coroutine where it stopped.
+        coro = self._handle(request)
+        self.busy = True
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        finally:
+            self.busy = False
+        self.task = asyncio.get_running_loop().create_task(_resumed(coro, waiting))
 
     async def _handle(self, request: _Request) -> None:
         try:
@@ -241,6 +256,7 @@ class HttpConnection(asyncio.Protocol):
         finally:
             self._release(request)
             self.task = None
+            self.busy = False
             if self.transport is not None and not self.transport.is_closing():
                 self.flow.pause_while(QUEUED, len(self.ready) >= MAX_QUEUED)
                 self._next()
@@ -267,6 +283,39 @@ class HttpConnection(asyncio.Protocol):
         transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             transport.write(body)
+
+
+class _Continue:
+    """Awaiting this goes on with a coroutine whose first step already ran and
+    yielded ``waiting`` (what an asyncio task waits on): it hands that up,
+    then passes results and exceptions (cancellation included) down."""
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro = self.coro
+        waiting = self.waiting
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as exc:  # thrown in by the task: pass it on
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _resumed(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    await _Continue(coro, waiting)
 
 
 def _header(headers: dict[str, str], name: str, default: str) -> str:
