@@ -22,6 +22,7 @@ from dovecote.aws import sqs_checks as checks
 from dovecote.aws.context import RequestContext
 from dovecote.aws.digests import (
     md5_of_body,
+    md5_of_bytes,
     md5_of_message_attributes,
     md5_of_message_system_attributes,
 )
@@ -75,6 +76,24 @@ class _Entry:
     size: int  # body and attribute bytes, as AWS counts them toward the limits
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """A queue's attributes every message of a send is checked against,
+    read once per request rather than once per entry."""
+
+    max_size: int
+    delay_seconds: int
+    content_based_dedup: bool
+
+    @classmethod
+    def of(cls, view: SqsQueue) -> _Limits:
+        return cls(
+            view.int_attribute("MaximumMessageSize"),
+            view.int_attribute("DelaySeconds"),
+            view.content_based_dedup,
+        )
+
+
 class SqsMessages:
     def __init__(self, queues: SqsQueues) -> None:
         self.queues = queues
@@ -85,7 +104,12 @@ class SqsMessages:
     # --- send ---------------------------------------------------------------------
 
     def _entry(
-        self, view: SqsQueue, params: dict[str, Any], ctx: RequestContext, entry_id: str
+        self,
+        view: SqsQueue,
+        params: dict[str, Any],
+        ctx: RequestContext,
+        entry_id: str,
+        limits: _Limits | None = None,
     ) -> _Entry:
         body = params.get("MessageBody")
         if body is None or body == "":
@@ -94,26 +118,31 @@ class SqsMessages:
             )
         body = str(body)
         checks.check_message_body(body)
+        value = body.encode("utf-8")
+        if limits is None:
+            limits = _Limits.of(view)
         attributes = params.get("MessageAttributes") or None
         system = params.get("MessageSystemAttributes") or None
-        size = checks.check_message_attributes(attributes)
+        size = checks.check_message_attributes(attributes) if attributes else 0
         if system:
             checks.check_message_attributes(system, system=True)
         delay = params.get("DelaySeconds")
         group_id = params.get("MessageGroupId")
         dedup_id = params.get("MessageDeduplicationId")
+        fifo = view.fifo
         checks.check_send(
             body,
             size,
-            max_size=view.int_attribute("MaximumMessageSize"),
+            max_size=limits.max_size,
             delay_seconds=None if delay is None else int(delay),
-            fifo=view.fifo,
+            fifo=fifo,
             group_id=group_id,
             dedup_id=dedup_id,
-            content_based_dedup=view.content_based_dedup,
+            content_based_dedup=limits.content_based_dedup,
+            body_size=len(value),
         )
         now_ms = self.clock.wall_ms()
-        delay_s = int(delay) if delay is not None else view.int_attribute("DelaySeconds")
+        delay_s = int(delay) if delay is not None else limits.delay_seconds
         if delay_s > 0:
             delays = self.state(view).delays
             if len(delays) < MAX_TRACKED_DELAYS:
@@ -122,34 +151,34 @@ class SqsMessages:
         trace = None
         if system and "AWSTraceHeader" in system:
             trace = system["AWSTraceHeader"].get("StringValue")
-        value = body.encode("utf-8")
         dedup_key = None
         sequence = None
-        if view.fifo:
+        if fifo:
             if dedup_id is None:
                 dedup_id = hashlib.sha256(value).hexdigest()
             dedup_key = f"{group_id}\x00{dedup_id}" if view.dedup_per_group else str(dedup_id)
         headers = records_.sqs_headers(
             message_id,
             group_id=group_id,
-            dedup_id=dedup_id if view.fifo else None,
+            dedup_id=dedup_id if fifo else None,
             trace_header=trace,
             sender_id=ctx.access_key or ctx.account,
             delay_until_ms=now_ms + delay_s * 1000 if delay_s > 0 else None,
         )
-        if view.fifo:
+        if fifo:
             state = self.state(view)
             state.last_sequence = max(state.last_sequence + 1, now_ms * 1_000_000)
             sequence = f"{state.last_sequence:020d}"
             headers.append((SEQUENCE_HEADER, sequence.encode()))
-        headers.extend(records_.attributes_to_headers(attributes))
+        if attributes:
+            headers.extend(records_.attributes_to_headers(attributes))
         record = Record(
             value,
-            key=group_id.encode("utf-8") if view.fifo and group_id is not None else None,
-            headers=headers,
-            timestamp=now_ms,
+            group_id.encode("utf-8") if fifo and group_id is not None else None,
+            headers,
+            now_ms,
         )
-        result: dict[str, Any] = {"MD5OfMessageBody": md5_of_body(body), "MessageId": message_id}
+        result: dict[str, Any] = {"MD5OfMessageBody": md5_of_bytes(value), "MessageId": message_id}
         digest = md5_of_message_attributes(attributes) if attributes else None
         if digest:
             result["MD5OfMessageAttributes"] = digest
@@ -203,9 +232,10 @@ class SqsMessages:
         good: list[_Entry] = []
         failed: list[dict[str, Any]] = []
         total = 0
+        limits = _Limits.of(view)
         for item in items:
             try:
-                entry = self._entry(view, item, ctx, str(item["Id"]))
+                entry = self._entry(view, item, ctx, str(item["Id"]), limits)
             except AwsError as error:
                 failed.append(_failure(str(item.get("Id", "")), error))
                 continue
