@@ -362,27 +362,68 @@ def decode_batch(batch: bytes | memoryview, info: BatchInfo | None = None) -> li
     base_offset = info.base_offset
     base_ts = info.base_timestamp
     append_time = info.max_timestamp if info.log_append_time else None
+    new_record = Record
+    # One-byte varints (lengths < 64, small deltas) are decoded inline, and
+    # two-byte ones for the lengths of the record and its value (64 B..8 KiB).
     for _ in range(info.count):
-        length, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            length = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        elif data[pos + 1] < 0x80:
+            z = (byte & 0x7F) | (data[pos + 1] << 7)
+            length = (z >> 1) ^ -(z & 1)
+            pos += 2
+        else:
+            length, pos = decode_varint(data, pos)
         end = pos + length
         pos += 1  # record attributes, unused in v2
-        ts_delta, pos = decode_varint(data, pos)
-        off_delta, pos = decode_varint(data, pos)
-        klen, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            ts_delta = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            ts_delta, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            off_delta = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            off_delta, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            klen = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            klen, pos = decode_varint(data, pos)
         if klen < 0:
             key = None
         else:
             key = data[pos : pos + klen]
             pos += klen
-        vlen, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            vlen = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        elif data[pos + 1] < 0x80:
+            z = (byte & 0x7F) | (data[pos + 1] << 7)
+            vlen = (z >> 1) ^ -(z & 1)
+            pos += 2
+        else:
+            vlen, pos = decode_varint(data, pos)
         if vlen < 0:
             value = None
         else:
             value = data[pos : pos + vlen]
             pos += vlen
-        nheaders, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            nheaders = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            nheaders, pos = decode_varint(data, pos)
         headers: list[Header] = []
-        for _h in range(nheaders):  # one-byte varints (lengths < 64) decoded inline
+        for _h in range(nheaders):
             byte = data[pos]
             if byte < 0x80:
                 hklen = (byte >> 1) ^ -(byte & 1)
@@ -406,12 +447,12 @@ def decode_batch(batch: bytes | memoryview, info: BatchInfo | None = None) -> li
         if pos != end:
             raise CorruptBatch("record length disagrees with its fields", info.position)
         records.append(
-            Record(
-                value=value,
-                key=key,
-                headers=headers,
-                timestamp=append_time if append_time is not None else base_ts + ts_delta,
-                offset=base_offset + off_delta,
+            new_record(
+                value,
+                key,
+                headers,
+                append_time if append_time is not None else base_ts + ts_delta,
+                base_offset + off_delta,
             )
         )
     return records
