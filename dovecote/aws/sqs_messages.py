@@ -28,12 +28,11 @@ from dovecote.aws.digests import (
 )
 from dovecote.aws.errors import AwsError
 from dovecote.aws.sqs_queues import SqsQueue, SqsQueues
-from dovecote.core.headers import find
 from dovecote.core.subscription_state import Delivery
 from dovecote.core.tokens import DeliveryToken, InvalidToken
 from dovecote.storage.batch import Record
 
-SEQUENCE_HEADER = "sqs.sequence-number"
+SEQUENCE_HEADER = records_.SEQUENCE
 DEDUP_WINDOW_MS = 5 * 60 * 1000
 MAX_ATTEMPTS = 1000  # FIFO receive attempts remembered per queue
 MAX_TRACKED_DELAYS = 100_000  # per queue; beyond it the delayed count is the core's
@@ -327,16 +326,27 @@ class SqsMessages:
         count = delivery.count
         handle = str(delivery.token)
         partition = delivery.partition
-        body = (record.value or b"").decode("utf-8", "replace")
-        meta = records_.read_sqs_headers(record.headers)
+        stored = record.value or b""
+        try:
+            body = stored.decode("utf-8")
+            body_md5 = md5_of_bytes(stored)  # the body's UTF-8 is these very bytes
+        except UnicodeDecodeError:
+            body = stored.decode("utf-8", "replace")
+            body_md5 = md5_of_body(body)
+        names = options.system_attribute_names
+        # One scan of the headers: all SQS fields when system attributes are
+        # wanted, else only the message id.
+        meta = records_.read_sqs_headers(record.headers) if names else None
+        message_id = (
+            meta.message_id if meta is not None else records_.last_message_id(record.headers)
+        )
         message: dict[str, Any] = {
-            "MessageId": meta.message_id or records_.message_id_of(record, view.name, partition),
+            "MessageId": message_id or records_.message_id_of(record, view.name, partition),
             "ReceiptHandle": handle,
-            "MD5OfBody": md5_of_body(body),
+            "MD5OfBody": body_md5,
             "Body": body,
         }
-        names = options.system_attribute_names
-        if names:
+        if meta is not None:
             everything = "All" in names
             system: dict[str, str] = {}
             values = {
@@ -354,7 +364,7 @@ class SqsMessages:
                     values["MessageGroupId"] = meta.group_id
                 if meta.dedup_id is not None:
                     values["MessageDeduplicationId"] = meta.dedup_id
-                sequence = find(record.headers, SEQUENCE_HEADER)
+                sequence = meta.sequence
                 values["SequenceNumber"] = (
                     sequence.decode() if sequence else f"{max(record.offset, 0):020d}"
                 )
