@@ -48,13 +48,35 @@ MAX_QUEUED = 8  # requests read ahead on one connection before reading pauses
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
+class Headers(dict[str, str]):
+    """A request's headers as they came (name -> value, a repeated name's
+    values joined by ", "), plus ``by_lower``: each lowercased name -> the
+    first spelling received, so a case-insensitive lookup
+    (:func:`dovecote.aws.protocol.header`) is one dict get rather than a scan
+    lowering every name (several per request)."""
+
+    __slots__ = ("by_lower",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_lower: dict[str, str] = {}
+
+    def add(self, key: str, text: str) -> None:
+        old = self.get(key)
+        if old is None:
+            self[key] = text
+            self.by_lower.setdefault(key.lower(), key)
+        else:
+            self[key] = f"{old}, {text}"
+
+
 class _Request:
     __slots__ = ("body", "headers", "keep_alive", "method", "reserved", "size", "target")
 
     def __init__(self) -> None:
         self.method = ""
         self.target = b""
-        self.headers: dict[str, str] = {}
+        self.headers = Headers()
         self.body: list[bytes] = []
         self.size = 0
         self.reserved = 0
@@ -160,10 +182,7 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.request
         if request is not None:
-            key = name.decode("latin-1")
-            text = value.decode("latin-1")
-            old = request.headers.get(key)
-            request.headers[key] = text if old is None else f"{old}, {text}"
+            request.headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         request = self.request
@@ -319,6 +338,10 @@ async def _resumed(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
 
 
 def _header(headers: dict[str, str], name: str, default: str) -> str:
+    by_lower = getattr(headers, "by_lower", None)
+    if by_lower is not None:
+        key = by_lower.get(name)
+        return default if key is None else headers[key]
     for key, value in headers.items():
         if key.lower() == name:
             return value

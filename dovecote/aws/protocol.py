@@ -41,8 +41,13 @@ Response = tuple[int, dict[str, str], bytes]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value by case-insensitive name (HTTP names are)."""
+    """A header's value by case-insensitive name (HTTP names are): the first
+    spelling received, when several differ only in case."""
     name = name.lower()
+    by_lower = getattr(headers, "by_lower", None)  # the listener's http.Headers
+    if by_lower is not None:
+        key = by_lower.get(name)
+        return None if key is None else headers[key]
     for key, value in headers.items():
         if key.lower() == name:
             return value
