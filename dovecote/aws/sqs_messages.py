@@ -217,7 +217,7 @@ class SqsMessages:
                 entry.result["SequenceNumber"] = original[2]
 
     async def send_message(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         entry = self._entry(view, params, ctx, "")
         await self._store(view, [entry])
         return entry.result
@@ -225,7 +225,7 @@ class SqsMessages:
     async def send_message_batch(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         items = params.get("Entries") or []
         checks.check_batch_entries(items)
         good: list[_Entry] = []
@@ -252,7 +252,7 @@ class SqsMessages:
     # --- receive ------------------------------------------------------------------
 
     async def receive_message(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         options = checks.check_receive(params)
         visibility = options.visibility_timeout
         if visibility is None:
@@ -387,7 +387,7 @@ class SqsMessages:
     # --- settle ---------------------------------------------------------------------
 
     async def delete_message(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         token = parse_handle(str(params["ReceiptHandle"]))
         self._settle(view, [token])
         return {}
@@ -403,7 +403,7 @@ class SqsMessages:
     async def delete_message_batch(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         items = params.get("Entries") or []
         checks.check_batch_entries(items, entry_name="DeleteMessageBatchRequestEntry")
         done: list[dict[str, Any]] = []
@@ -423,7 +423,7 @@ class SqsMessages:
     async def change_message_visibility(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         handle = str(params["ReceiptHandle"])
         self._extend(view, handle, params["VisibilityTimeout"])
         return {}
@@ -442,7 +442,7 @@ class SqsMessages:
     async def change_message_visibility_batch(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         items = params.get("Entries") or []
         checks.check_batch_entries(items, entry_name="ChangeMessageVisibilityBatchRequestEntry")
         done: list[dict[str, Any]] = []
