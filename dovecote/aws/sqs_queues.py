@@ -321,6 +321,10 @@ class SqsQueues:
         if everything or any(n in COUNTED for n in wanted):
             await view.core.settle_visible()
             sub = view.core.subscription
+            # A visibility timeout that has run out counts as visible even
+            # if its timer has not fired yet (a request can be handled in
+            # the same turn of the loop as the timeout ends).
+            sub.expire_leases()
             now_ms = self.manager.clock.wall_ms()
             delayed = max(sub.delayed_count(), self.state(view).delayed(now_ms))
             values["ApproximateNumberOfMessages"] = str(max(0, sub.ready_count() - delayed))
