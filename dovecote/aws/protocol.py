@@ -197,5 +197,6 @@ __all__ = [
     "encode_error",
     "encode_response",
     "invalid",
+    "json_body",
     "request_protocol",
 ]
