@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "md5_of_body",
+    "md5_of_bytes",
     "md5_of_message_attributes",
     "md5_of_message_system_attributes",
 ]
@@ -26,6 +27,11 @@ _BINARY_TRANSPORT = b"\x02"
 def md5_of_body(body: str) -> str:
     """MD5 hex of the UTF-8 body (``MD5OfMessageBody`` / ``MD5OfBody``)."""
     return hashlib.md5(body.encode("utf-8")).hexdigest()
+
+
+def md5_of_bytes(data: bytes) -> str:
+    """MD5 hex of a body already UTF-8 encoded (the same digest as :func:`md5_of_body`)."""
+    return hashlib.md5(data).hexdigest()
 
 
 def _length_prefixed(data: bytes) -> bytes:

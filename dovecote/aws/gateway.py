@@ -94,7 +94,7 @@ class Gateway:
     ) -> Response:
         """``target`` is the raw request target (path and query)."""
         request_id = uuid4_text()
-        hdrs = dict(headers)
+        hdrs = headers if isinstance(headers, dict) else dict(headers)
         request: AwsRequest | None = None
         try:
             request = decode_request(
@@ -153,9 +153,9 @@ def _with_queue_url(
 ) -> bytes:
     """Query clients post to the queue's URL (``/{account}/{name}``) and may
     leave QueueUrl out of the form: put it in, so the operation finds it."""
-    if method != "POST" or b"QueueUrl=" in body:
-        return body
-    if header(headers, "x-amz-target") is not None:
+    if method != "POST" or header(headers, "x-amz-target") is not None:
+        return body  # only query requests name their queue by the path
+    if b"QueueUrl=" in body:
         return body
     path = urlsplit(target).path.strip("/")
     if path.count("/") != 1:

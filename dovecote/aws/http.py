@@ -24,9 +24,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 
 import httptools
 
@@ -47,13 +48,35 @@ MAX_QUEUED = 8  # requests read ahead on one connection before reading pauses
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
+class Headers(dict[str, str]):
+    """A request's headers as they came (name -> value, a repeated name's
+    values joined by ", "), plus ``by_lower``: each lowercased name -> the
+    first spelling received, so a case-insensitive lookup
+    (:func:`dovecote.aws.protocol.header`) is one dict get rather than a scan
+    lowering every name (several per request)."""
+
+    __slots__ = ("by_lower",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_lower: dict[str, str] = {}
+
+    def add(self, key: str, text: str) -> None:
+        old = self.get(key)
+        if old is None:
+            self[key] = text
+            self.by_lower.setdefault(key.lower(), key)
+        else:
+            self[key] = f"{old}, {text}"
+
+
 class _Request:
     __slots__ = ("body", "headers", "keep_alive", "method", "reserved", "size", "target")
 
     def __init__(self) -> None:
         self.method = ""
         self.target = b""
-        self.headers: dict[str, str] = {}
+        self.headers = Headers()
         self.body: list[bytes] = []
         self.size = 0
         self.reserved = 0
@@ -83,7 +106,8 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.request: _Request | None = None
         self.ready: deque[_Request] = deque()
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # a handler that had to wait
+        self.busy = False  # a handler's first step is running (no task yet)
         self.refused = False  # a request was refused unread: close after answering
 
     # --- transport -------------------------------------------------------------------
@@ -158,10 +182,7 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.request
         if request is not None:
-            key = name.decode("latin-1")
-            text = value.decode("latin-1")
-            old = request.headers.get(key)
-            request.headers[key] = text if old is None else f"{old}, {text}"
+            request.headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         request = self.request
@@ -216,10 +237,23 @@ class HttpConnection(asyncio.Protocol):
     # --- handling ------------------------------------------------------------------------
 
     def _next(self) -> None:
-        if self.task is not None or not self.ready:
+        if self.task is not None or self.busy or not self.ready:
             return
         request = self.ready.popleft()
-        self.task = asyncio.get_running_loop().create_task(self._handle(request))
+        # The handler's first step runs here, at once: most requests
+        # (receives that find messages, deletes, lookups) finish without
+        # ever waiting, and a task per request cost more than they did. Only
+        # one that suspends (a send waiting for its fsync, a long poll)
+        # becomes a task, which takes over the coroutine where it stopped.
+        coro = self._handle(request)
+        self.busy = True
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        finally:
+            self.busy = False
+        self.task = asyncio.get_running_loop().create_task(_resumed(coro, waiting))
 
     async def _handle(self, request: _Request) -> None:
         try:
@@ -241,6 +275,7 @@ class HttpConnection(asyncio.Protocol):
         finally:
             self._release(request)
             self.task = None
+            self.busy = False
             if self.transport is not None and not self.transport.is_closing():
                 self.flow.pause_while(QUEUED, len(self.ready) >= MAX_QUEUED)
                 self._next()
@@ -269,7 +304,44 @@ class HttpConnection(asyncio.Protocol):
             transport.write(body)
 
 
+class _Continue:
+    """Awaiting this goes on with a coroutine whose first step already ran and
+    yielded ``waiting`` (what an asyncio task waits on): it hands that up,
+    then passes results and exceptions (cancellation included) down."""
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro = self.coro
+        waiting = self.waiting
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as exc:  # thrown in by the task: pass it on
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _resumed(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    await _Continue(coro, waiting)
+
+
 def _header(headers: dict[str, str], name: str, default: str) -> str:
+    by_lower = getattr(headers, "by_lower", None)
+    if by_lower is not None:
+        key = by_lower.get(name)
+        return default if key is None else headers[key]
     for key, value in headers.items():
         if key.lower() == name:
             return value

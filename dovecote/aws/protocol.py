@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
+import orjson
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from dovecote.aws.errors import AwsError, invalid, missing
@@ -41,12 +42,30 @@ Response = tuple[int, dict[str, str], bytes]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value by case-insensitive name (HTTP names are)."""
+    """A header's value by case-insensitive name (HTTP names are): the first
+    spelling received, when several differ only in case."""
     name = name.lower()
+    by_lower = getattr(headers, "by_lower", None)  # the listener's http.Headers
+    if by_lower is not None:
+        key = by_lower.get(name)
+        return None if key is None else headers[key]
     for key, value in headers.items():
         if key.lower() == name:
             return value
     return None
+
+
+def json_body(document: Any) -> bytes:
+    """A JSON answer's bytes. orjson writes a ReceiveMessage of ten 1 KiB
+    bodies in about 1 us where the json module took 25 (its escaping is the
+    bulk of a receive's encoding); the text differs only in spacing and in
+    leaving non-ASCII characters unescaped, as AWS's answers do. What orjson
+    refuses (a lone surrogate, an integer beyond 64 bits) goes through the
+    json module as before."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return json.dumps(document).encode()
 
 
 def decode_request(method: str, path: str, headers: dict[str, str], body: bytes) -> AwsRequest:
@@ -127,7 +146,7 @@ def encode_response(
     if request.protocol == "json":
         document = encode_json(result, shape) if shape is not None else {}
         headers = {"Content-Type": JSON_CONTENT_TYPE, "x-amzn-RequestId": request_id}
-        return 200, headers, json.dumps(document).encode()
+        return 200, headers, json_body(document)
     ns = request.service.namespace
     inner = encode_xml(result, shape, f"{op.name}Result") if shape is not None else ""
     xml = (
@@ -157,7 +176,7 @@ def encode_error(
             "x-amzn-RequestId": request_id,
             "x-amzn-query-error": f"{info.query_code};{fault}",
         }
-        return status, headers, json.dumps(document).encode()
+        return status, headers, json_body(document)
     xml = (
         f'<?xml version="1.0"?><ErrorResponse xmlns="{service.namespace}"><Error>'
         f"<Type>{fault}</Type><Code>{escape(info.query_code)}</Code><Message>{escape(error.message)}</Message>"
@@ -178,5 +197,6 @@ __all__ = [
     "encode_error",
     "encode_response",
     "invalid",
+    "json_body",
     "request_protocol",
 ]

@@ -52,6 +52,7 @@ __all__ = [
     "SqsMeta",
     "attributes_to_headers",
     "headers_to_attributes",
+    "last_message_id",
     "message_id_of",
     "new_message_id",
     "read_sqs_headers",
@@ -330,6 +331,7 @@ class SqsMeta:
     trace_header: str | None = None
     sender_id: str | None = None
     dead_letter_source: str | None = None  # the queue it was last dead-lettered from
+    sequence: bytes | None = None  # a FIFO message's SequenceNumber header, as stored
 
 
 def _text(raw: bytes | None) -> str | None:
@@ -351,23 +353,51 @@ def _last_death_queue(raw: bytes | None) -> str | None:
     return None
 
 
+SEQUENCE = "sqs.sequence-number"  # a FIFO message's SequenceNumber
+# Header name -> its place in read_sqs_headers' scan.
 _META_FIELDS = {
-    H.MESSAGE_ID: "message_id",
-    H.ORDERING_KEY: "group_id",
-    H.DEDUPLICATION_ID: "dedup_id",
-    TRACE_HEADER: "trace_header",
-    SENDER_ID: "sender_id",
+    H.MESSAGE_ID: 0,
+    H.ORDERING_KEY: 1,
+    H.DEDUPLICATION_ID: 2,
+    TRACE_HEADER: 3,
+    SENDER_ID: 4,
+    H.DEATHS: 5,
+    SEQUENCE: 6,
 }
 
 
 def read_sqs_headers(headers: Sequence[Header]) -> SqsMeta:
-    """The SQS system fields of a record's headers (the last of a name wins)."""
-    found: dict[str, str | None] = {}
-    deaths: bytes | None = None
+    """The SQS system fields of a record's headers, in one scan (the last of a name wins)."""
+    found: list[bytes | None] = [None] * 7
+    seen = False
+    fields = _META_FIELDS
     for name, raw in headers:
-        field = _META_FIELDS.get(name)
-        if field is not None:
-            found[field] = _message_id(raw) if name == H.MESSAGE_ID else _text(raw)
-        elif name == H.DEATHS:
-            deaths = raw
-    return SqsMeta(**found, dead_letter_source=_last_death_queue(deaths))
+        index = fields.get(name)
+        if index is not None:
+            found[index] = raw
+            seen = True
+    if not seen:
+        return _NO_META
+    return SqsMeta(
+        _message_id(found[0]),
+        _text(found[1]),
+        _text(found[2]),
+        _text(found[3]),
+        _text(found[4]),
+        _last_death_queue(found[5]),
+        found[6],
+    )
+
+
+_NO_META = SqsMeta()
+
+
+def last_message_id(headers: Sequence[Header]) -> str | None:
+    """The MessageId of the last ``message-id`` header (None: none, or not
+    UTF-8): what :func:`read_sqs_headers` gives, for a receive that wants
+    no other system field."""
+    for i in range(len(headers) - 1, -1, -1):
+        name, raw = headers[i]
+        if name == H.MESSAGE_ID:
+            return _message_id(raw)
+    return None

@@ -22,17 +22,17 @@ from dovecote.aws import sqs_checks as checks
 from dovecote.aws.context import RequestContext
 from dovecote.aws.digests import (
     md5_of_body,
+    md5_of_bytes,
     md5_of_message_attributes,
     md5_of_message_system_attributes,
 )
 from dovecote.aws.errors import AwsError
 from dovecote.aws.sqs_queues import SqsQueue, SqsQueues
-from dovecote.core.headers import find
 from dovecote.core.subscription_state import Delivery
 from dovecote.core.tokens import DeliveryToken, InvalidToken
 from dovecote.storage.batch import Record
 
-SEQUENCE_HEADER = "sqs.sequence-number"
+SEQUENCE_HEADER = records_.SEQUENCE
 DEDUP_WINDOW_MS = 5 * 60 * 1000
 MAX_ATTEMPTS = 1000  # FIFO receive attempts remembered per queue
 MAX_TRACKED_DELAYS = 100_000  # per queue; beyond it the delayed count is the core's
@@ -75,6 +75,24 @@ class _Entry:
     size: int  # body and attribute bytes, as AWS counts them toward the limits
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """A queue's attributes every message of a send is checked against,
+    read once per request rather than once per entry."""
+
+    max_size: int
+    delay_seconds: int
+    content_based_dedup: bool
+
+    @classmethod
+    def of(cls, view: SqsQueue) -> _Limits:
+        return cls(
+            view.int_attribute("MaximumMessageSize"),
+            view.int_attribute("DelaySeconds"),
+            view.content_based_dedup,
+        )
+
+
 class SqsMessages:
     def __init__(self, queues: SqsQueues) -> None:
         self.queues = queues
@@ -85,7 +103,12 @@ class SqsMessages:
     # --- send ---------------------------------------------------------------------
 
     def _entry(
-        self, view: SqsQueue, params: dict[str, Any], ctx: RequestContext, entry_id: str
+        self,
+        view: SqsQueue,
+        params: dict[str, Any],
+        ctx: RequestContext,
+        entry_id: str,
+        limits: _Limits | None = None,
     ) -> _Entry:
         body = params.get("MessageBody")
         if body is None or body == "":
@@ -94,26 +117,31 @@ class SqsMessages:
             )
         body = str(body)
         checks.check_message_body(body)
+        value = body.encode("utf-8")
+        if limits is None:
+            limits = _Limits.of(view)
         attributes = params.get("MessageAttributes") or None
         system = params.get("MessageSystemAttributes") or None
-        size = checks.check_message_attributes(attributes)
+        size = checks.check_message_attributes(attributes) if attributes else 0
         if system:
             checks.check_message_attributes(system, system=True)
         delay = params.get("DelaySeconds")
         group_id = params.get("MessageGroupId")
         dedup_id = params.get("MessageDeduplicationId")
+        fifo = view.fifo
         checks.check_send(
             body,
             size,
-            max_size=view.int_attribute("MaximumMessageSize"),
+            max_size=limits.max_size,
             delay_seconds=None if delay is None else int(delay),
-            fifo=view.fifo,
+            fifo=fifo,
             group_id=group_id,
             dedup_id=dedup_id,
-            content_based_dedup=view.content_based_dedup,
+            content_based_dedup=limits.content_based_dedup,
+            body_size=len(value),
         )
         now_ms = self.clock.wall_ms()
-        delay_s = int(delay) if delay is not None else view.int_attribute("DelaySeconds")
+        delay_s = int(delay) if delay is not None else limits.delay_seconds
         if delay_s > 0:
             delays = self.state(view).delays
             if len(delays) < MAX_TRACKED_DELAYS:
@@ -122,34 +150,34 @@ class SqsMessages:
         trace = None
         if system and "AWSTraceHeader" in system:
             trace = system["AWSTraceHeader"].get("StringValue")
-        value = body.encode("utf-8")
         dedup_key = None
         sequence = None
-        if view.fifo:
+        if fifo:
             if dedup_id is None:
                 dedup_id = hashlib.sha256(value).hexdigest()
             dedup_key = f"{group_id}\x00{dedup_id}" if view.dedup_per_group else str(dedup_id)
         headers = records_.sqs_headers(
             message_id,
             group_id=group_id,
-            dedup_id=dedup_id if view.fifo else None,
+            dedup_id=dedup_id if fifo else None,
             trace_header=trace,
             sender_id=ctx.access_key or ctx.account,
             delay_until_ms=now_ms + delay_s * 1000 if delay_s > 0 else None,
         )
-        if view.fifo:
+        if fifo:
             state = self.state(view)
             state.last_sequence = max(state.last_sequence + 1, now_ms * 1_000_000)
             sequence = f"{state.last_sequence:020d}"
             headers.append((SEQUENCE_HEADER, sequence.encode()))
-        headers.extend(records_.attributes_to_headers(attributes))
+        if attributes:
+            headers.extend(records_.attributes_to_headers(attributes))
         record = Record(
             value,
-            key=group_id.encode("utf-8") if view.fifo and group_id is not None else None,
-            headers=headers,
-            timestamp=now_ms,
+            group_id.encode("utf-8") if fifo and group_id is not None else None,
+            headers,
+            now_ms,
         )
-        result: dict[str, Any] = {"MD5OfMessageBody": md5_of_body(body), "MessageId": message_id}
+        result: dict[str, Any] = {"MD5OfMessageBody": md5_of_bytes(value), "MessageId": message_id}
         digest = md5_of_message_attributes(attributes) if attributes else None
         if digest:
             result["MD5OfMessageAttributes"] = digest
@@ -189,7 +217,7 @@ class SqsMessages:
                 entry.result["SequenceNumber"] = original[2]
 
     async def send_message(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         entry = self._entry(view, params, ctx, "")
         await self._store(view, [entry])
         return entry.result
@@ -197,15 +225,16 @@ class SqsMessages:
     async def send_message_batch(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         items = params.get("Entries") or []
         checks.check_batch_entries(items)
         good: list[_Entry] = []
         failed: list[dict[str, Any]] = []
         total = 0
+        limits = _Limits.of(view)
         for item in items:
             try:
-                entry = self._entry(view, item, ctx, str(item["Id"]))
+                entry = self._entry(view, item, ctx, str(item["Id"]), limits)
             except AwsError as error:
                 failed.append(_failure(str(item.get("Id", "")), error))
                 continue
@@ -223,7 +252,7 @@ class SqsMessages:
     # --- receive ------------------------------------------------------------------
 
     async def receive_message(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         options = checks.check_receive(params)
         visibility = options.visibility_timeout
         if visibility is None:
@@ -297,16 +326,27 @@ class SqsMessages:
         count = delivery.count
         handle = str(delivery.token)
         partition = delivery.partition
-        body = (record.value or b"").decode("utf-8", "replace")
-        meta = records_.read_sqs_headers(record.headers)
+        stored = record.value or b""
+        try:
+            body = stored.decode("utf-8")
+            body_md5 = md5_of_bytes(stored)  # the body's UTF-8 is these very bytes
+        except UnicodeDecodeError:
+            body = stored.decode("utf-8", "replace")
+            body_md5 = md5_of_body(body)
+        names = options.system_attribute_names
+        # One scan of the headers: all SQS fields when system attributes are
+        # wanted, else only the message id.
+        meta = records_.read_sqs_headers(record.headers) if names else None
+        message_id = (
+            meta.message_id if meta is not None else records_.last_message_id(record.headers)
+        )
         message: dict[str, Any] = {
-            "MessageId": meta.message_id or records_.message_id_of(record, view.name, partition),
+            "MessageId": message_id or records_.message_id_of(record, view.name, partition),
             "ReceiptHandle": handle,
-            "MD5OfBody": md5_of_body(body),
+            "MD5OfBody": body_md5,
             "Body": body,
         }
-        names = options.system_attribute_names
-        if names:
+        if meta is not None:
             everything = "All" in names
             system: dict[str, str] = {}
             values = {
@@ -324,7 +364,7 @@ class SqsMessages:
                     values["MessageGroupId"] = meta.group_id
                 if meta.dedup_id is not None:
                     values["MessageDeduplicationId"] = meta.dedup_id
-                sequence = find(record.headers, SEQUENCE_HEADER)
+                sequence = meta.sequence
                 values["SequenceNumber"] = (
                     sequence.decode() if sequence else f"{max(record.offset, 0):020d}"
                 )
@@ -347,7 +387,7 @@ class SqsMessages:
     # --- settle ---------------------------------------------------------------------
 
     async def delete_message(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         token = parse_handle(str(params["ReceiptHandle"]))
         self._settle(view, [token])
         return {}
@@ -363,7 +403,7 @@ class SqsMessages:
     async def delete_message_batch(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         items = params.get("Entries") or []
         checks.check_batch_entries(items, entry_name="DeleteMessageBatchRequestEntry")
         done: list[dict[str, Any]] = []
@@ -383,7 +423,7 @@ class SqsMessages:
     async def change_message_visibility(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         handle = str(params["ReceiptHandle"])
         self._extend(view, handle, params["VisibilityTimeout"])
         return {}
@@ -402,7 +442,7 @@ class SqsMessages:
     async def change_message_visibility_batch(
         self, params: dict[str, Any], ctx: RequestContext
     ) -> dict[str, Any]:
-        view = self.queues.by_url(params)
+        view = self.queues.reading(params)
         items = params.get("Entries") or []
         checks.check_batch_entries(items, entry_name="ChangeMessageVisibilityBatchRequestEntry")
         done: list[dict[str, Any]] = []

@@ -125,6 +125,9 @@ class MessageMoves:
                 "queue arn at a given time.",
             )
         await source.core.settle_visible()
+        # Messages whose visibility timeout has run out are moved even if
+        # its timer has not fired yet (see get_queue_attributes).
+        source.core.subscription.expire_leases()
         handle = base64.b64encode(
             json.dumps({"taskId": str(uuid.uuid4()), "sourceArn": source_arn}).encode()
         ).decode()

@@ -24,6 +24,7 @@ from dovecote.core.queues import NotFound, Queue, QueueManager
 from dovecote.core.subscription import Subscription
 
 QUEUE_MISSING = "The specified queue does not exist."
+MAX_READERS = 4096  # cached read-only views (by QueueUrl); cleared when full
 # Attributes computed on every GetQueueAttributes, never stored.
 COUNTED = (
     "ApproximateNumberOfMessages",
@@ -114,6 +115,8 @@ class SqsQueues:
         self._state: weakref.WeakKeyDictionary[Subscription, QueueState] = (
             weakref.WeakKeyDictionary()
         )
+        # QueueUrl -> (queue, its arguments then, the view): see reading()
+        self._readers: dict[str, tuple[Queue, Any, SqsQueue]] = {}
 
     def state(self, view: SqsQueue) -> QueueState:
         """The adapter's memory of a queue (gone with the queue)."""
@@ -154,6 +157,29 @@ class SqsQueues:
 
     def by_url(self, params: dict[str, Any]) -> SqsQueue:
         return self.by_name(queue_name_from_url(str(params["QueueUrl"])))
+
+    def reading(self, params: dict[str, Any]) -> SqsQueue:
+        """:meth:`by_url` for the message operations, which only read the
+        view: the one built for the same QueueUrl is reused while that URL
+        names the same live queue with the same arguments (SetQueueAttributes
+        and tag changes replace a queue's arguments, deletion closes its
+        subscription), which saves parsing the URL and rebuilding the
+        attributes on every send, receive and delete."""
+        url = str(params["QueueUrl"])
+        found = self._readers.get(url)
+        if found is not None:
+            queue, arguments, view = found
+            if (
+                self.manager.queues.get(view.name) is queue
+                and queue.arguments is arguments
+                and not queue.subscription.closed
+            ):
+                return view
+        view = self.by_url(params)
+        if len(self._readers) >= MAX_READERS:
+            self._readers.clear()
+        self._readers[url] = (view.core, view.core.arguments, view)
+        return view
 
     def by_arn(self, arn: str) -> SqsQueue:
         return self.by_name(name_from_arn(arn, "sqs"))
@@ -295,6 +321,10 @@ class SqsQueues:
         if everything or any(n in COUNTED for n in wanted):
             await view.core.settle_visible()
             sub = view.core.subscription
+            # A visibility timeout that has run out counts as visible even
+            # if its timer has not fired yet (a request can be handled in
+            # the same turn of the loop as the timeout ends).
+            sub.expire_leases()
             now_ms = self.manager.clock.wall_ms()
             delayed = max(sub.delayed_count(), self.state(view).delayed(now_ms))
             values["ApproximateNumberOfMessages"] = str(max(0, sub.ready_count() - delayed))

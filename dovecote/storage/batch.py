@@ -204,45 +204,79 @@ class Record:
     offset: int = -1
 
 
-def _encode_record(record: Record, offset_delta: int, timestamp_delta: int) -> bytes:
-    body = bytearray(b"\x00")  # attributes
-    encode_varint(timestamp_delta, body)
-    encode_varint(offset_delta, body)
-    key = record.key
-    if key is None:
-        body.append(1)  # zigzag(-1)
+def _put_varint(value: int, out: bytearray) -> None:
+    """Append a zigzag varint; one- and two-byte values (nearly every length,
+    delta and count of a record) without a loop."""
+    z = (value << 1) ^ (value >> 63)
+    if z < 0x80:
+        out.append(z)
+    elif z < 0x4000:
+        out.append((z & 0x7F) | 0x80)
+        out.append(z >> 7)
     else:
-        encode_varint(len(key), body)
-        body += key
-    value = record.value
-    if value is None:
-        body.append(1)
-    else:
-        encode_varint(len(value), body)
-        body += value
-    headers = record.headers
-    encode_varint(len(headers), body)
-    for name, hvalue in headers:  # short lengths (< 64) are one varint byte: no call
-        raw = name.encode()
-        n = len(raw)
+        _encode_uvarint(z, out)
+
+
+def _encode_records(
+    records: list[Record], deltas: list[int], stamps: list[int], base_ts: int, out: bytearray
+) -> None:
+    """Append every record of a batch to ``out`` (each is its length varint,
+    then the fields: see Kafka's record v2 layout)."""
+    put = _put_varint
+    body = bytearray()
+    for record, offset_delta, stamp in zip(records, deltas, stamps, strict=True):
+        body.clear()
+        body.append(0)  # attributes
+        put(stamp - base_ts, body)
+        put(offset_delta, body)
+        key = record.key
+        if key is None:
+            body.append(1)  # zigzag(-1)
+        else:
+            put(len(key), body)
+            body += key
+        value = record.value
+        if value is None:
+            body.append(1)
+        else:
+            put(len(value), body)
+            body += value
+        headers = record.headers
+        n = len(headers)
         if n < 64:
             body.append(n << 1)
         else:
-            encode_varint(n, body)
-        body += raw
-        if hvalue is None:
-            body.append(1)
-        else:
-            n = len(hvalue)
+            put(n, body)
+        for name, hvalue in headers:  # short lengths (< 64) are one varint byte: no call
+            raw = name.encode()
+            n = len(raw)
             if n < 64:
                 body.append(n << 1)
             else:
-                encode_varint(n, body)
-            body += hvalue
+                put(n, body)
+            body += raw
+            if hvalue is None:
+                body.append(1)
+            else:
+                n = len(hvalue)
+                if n < 64:
+                    body.append(n << 1)
+                else:
+                    put(n, body)
+                body += hvalue
+        put(len(body), out)
+        out += body
+
+
+def _encode_record(record: Record, offset_delta: int, timestamp_delta: int) -> bytes:
+    """One record as it sits in a batch, its length prefix included."""
     out = bytearray()
-    encode_varint(len(body), out)
-    out += body
+    _encode_records([record], [offset_delta], [timestamp_delta], 0, out)
     return bytes(out)
+
+
+_TAIL = struct.Struct(">hiqqqhii")  # attributes .. recordsCount
+_HEAD = struct.Struct(">qiibI")  # baseOffset .. crc
 
 
 def build_batch(
@@ -263,6 +297,10 @@ def build_batch(
     ``last_offset_delta`` given, records keep their own offsets relative to
     ``base_offset`` (compaction rewrites batches with gaps this way);
     otherwise they are numbered from 0.
+
+    The batch is written into one buffer, header space first, so the records
+    are copied once (an SQS SendMessageBatch of ten 1 KiB bodies was a fifth
+    of its storage cost in joins and copies).
     """
     if not records:
         raise ValueError("a batch holds at least one record")
@@ -276,30 +314,30 @@ def build_batch(
         last_offset_delta = len(records) - 1
     else:
         deltas = [r.offset - base_offset for r in records]
-    body = b"".join(
-        _encode_record(r, delta, ts - base_ts)
-        for r, delta, ts in zip(records, deltas, stamps, strict=True)
-    )
-    if compression_type != compression.NONE:
-        body = compression.compress(compression_type, body)
     attributes = (attributes & ~COMPRESSION_MASK) | compression_type
-    tail = (
-        ATTRIBUTES.pack(attributes)
-        + struct.pack(
-            ">iqqqhii",
-            last_offset_delta,
-            base_ts,
-            max_ts,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            len(records),
-        )
-        + body
+    out = bytearray(HEADER_SIZE)
+    if compression_type == compression.NONE:
+        _encode_records(records, deltas, stamps, base_ts, out)
+    else:
+        plain = bytearray()
+        _encode_records(records, deltas, stamps, base_ts, plain)
+        out += compression.compress(compression_type, bytes(plain))
+    _TAIL.pack_into(
+        out,
+        CRC_START,
+        attributes,
+        last_offset_delta,
+        base_ts,
+        max_ts,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(records),
     )
-    crc = crc32c(tail)
-    batch_length = len(tail) + 9  # leader epoch (4) + magic (1) + crc (4)
-    return struct.pack(">qiibI", base_offset, batch_length, -1, 2, crc) + tail
+    crc = crc32c(memoryview(out)[CRC_START:])
+    batch_length = len(out) - LOG_OVERHEAD
+    _HEAD.pack_into(out, 0, base_offset, batch_length, -1, 2, crc)
+    return bytes(out)
 
 
 def batch_records_bytes(batch: bytes | memoryview, info: BatchInfo | None = None) -> bytes:
@@ -324,27 +362,68 @@ def decode_batch(batch: bytes | memoryview, info: BatchInfo | None = None) -> li
     base_offset = info.base_offset
     base_ts = info.base_timestamp
     append_time = info.max_timestamp if info.log_append_time else None
+    new_record = Record
+    # One-byte varints (lengths < 64, small deltas) are decoded inline, and
+    # two-byte ones for the lengths of the record and its value (64 B..8 KiB).
     for _ in range(info.count):
-        length, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            length = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        elif data[pos + 1] < 0x80:
+            z = (byte & 0x7F) | (data[pos + 1] << 7)
+            length = (z >> 1) ^ -(z & 1)
+            pos += 2
+        else:
+            length, pos = decode_varint(data, pos)
         end = pos + length
         pos += 1  # record attributes, unused in v2
-        ts_delta, pos = decode_varint(data, pos)
-        off_delta, pos = decode_varint(data, pos)
-        klen, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            ts_delta = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            ts_delta, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            off_delta = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            off_delta, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            klen = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            klen, pos = decode_varint(data, pos)
         if klen < 0:
             key = None
         else:
             key = data[pos : pos + klen]
             pos += klen
-        vlen, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            vlen = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        elif data[pos + 1] < 0x80:
+            z = (byte & 0x7F) | (data[pos + 1] << 7)
+            vlen = (z >> 1) ^ -(z & 1)
+            pos += 2
+        else:
+            vlen, pos = decode_varint(data, pos)
         if vlen < 0:
             value = None
         else:
             value = data[pos : pos + vlen]
             pos += vlen
-        nheaders, pos = decode_varint(data, pos)
+        byte = data[pos]
+        if byte < 0x80:
+            nheaders = (byte >> 1) ^ -(byte & 1)
+            pos += 1
+        else:
+            nheaders, pos = decode_varint(data, pos)
         headers: list[Header] = []
-        for _h in range(nheaders):  # one-byte varints (lengths < 64) decoded inline
+        for _h in range(nheaders):
             byte = data[pos]
             if byte < 0x80:
                 hklen = (byte >> 1) ^ -(byte & 1)
@@ -368,12 +447,12 @@ def decode_batch(batch: bytes | memoryview, info: BatchInfo | None = None) -> li
         if pos != end:
             raise CorruptBatch("record length disagrees with its fields", info.position)
         records.append(
-            Record(
-                value=value,
-                key=key,
-                headers=headers,
-                timestamp=append_time if append_time is not None else base_ts + ts_delta,
-                offset=base_offset + off_delta,
+            new_record(
+                value,
+                key,
+                headers,
+                append_time if append_time is not None else base_ts + ts_delta,
+                base_offset + off_delta,
             )
         )
     return records

@@ -23,6 +23,7 @@ from dovecote.aws.protocol import (
     decode_request,
     encode_error,
     encode_response,
+    json_body,
     request_protocol,
 )
 
@@ -622,6 +623,15 @@ def test_any_message_text_survives_our_xml_and_json(
     parsed = _parse("sqs", protocol, "ReceiveMessage", encode_response(request, result))
     parsed.pop("ResponseMetadata")
     assert parsed == result
+
+
+def test_json_body_falls_back_for_what_orjson_refuses() -> None:
+    # A lone surrogate (json.loads makes one from a "\\ud800" escape a client
+    # sent, and an error message may echo it) and an integer beyond 64 bits.
+    for document in ({"message": "bad \ud800 handle"}, {"n": 2**70}):
+        assert json_body(document) == json.dumps(document).encode()
+    document = {"Messages": [{"Body": 'héllo \u2603 "q" \\ \n', "Id": 1}], "x": None}
+    assert json.loads(json_body(document)) == document
 
 
 def _example(shape: Any, depth: int = 0) -> Any:
