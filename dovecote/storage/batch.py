@@ -32,6 +32,9 @@ LOG_OVERHEAD = 12  # baseOffset + batchLength: bytes not counted in batchLength
 CRC_START = 21  # first byte covered by the CRC (attributes)
 MAGIC_OFFSET = 16
 ATTRIBUTES = struct.Struct(">h")
+# build_batch's header in two parts: before the CRC and from the attributes on.
+_LEAD_HEADER = struct.Struct(">qiibI")
+_TAIL_HEADER = struct.Struct(">hiqqqhii")
 INT64 = struct.Struct(">q")
 INT32 = struct.Struct(">i")
 LENGTH_MAGIC = struct.Struct(">ixxxxb")  # batchLength, then magic after the leader epoch
@@ -204,45 +207,48 @@ class Record:
     offset: int = -1
 
 
-def _encode_record(record: Record, offset_delta: int, timestamp_delta: int) -> bytes:
-    body = bytearray(b"\x00")  # attributes
-    encode_varint(timestamp_delta, body)
-    encode_varint(offset_delta, body)
+def _append_record(record: Record, offset_delta: int, timestamp_delta: int, out: bytearray) -> None:
+    """Append one length-prefixed record to ``out``, copying its value once (the
+    length prefix is worked out from the parts before the value is written)."""
+    head = bytearray(b"\x00")  # attributes
+    encode_varint(timestamp_delta, head)
+    encode_varint(offset_delta, head)
     key = record.key
     if key is None:
-        body.append(1)  # zigzag(-1)
+        head.append(1)  # zigzag(-1)
     else:
-        encode_varint(len(key), body)
-        body += key
+        encode_varint(len(key), head)
+        head += key
     value = record.value
     if value is None:
-        body.append(1)
+        head.append(1)
     else:
-        encode_varint(len(value), body)
-        body += value
+        encode_varint(len(value), head)
     headers = record.headers
-    encode_varint(len(headers), body)
+    tail = bytearray()
+    encode_varint(len(headers), tail)
     for name, hvalue in headers:  # short lengths (< 64) are one varint byte: no call
         raw = name.encode()
         n = len(raw)
         if n < 64:
-            body.append(n << 1)
+            tail.append(n << 1)
         else:
-            encode_varint(n, body)
-        body += raw
+            encode_varint(n, tail)
+        tail += raw
         if hvalue is None:
-            body.append(1)
+            tail.append(1)
         else:
             n = len(hvalue)
             if n < 64:
-                body.append(n << 1)
+                tail.append(n << 1)
             else:
-                encode_varint(n, body)
-            body += hvalue
-    out = bytearray()
-    encode_varint(len(body), out)
-    out += body
-    return bytes(out)
+                encode_varint(n, tail)
+            tail += hvalue
+    encode_varint(len(head) + (0 if value is None else len(value)) + len(tail), out)
+    out += head
+    if value is not None:
+        out += value
+    out += tail
 
 
 def build_batch(
@@ -276,30 +282,30 @@ def build_batch(
         last_offset_delta = len(records) - 1
     else:
         deltas = [r.offset - base_offset for r in records]
-    body = b"".join(
-        _encode_record(r, delta, ts - base_ts)
-        for r, delta, ts in zip(records, deltas, stamps, strict=True)
-    )
+    # One buffer: the 61-byte header is filled in once the records are in it.
+    out = bytearray(HEADER_SIZE)
+    body = out if compression_type == compression.NONE else bytearray()
+    for r, delta, ts in zip(records, deltas, stamps, strict=True):
+        _append_record(r, delta, ts - base_ts, body)
     if compression_type != compression.NONE:
-        body = compression.compress(compression_type, body)
+        out += compression.compress(compression_type, bytes(body))
     attributes = (attributes & ~COMPRESSION_MASK) | compression_type
-    tail = (
-        ATTRIBUTES.pack(attributes)
-        + struct.pack(
-            ">iqqqhii",
-            last_offset_delta,
-            base_ts,
-            max_ts,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            len(records),
-        )
-        + body
+    _TAIL_HEADER.pack_into(
+        out,
+        CRC_START,
+        attributes,
+        last_offset_delta,
+        base_ts,
+        max_ts,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(records),
     )
-    crc = crc32c(tail)
-    batch_length = len(tail) + 9  # leader epoch (4) + magic (1) + crc (4)
-    return struct.pack(">qiibI", base_offset, batch_length, -1, 2, crc) + tail
+    crc = crc32c(memoryview(out)[CRC_START:])
+    batch_length = len(out) - LOG_OVERHEAD
+    _LEAD_HEADER.pack_into(out, 0, base_offset, batch_length, -1, 2, crc)
+    return bytes(out)
 
 
 def batch_records_bytes(batch: bytes | memoryview, info: BatchInfo | None = None) -> bytes:
