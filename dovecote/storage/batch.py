@@ -207,44 +207,62 @@ class Record:
     offset: int = -1
 
 
+def _zigzag_bytes(value: int) -> bytes:
+    out = bytearray()
+    encode_varint(value, out)
+    return bytes(out)
+
+
+# Zigzag varints of the small values most records are made of (offset and
+# timestamp deltas, lengths), looked up instead of encoded.
+_SMALL = 1 << 12  # ~140 KB of small bytes objects
+_VARINTS = [_zigzag_bytes(n) for n in range(_SMALL)]
+
+
 def _append_record(record: Record, offset_delta: int, timestamp_delta: int, out: bytearray) -> None:
     """Append one length-prefixed record to ``out``, copying its value once (the
     length prefix is worked out from the parts before the value is written)."""
+    small = _VARINTS
     head = bytearray(b"\x00")  # attributes
-    encode_varint(timestamp_delta, head)
-    encode_varint(offset_delta, head)
+    head += (
+        small[timestamp_delta] if 0 <= timestamp_delta < _SMALL else _zigzag_bytes(timestamp_delta)
+    )
+    head += small[offset_delta] if 0 <= offset_delta < _SMALL else _zigzag_bytes(offset_delta)
     key = record.key
     if key is None:
         head.append(1)  # zigzag(-1)
     else:
-        encode_varint(len(key), head)
+        n = len(key)
+        head += small[n] if n < _SMALL else _zigzag_bytes(n)
         head += key
     value = record.value
     if value is None:
         head.append(1)
+        size = len(head)
     else:
-        encode_varint(len(value), head)
+        n = len(value)
+        head += small[n] if n < _SMALL else _zigzag_bytes(n)
+        size = len(head) + n
     headers = record.headers
-    tail = bytearray()
-    encode_varint(len(headers), tail)
-    for name, hvalue in headers:  # short lengths (< 64) are one varint byte: no call
-        raw = name.encode()
-        n = len(raw)
-        if n < 64:
-            tail.append(n << 1)
-        else:
-            encode_varint(n, tail)
-        tail += raw
-        if hvalue is None:
-            tail.append(1)
-        else:
-            n = len(hvalue)
-            if n < 64:
-                tail.append(n << 1)
+    if headers:
+        count = len(headers)
+        tail = bytearray(small[count] if count < _SMALL else _zigzag_bytes(count))
+        for name, hvalue in headers:
+            raw = name.encode()
+            n = len(raw)
+            tail += small[n] if n < _SMALL else _zigzag_bytes(n)
+            tail += raw
+            if hvalue is None:
+                tail.append(1)
             else:
-                encode_varint(n, tail)
-            tail += hvalue
-    encode_varint(len(head) + (0 if value is None else len(value)) + len(tail), out)
+                n = len(hvalue)
+                tail += small[n] if n < _SMALL else _zigzag_bytes(n)
+                tail += hvalue
+        size += len(tail)
+    else:
+        tail = b"\x00"  # no headers
+        size += 1
+    out += small[size] if size < _SMALL else _zigzag_bytes(size)
     out += head
     if value is not None:
         out += value
