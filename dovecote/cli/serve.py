@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dovecote.core.config import FLUSH_POLICIES
 from dovecote.core.errors import InvalidConfig
+from dovecote.malloc_tuning import reuse_large_blocks
 from dovecote.settings import LISTENERS, ServerConfig
 
 log = logging.getLogger("dovecote")
@@ -89,6 +90,7 @@ async def _serve(config: ServerConfig, ready_file: Path | None) -> int:
     # otherwise walks it again and again (tens of ms per pause).
     gc.collect()
     gc.freeze()
+    reuse_large_blocks()
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps(broker.addresses()))

@@ -9,19 +9,28 @@ durable under the topic's flush policy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 
 from dovecote.core.errors import MessageTooLarge, TopicExists
+from dovecote.core.headers import MESSAGE_ID
 from dovecote.core.partitioner import Partitioner
 from dovecote.pubsub import names
 from dovecote.pubsub.checks import check_labels
 from dovecote.pubsub.methods import PUBLISHER, PUBLISHER_METHODS, Empty
 from dovecote.pubsub.paging import page
 from dovecote.pubsub.records import attributes_to_headers, message_id
-from dovecote.pubsub.rpc import PubsubError, ServiceTable, already_exists, invalid, not_found
+from dovecote.pubsub.rpc import (
+    PubsubError,
+    ServiceTable,
+    Sized,
+    already_exists,
+    invalid,
+    not_found,
+)
 from dovecote.pubsub.state import PubsubState, TopicEntry
 from dovecote.pubsub.topic_config import check_topic_retention, log_topic_configs
 from dovecote.storage.batch import Record
@@ -55,9 +64,11 @@ class Publisher:
         self.on_topic_updated: Callable[[TopicEntry], Any] | None = None
 
     def table(self) -> ServiceTable:
+        # Publish's limits count the request's bytes: the listener passes their length.
+        methods = {**M, "Publish": dataclasses.replace(M["Publish"], sized=True)}
         return ServiceTable(
             PUBLISHER,
-            M,
+            methods,
             {
                 "CreateTopic": self.create_topic,
                 "UpdateTopic": self.update_topic,
@@ -194,6 +205,10 @@ class Publisher:
     # --- publishing -----------------------------------------------------------------
 
     async def publish(self, request: Any, context: Any) -> Any:
+        if type(request) is Sized:  # from the listener: the request and its length
+            request, request_bytes = request.message, request.size
+        else:
+            request_bytes = request.ByteSize()
         entry = self.existing(request.topic)
         active = self.core.resources.alarms
         if active:
@@ -204,16 +219,19 @@ class Publisher:
                 f"The broker is low on {' and '.join(sorted(active))}; try again later.",
             )
         messages = list(request.messages)
-        check_messages(messages, request.ByteSize())
+        check_messages(messages, request_bytes)
         for check in self.message_checks:
             check(entry, messages)
         topic = self.core.get_topic(entry.log_topic)
         count = len(topic.partitions)
-        by_partition: dict[int, list[int]] = {}
-        for index, message in enumerate(messages):
-            key = message.ordering_key.encode("utf-8") if message.ordering_key else None
-            partition = 0 if count == 1 else self.partitioner.choose(key, count)
-            by_partition.setdefault(partition, []).append(index)
+        if count == 1:
+            by_partition = {0: range(len(messages))}
+        else:
+            by_partition = {}
+            for index, message in enumerate(messages):
+                key = message.ordering_key.encode("utf-8") if message.ordering_key else None
+                partition = self.partitioner.choose(key, count)
+                by_partition.setdefault(partition, []).append(index)
         now = self.core.clock.wall_ms()
         ids = [""] * len(messages)
         waits = []
@@ -222,13 +240,7 @@ class Publisher:
             # Appends are written synchronously in call order, so the next
             # offset is known here and each record can carry its id.
             base = partition.log_end_offset
-            records = []
-            for place, index in enumerate(indexes):
-                message = messages[index]
-                ids[index] = id_ = message_id(partition_index, base + place)
-                key = message.ordering_key.encode("utf-8") if message.ordering_key else None
-                headers = attributes_to_headers(message.attributes, message.ordering_key, id_)
-                records.append(Record(message.data, key, headers, now))
+            records = _records(messages, indexes, partition_index, base, now, ids)
             try:
                 wait = partition.append_records_now(records)
             except MessageTooLarge as err:
@@ -237,11 +249,40 @@ class Publisher:
                 raise RuntimeError("publish: the log's next offset moved during an append")
             if wait is not None:
                 waits.append(wait)
-        if waits:
+        if len(waits) == 1:
+            await waits[0]
+        elif waits:
             await asyncio.gather(*waits)
         response = M["Publish"].response()
         response.message_ids.extend(ids)
         return response
+
+
+def _records(
+    messages: list[Any],
+    indexes: Sequence[int],
+    partition: int,
+    base: int,
+    now: int,
+    ids: list[str],
+) -> list[Record]:
+    """The records of ``messages[indexes]`` at offsets from ``base``; fills in
+    their ``ids``. A message with neither attributes nor an ordering key (the
+    usual one) skips the general header mapping: its only header is its id."""
+    records = []
+    for place, index in enumerate(indexes):
+        message = messages[index]
+        ids[index] = id_ = message_id(partition, base + place)
+        attributes = message.attributes
+        ordering_key = message.ordering_key
+        if attributes or ordering_key:
+            key = ordering_key.encode("utf-8") if ordering_key else None
+            headers = attributes_to_headers(attributes, ordering_key, id_)
+        else:
+            key = None
+            headers = [(MESSAGE_ID, id_.encode("ascii"))]
+        records.append(Record(message.data, key, headers, now))
+    return records
 
 
 def _copy_subfield(source: Any, target: Any, path: str) -> bool:
@@ -283,39 +324,48 @@ def check_messages(messages: list[Any], request_bytes: int) -> None:
             f"request, but the maximum value is {MAX_REQUEST_BYTES}."
         )
     for message in messages:
-        if not message.data and not message.attributes:
+        attributes = message.attributes
+        if attributes:
+            _check_attributes(attributes)
+        elif not message.data:
             raise invalid(
                 "Some messages in the publish request are empty. Each message must contain "
                 "a non-empty data field, or at least one attribute."
             )
-        if len(message.attributes) > MAX_ATTRIBUTES:
+        ordering_key = message.ordering_key
+        # A str of n characters is at most 4n UTF-8 bytes: most keys need no encoding.
+        if len(ordering_key) * 4 > MAX_ORDERING_KEY_BYTES:
+            size = len(ordering_key.encode())
+            if size > MAX_ORDERING_KEY_BYTES:
+                raise invalid(
+                    f"The value for ordering_key_size is too large. You passed {size} in the "
+                    f"request, but the maximum value is {MAX_ORDERING_KEY_BYTES}."
+                )
+
+
+def _check_attributes(attributes: Any) -> None:
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise invalid(
+            f"The value for attribute_count is too large. You passed "
+            f"{len(attributes)} in the request, but the maximum value is "
+            f"{MAX_ATTRIBUTES}."
+        )
+    for key, value in attributes.items():
+        if not key:
+            raise invalid("The attribute key must not be empty.")
+        if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
             raise invalid(
-                f"The value for attribute_count is too large. You passed "
-                f"{len(message.attributes)} in the request, but the maximum value is "
-                f"{MAX_ATTRIBUTES}."
+                f"The value for attribute_key_size is too large. You passed "
+                f"{len(key.encode())} in the request, but the maximum value is "
+                f"{MAX_ATTRIBUTE_KEY_BYTES}."
             )
-        for key, value in message.attributes.items():
-            if not key:
-                raise invalid("The attribute key must not be empty.")
-            if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
-                raise invalid(
-                    f"The value for attribute_key_size is too large. You passed "
-                    f"{len(key.encode())} in the request, but the maximum value is "
-                    f"{MAX_ATTRIBUTE_KEY_BYTES}."
-                )
-            if key.startswith("goog"):
-                raise invalid(f"The attribute key '{key}' must not start with 'goog'.")
-            if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
-                raise invalid(
-                    f"The value for attribute_value_size is too large. You passed "
-                    f"{len(value.encode())} in the request, but the maximum value is "
-                    f"{MAX_ATTRIBUTE_VALUE_BYTES}."
-                )
-        if len(message.ordering_key.encode()) > MAX_ORDERING_KEY_BYTES:
+        if key.startswith("goog"):
+            raise invalid(f"The attribute key '{key}' must not start with 'goog'.")
+        if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
             raise invalid(
-                f"The value for ordering_key_size is too large. You passed "
-                f"{len(message.ordering_key.encode())} in the request, but the maximum value "
-                f"is {MAX_ORDERING_KEY_BYTES}."
+                f"The value for attribute_value_size is too large. You passed "
+                f"{len(value.encode())} in the request, but the maximum value is "
+                f"{MAX_ATTRIBUTE_VALUE_BYTES}."
             )
 
 

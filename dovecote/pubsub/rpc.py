@@ -61,14 +61,25 @@ class Malformed:
     error: str
 
 
-def _deserializer(cls: Any) -> Callable[[bytes], Any]:
+@dataclass(frozen=True, slots=True)
+class Sized:
+    """A request with the length of the bytes it came in: a method whose limits
+    count the request's size gets this, because ``ByteSize()`` encodes the
+    whole message again (1.5 ms for a 1 MB Publish)."""
+
+    message: Any
+    size: int
+
+
+def _deserializer(cls: Any, sized: bool = False) -> Callable[[bytes], Any]:
     from_string = cls.FromString
 
     def parse(data: bytes) -> Any:
         try:
-            return from_string(data)
+            message = from_string(data)
         except Exception as err:  # DecodeError, or what upb raises for bad UTF-8
             return Malformed(str(err))
+        return Sized(message, len(data)) if sized else message
 
     return parse
 
@@ -83,6 +94,7 @@ class Method:
     request: type
     response: type
     stream_stream: bool = False
+    sized: bool = False  # the handler gets a Sized (the request and its length)
 
 
 @dataclass(slots=True)
@@ -106,7 +118,7 @@ class ServiceTable:
             else:
                 handlers[method_name] = grpc.unary_unary_rpc_method_handler(
                     _guard_unary(handler),  # type: ignore[arg-type]
-                    request_deserializer=_deserializer(method.request),
+                    request_deserializer=_deserializer(method.request, method.sized),
                     response_serializer=method.response.SerializeToString,
                 )
         return grpc.method_handlers_generic_handler(self.name, handlers)

@@ -32,6 +32,9 @@ LOG_OVERHEAD = 12  # baseOffset + batchLength: bytes not counted in batchLength
 CRC_START = 21  # first byte covered by the CRC (attributes)
 MAGIC_OFFSET = 16
 ATTRIBUTES = struct.Struct(">h")
+# build_batch's header in two parts: before the CRC and from the attributes on.
+_LEAD_HEADER = struct.Struct(">qiibI")
+_TAIL_HEADER = struct.Struct(">hiqqqhii")
 INT64 = struct.Struct(">q")
 INT32 = struct.Struct(">i")
 LENGTH_MAGIC = struct.Struct(">ixxxxb")  # batchLength, then magic after the leader epoch
@@ -204,79 +207,66 @@ class Record:
     offset: int = -1
 
 
-def _put_varint(value: int, out: bytearray) -> None:
-    """Append a zigzag varint; one- and two-byte values (nearly every length,
-    delta and count of a record) without a loop."""
-    z = (value << 1) ^ (value >> 63)
-    if z < 0x80:
-        out.append(z)
-    elif z < 0x4000:
-        out.append((z & 0x7F) | 0x80)
-        out.append(z >> 7)
-    else:
-        _encode_uvarint(z, out)
-
-
-def _encode_records(
-    records: list[Record], deltas: list[int], stamps: list[int], base_ts: int, out: bytearray
-) -> None:
-    """Append every record of a batch to ``out`` (each is its length varint,
-    then the fields: see Kafka's record v2 layout)."""
-    put = _put_varint
-    body = bytearray()
-    for record, offset_delta, stamp in zip(records, deltas, stamps, strict=True):
-        body.clear()
-        body.append(0)  # attributes
-        put(stamp - base_ts, body)
-        put(offset_delta, body)
-        key = record.key
-        if key is None:
-            body.append(1)  # zigzag(-1)
-        else:
-            put(len(key), body)
-            body += key
-        value = record.value
-        if value is None:
-            body.append(1)
-        else:
-            put(len(value), body)
-            body += value
-        headers = record.headers
-        n = len(headers)
-        if n < 64:
-            body.append(n << 1)
-        else:
-            put(n, body)
-        for name, hvalue in headers:  # short lengths (< 64) are one varint byte: no call
-            raw = name.encode()
-            n = len(raw)
-            if n < 64:
-                body.append(n << 1)
-            else:
-                put(n, body)
-            body += raw
-            if hvalue is None:
-                body.append(1)
-            else:
-                n = len(hvalue)
-                if n < 64:
-                    body.append(n << 1)
-                else:
-                    put(n, body)
-                body += hvalue
-        put(len(body), out)
-        out += body
-
-
-def _encode_record(record: Record, offset_delta: int, timestamp_delta: int) -> bytes:
-    """One record as it sits in a batch, its length prefix included."""
+def _zigzag_bytes(value: int) -> bytes:
     out = bytearray()
-    _encode_records([record], [offset_delta], [timestamp_delta], 0, out)
+    encode_varint(value, out)
     return bytes(out)
 
 
-_TAIL = struct.Struct(">hiqqqhii")  # attributes .. recordsCount
-_HEAD = struct.Struct(">qiibI")  # baseOffset .. crc
+# Zigzag varints of the small values most records are made of (offset and
+# timestamp deltas, lengths), looked up instead of encoded.
+_SMALL = 1 << 12  # ~140 KB of small bytes objects
+_VARINTS = [_zigzag_bytes(n) for n in range(_SMALL)]
+
+
+def _append_record(record: Record, offset_delta: int, timestamp_delta: int, out: bytearray) -> None:
+    """Append one length-prefixed record to ``out``, copying its value once (the
+    length prefix is worked out from the parts before the value is written)."""
+    small = _VARINTS
+    head = bytearray(b"\x00")  # attributes
+    head += (
+        small[timestamp_delta] if 0 <= timestamp_delta < _SMALL else _zigzag_bytes(timestamp_delta)
+    )
+    head += small[offset_delta] if 0 <= offset_delta < _SMALL else _zigzag_bytes(offset_delta)
+    key = record.key
+    if key is None:
+        head.append(1)  # zigzag(-1)
+    else:
+        n = len(key)
+        head += small[n] if n < _SMALL else _zigzag_bytes(n)
+        head += key
+    value = record.value
+    if value is None:
+        head.append(1)
+        size = len(head)
+    else:
+        n = len(value)
+        head += small[n] if n < _SMALL else _zigzag_bytes(n)
+        size = len(head) + n
+    headers = record.headers
+    if headers:
+        count = len(headers)
+        tail = bytearray(small[count] if count < _SMALL else _zigzag_bytes(count))
+        for name, hvalue in headers:
+            raw = name.encode()
+            n = len(raw)
+            tail += small[n] if n < _SMALL else _zigzag_bytes(n)
+            tail += raw
+            if hvalue is None:
+                tail.append(1)
+            else:
+                n = len(hvalue)
+                tail += small[n] if n < _SMALL else _zigzag_bytes(n)
+                tail += hvalue
+        size += len(tail)
+    else:
+        tail = b"\x00"  # no headers
+        size += 1
+    out += small[size] if size < _SMALL else _zigzag_bytes(size)
+    out += head
+    if value is not None:
+        out += value
+    out += tail
 
 
 def build_batch(
@@ -314,15 +304,15 @@ def build_batch(
         last_offset_delta = len(records) - 1
     else:
         deltas = [r.offset - base_offset for r in records]
-    attributes = (attributes & ~COMPRESSION_MASK) | compression_type
+    # One buffer: the 61-byte header is filled in once the records are in it.
     out = bytearray(HEADER_SIZE)
-    if compression_type == compression.NONE:
-        _encode_records(records, deltas, stamps, base_ts, out)
-    else:
-        plain = bytearray()
-        _encode_records(records, deltas, stamps, base_ts, plain)
-        out += compression.compress(compression_type, bytes(plain))
-    _TAIL.pack_into(
+    body = out if compression_type == compression.NONE else bytearray()
+    for r, delta, ts in zip(records, deltas, stamps, strict=True):
+        _append_record(r, delta, ts - base_ts, body)
+    if compression_type != compression.NONE:
+        out += compression.compress(compression_type, bytes(body))
+    attributes = (attributes & ~COMPRESSION_MASK) | compression_type
+    _TAIL_HEADER.pack_into(
         out,
         CRC_START,
         attributes,
@@ -336,7 +326,7 @@ def build_batch(
     )
     crc = crc32c(memoryview(out)[CRC_START:])
     batch_length = len(out) - LOG_OVERHEAD
-    _HEAD.pack_into(out, 0, base_offset, batch_length, -1, 2, crc)
+    _LEAD_HEADER.pack_into(out, 0, base_offset, batch_length, -1, 2, crc)
     return bytes(out)
 
 
