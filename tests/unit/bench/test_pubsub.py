@@ -128,7 +128,11 @@ def test_a_tiny_run_against_dovecote_and_the_emulator(tmp_path, monkeypatch) -> 
         mine = [r for r in rows if r["system"] == system]
         phases = {(r["name"], r["params"].get("size")) for r in mine}
         assert phases == {
-            *((n, s) for n in ("pubsub.publish", "pubsub.pull") for s in (1024, 100, 65536)),
+            *(
+                (n, s)
+                for n in ("pubsub.publish", "pubsub.rawpublish", "pubsub.pull")
+                for s in (1024, 100, 65536)
+            ),
             ("pubsub.latency", 1024),
         }, system
         for r in mine:
