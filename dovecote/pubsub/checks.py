@@ -33,3 +33,15 @@ def duration_ms(duration: object) -> int:
     seconds = getattr(duration, "seconds", 0)
     nanos = getattr(duration, "nanos", 0)
     return int(seconds) * 1000 + int(nanos) // 1_000_000
+
+
+def mask_paths(request: object, message: str) -> list[str]:
+    """The paths of an Update*Request's ``update_mask``; an empty mask gets the
+    text Google's emulator sends (``message``: Topic, Subscription, Snapshot)."""
+    paths = list(request.update_mask.paths)  # type: ignore[attr-defined]
+    if not paths:
+        raise invalid(
+            f"The update_mask in the Update{message}Request must be set, and must contain a "
+            "non-empty paths list."
+        )
+    return paths

@@ -19,7 +19,7 @@ from dovecote.core.errors import MessageTooLarge, TopicExists
 from dovecote.core.headers import MESSAGE_ID
 from dovecote.core.partitioner import Partitioner
 from dovecote.pubsub import names
-from dovecote.pubsub.checks import check_labels
+from dovecote.pubsub.checks import check_labels, mask_paths
 from dovecote.pubsub.methods import PUBLISHER, PUBLISHER_METHODS, Empty
 from dovecote.pubsub.paging import page
 from dovecote.pubsub.records import attributes_to_headers, message_id
@@ -116,9 +116,7 @@ class Publisher:
 
     async def update_topic(self, request: Any, context: Any) -> Any:
         entry = self.existing(request.topic.name)
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise invalid("The update_mask in the UpdateTopicRequest must be set.")
+        paths = mask_paths(request, "Topic")
         updated = M["GetTopic"].response()
         updated.CopyFrom(entry.pb)
         for path in paths:

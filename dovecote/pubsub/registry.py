@@ -23,7 +23,7 @@ from google.protobuf import field_mask_pb2
 
 from dovecote.core.subscription_state import DeadLetterHandler
 from dovecote.pubsub import names, sub_settings
-from dovecote.pubsub.checks import check_labels
+from dovecote.pubsub.checks import check_labels, mask_paths
 from dovecote.pubsub.dead_letters import check_dead_letter_topic
 from dovecote.pubsub.detach import detached_error
 from dovecote.pubsub.expiration import Expiry
@@ -244,12 +244,7 @@ class Subscriptions:
 
     async def update_subscription(self, request: Any, context: Any) -> Any:
         entry = self.existing(request.subscription.name)
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise invalid(
-                "The update_mask in the UpdateSubscriptionRequest must be set, and must "
-                "contain a non-empty paths list."
-            )
+        paths = mask_paths(request, "Subscription")
         fields = M["GetSubscription"].response.DESCRIPTOR.fields_by_name
         for path in paths:  # top-level fields only, as Google's service takes them
             if path not in fields:

@@ -24,7 +24,7 @@ from google.protobuf import field_mask_pb2
 from dovecote.core.subscription import UnknownSnapshot
 from dovecote.pubsub import names
 from dovecote.pubsub.backlog import oldest_unacked_ms
-from dovecote.pubsub.checks import check_labels
+from dovecote.pubsub.checks import check_labels, mask_paths
 from dovecote.pubsub.expiration import Expiry
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS, Empty
 from dovecote.pubsub.paging import page
@@ -145,12 +145,7 @@ class Snapshots:
 
     async def update_snapshot(self, request: Any, context: Any) -> Any:
         pb = self.existing(request.snapshot.name)
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise invalid(
-                "The update_mask in the UpdateSnapshotRequest must be set, and must "
-                "contain a non-empty paths list."
-            )
+        paths = mask_paths(request, "Snapshot")
         fields = SnapshotPb.DESCRIPTOR.fields_by_name
         for path in paths:
             if path not in fields:
