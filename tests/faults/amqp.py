@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 import pika.exceptions
 
 from tests.faults.crashloop import Worker
+from tests.faults.fuzzing import SteadyLoop
 from tests.faults.harness import Broker
 
 # pika logs every refused connection attempt with a traceback; the restarts are ours.
@@ -138,56 +140,33 @@ class ConfirmedPublisher(Worker):
 
 
 @dataclass
-class SteadyAMQP:
+class SteadyAMQP(SteadyLoop):
     """Publishes one persistent message with confirms and gets it back, over
-    and over, on its own queue, for as long as others misbehave. A round
-    trip slower than ``limit`` seconds, or failing, is a failure."""
+    and over, on its own queue."""
 
     broker: Broker
     queue: str
-    limit: float = 10.0
-    rounds: int = 0
-    failures: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> SteadyAMQP:
+    def setup(self) -> None:
         declare(self.broker, self.queue)
-        self._thread = threading.Thread(target=self._run, name="steady-amqp", daemon=True)
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.limit + 10)
-
-    def _run(self) -> None:
+    def connect(self) -> tuple[Any, Any]:
         connection = connect(self.broker, socket_timeout=self.limit)
-        try:
-            channel = connection.channel()
-            channel.confirm_delivery()
-            while not self._stop.is_set():
-                started = time.monotonic()
-                problem = self._round_trip(channel, b"steady-%d" % self.rounds)
-                elapsed = time.monotonic() - started
-                if problem is None and elapsed > self.limit:
-                    problem = f"round trip took {elapsed:.1f}s"
-                if problem is not None:
-                    self.failures.append(f"round {self.rounds}: {problem}")
-                    return
-                self.latencies.append(elapsed)
-                self.rounds += 1
-        except Exception as exc:
-            self.failures.append(f"round {self.rounds}: {type(exc).__name__}: {exc}")
-        finally:
-            try:
-                connection.close()
-            except GONE:
-                pass
+        channel = connection.channel()
+        channel.confirm_delivery()
+        return connection, channel
 
-    def _round_trip(self, channel, body: bytes) -> str | None:
+    def disconnect(self, client: Any) -> None:
+        connection, _ = client
+        try:
+            if connection.is_open:
+                connection.close()
+        except GONE:
+            pass
+
+    def round_trip(self, client: Any, n: int) -> str | None:
+        _, channel = client
+        body = b"steady-%d" % n
         channel.basic_publish("", self.queue, body, PERSISTENT)
         deadline = time.monotonic() + self.limit
         while time.monotonic() < deadline:
@@ -197,13 +176,6 @@ class SteadyAMQP:
                 continue
             return None if got == body else f"got {got!r}, expected {body!r}"
         return "message not read back"
-
-    @property
-    def p99(self) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:

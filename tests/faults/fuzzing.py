@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Self
 
 import confluent_kafka
 
@@ -50,24 +51,40 @@ class Watch:
         return (self.peak - self.baseline) / MiB
 
 
-@dataclass
-class SteadyClient:
-    """Produces one record (acks=all) and reads it back through a consumer,
-    over and over, for as long as the fuzzing lasts. A round trip slower than
-    ``limit`` seconds, or failing, is a failure."""
+@dataclass(kw_only=True)
+class SteadyLoop:
+    """A well-behaved client in a thread: one round trip after another for as
+    long as others misbehave. A round that fails, or takes longer than
+    ``limit`` seconds, is a failure; after ``max_failures`` it stops.
+    Subclasses say how to connect and what a round trip is."""
 
-    bootstrap: str
-    topic: str
     limit: float = 10.0
+    max_failures: int = 20
     rounds: int = 0
     failures: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> SteadyClient:
-        create_topic(self.bootstrap, self.topic, 1)
-        self._thread = threading.Thread(target=self._run, name="steady-client", daemon=True)
+    def setup(self) -> None:
+        """Before the thread starts (declare its queue or topic)."""
+
+    def connect(self) -> object:
+        """In the thread: the client the rounds use."""
+        return None
+
+    def disconnect(self, client: object) -> None:
+        """In the thread, when it ends."""
+
+    def round_trip(self, client: Any, n: int) -> str | None:
+        """Round ``n``: None if it went well, else what went wrong."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.setup()
+        self._thread = threading.Thread(
+            target=self._run, name=type(self).__name__.lower(), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -77,30 +94,60 @@ class SteadyClient:
             self._thread.join(self.limit + 10)
 
     def _run(self) -> None:
+        try:
+            client = self.connect()
+        except Exception as exc:  # a failure to report, whatever it is
+            self.failures.append(f"connect: {type(exc).__name__}: {exc}")
+            return
+        try:
+            while not self._stop.is_set() and len(self.failures) < self.max_failures:
+                started = time.monotonic()
+                try:
+                    problem = self.round_trip(client, self.rounds)
+                except Exception as exc:  # a failure to report, whatever it is
+                    problem = f"{type(exc).__name__}: {exc}"
+                elapsed = time.monotonic() - started
+                if problem is None and elapsed > self.limit:
+                    problem = f"round trip took {elapsed:.1f}s"
+                if problem is not None:
+                    self.failures.append(f"round {self.rounds}: {problem}")
+                self.latencies.append(elapsed)
+                self.rounds += 1
+        finally:
+            self.disconnect(client)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.latencies) or [0.0]
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@dataclass
+class SteadyClient(SteadyLoop):
+    """Produces one record (acks=all) and reads it back through a consumer,
+    over and over."""
+
+    bootstrap: str
+    topic: str
+
+    def setup(self) -> None:
+        create_topic(self.bootstrap, self.topic, 1)
+
+    def connect(self) -> tuple[Any, Any]:
         quiet = {"bootstrap.servers": self.bootstrap, "log_level": 0}
         producer = confluent_kafka.Producer(quiet | {"acks": "all", "linger.ms": 0})
         consumer = confluent_kafka.Consumer(
             quiet | {"group.id": "steady", "enable.auto.commit": False, "fetch.wait.max.ms": 50}
         )
         consumer.assign([confluent_kafka.TopicPartition(self.topic, 0, 0)])
-        try:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                value = b"steady-%d" % self.rounds
-                problem = self._round_trip(producer, consumer, value)
-                elapsed = time.monotonic() - started
-                if problem is None and elapsed > self.limit:
-                    problem = f"round trip took {elapsed:.1f}s"
-                if problem is not None:
-                    self.failures.append(f"round {self.rounds}: {problem}")
-                    if len(self.failures) > 20:
-                        return
-                self.latencies.append(elapsed)
-                self.rounds += 1
-        finally:
-            consumer.close()
+        return producer, consumer
 
-    def _round_trip(self, producer, consumer, value: bytes) -> str | None:
+    def disconnect(self, client: Any) -> None:
+        client[1].close()
+
+    def round_trip(self, client: Any, n: int) -> str | None:
+        producer, consumer = client
+        value = b"steady-%d" % n
         errors: list[object] = []
         producer.produce(self.topic, value, on_delivery=lambda err, _m: errors.append(err))
         if producer.flush(self.limit) != 0:
@@ -117,13 +164,6 @@ class SteadyClient:
             if msg.value() == value:
                 return None
         return "record not read back"
-
-    @property
-    def p99(self) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 # --- mutations ---------------------------------------------------------------------------

@@ -13,16 +13,15 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import pytest
 from google.cloud import pubsub_v1
 
 from dovecote.pubsub.methods import SERVICES
-from tests.faults.fuzzing import Watch
+from tests.faults.fuzzing import SteadyLoop, Watch
 from tests.faults.harness import SCALE, Broker, seeded
 
 RSS_BOUND_MIB = 128  # as for the other listeners (see test_kafka_fuzz.py)
@@ -119,50 +118,21 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 
 @dataclass
-class SteadyPubsub:
+class SteadyPubsub(SteadyLoop):
     """Publishes one message and pulls it back, over and over."""
 
     publisher: pubsub_v1.PublisherClient
     subscriber: pubsub_v1.SubscriberClient
     topic: str
     subscription: str
-    limit: float = 10.0
-    rounds: int = 0
-    failures: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> SteadyPubsub:
+    def setup(self) -> None:
         self.publisher.create_topic(name=self.topic)
         self.subscriber.create_subscription(name=self.subscription, topic=self.topic)
-        self._thread = threading.Thread(target=self._run, name="steady-pubsub", daemon=True)
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.limit + 10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set() and len(self.failures) < 20:
-            started = time.monotonic()
-            body = b"steady-%d" % self.rounds
-            try:
-                self.publisher.publish(self.topic, body).result(self.limit)
-                problem = self._pull(body)
-            except Exception as exc:  # any failure of a well-formed client is one
-                problem = f"{type(exc).__name__}: {exc}"
-            elapsed = time.monotonic() - started
-            if problem is None and elapsed > self.limit:
-                problem = f"round trip took {elapsed:.1f}s"
-            if problem is not None:
-                self.failures.append(f"round {self.rounds}: {problem}")
-            self.latencies.append(elapsed)
-            self.rounds += 1
-
-    def _pull(self, body: bytes) -> str | None:
+    def round_trip(self, client: object, n: int) -> str | None:
+        body = b"steady-%d" % n
+        self.publisher.publish(self.topic, body).result(self.limit)
         deadline = time.monotonic() + self.limit
         while time.monotonic() < deadline:
             got = self.subscriber.pull(subscription=self.subscription, max_messages=10, timeout=5)
@@ -173,11 +143,6 @@ class SteadyPubsub:
             if body in [m.message.data for m in got.received_messages]:
                 return None
         return "message not pulled back"
-
-    @property
-    def p99(self) -> float:
-        ordered = sorted(self.latencies) or [0.0]
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def call_raw(channel: grpc.Channel, path: str, spec, body: bytes) -> grpc.StatusCode:

@@ -16,7 +16,6 @@ import json
 import random
 import re
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dovecote.aws.model import service_model
-from tests.faults.fuzzing import MiB, Watch
+from tests.faults.fuzzing import MiB, SteadyLoop, Watch
 from tests.faults.harness import SCALE, Broker, scaled, seeded
 from tests.faults.sqs import create_queue, sqs_client
 
@@ -61,48 +60,20 @@ def fuzz_queues(broker) -> list[str]:
 
 
 @dataclass
-class SteadySqs:
+class SteadySqs(SteadyLoop):
     """Sends one message, long-polls it back and deletes it, over and over,
-    on its own queue. A failing step or a round trip slower than ``limit``
-    is a failure; every message answered 200 must come back."""
+    on its own queue; every message answered 200 must come back."""
 
     broker: Broker
-    limit: float = 10.0
-    rounds: int = 0
-    failures: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> SteadySqs:
+    def setup(self) -> None:
         self.url = create_queue(self.broker, f"steady-{uuid.uuid4().hex[:8]}")
-        self._thread = threading.Thread(target=self._run, name="steady-sqs", daemon=True)
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.limit + 10)
+    def connect(self) -> Any:
+        return sqs_client(self.broker.aws_endpoint, read_timeout=self.limit)
 
-    def _run(self) -> None:
-        client = sqs_client(self.broker.aws_endpoint, read_timeout=self.limit)
-        while not self._stop.is_set() and len(self.failures) <= 20:
-            started = time.monotonic()
-            body = f"steady-{self.rounds}"
-            try:
-                problem = self._round_trip(client, body)
-            except Exception as exc:  # a failure to report, whatever it is
-                problem = f"{type(exc).__name__}: {exc}"
-            elapsed = time.monotonic() - started
-            if problem is None and elapsed > self.limit:
-                problem = f"round trip took {elapsed:.1f}s"
-            if problem is not None:
-                self.failures.append(f"round {self.rounds}: {problem}")
-            self.latencies.append(elapsed)
-            self.rounds += 1
-
-    def _round_trip(self, client: Any, body: str) -> str | None:
+    def round_trip(self, client: Any, n: int) -> str | None:
+        body = f"steady-{n}"
         client.send_message(QueueUrl=self.url, MessageBody=body)
         deadline = time.monotonic() + self.limit
         while time.monotonic() < deadline:
@@ -114,11 +85,6 @@ class SteadySqs:
                 if message["Body"] == body:
                     return None
         return "message not received back"
-
-    @property
-    def p99(self) -> float:
-        ordered = sorted(self.latencies) or [0.0]
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def server_errors(broker: Broker) -> list[str]:
