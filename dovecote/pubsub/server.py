@@ -99,7 +99,8 @@ async def start_listener(broker: Any, host: str, port: int) -> PubsubListener:
         ]
     )
     server.add_generic_rpc_handlers([table.generic_handler() for table in services.tables()])
-    bound = server.add_insecure_port(f"{host}:{port}")
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
+    bound = server.add_insecure_port(target)
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     await server.start()
