@@ -102,8 +102,12 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 def _cleanup_policy(value: str) -> str:
     """``delete``, ``compact`` or both. An empty list is what an
     IncrementalAlterConfigs SUBTRACT of ``delete`` from ``delete`` leaves;
-    Kafka 4.x accepts it, and Dovecote then neither compacts nor deletes by
-    cleanup policy (compaction only runs when ``compact`` is listed)."""
+    Kafka 4.x accepts it and then neither compacts nor deletes by time or size
+    (only remote storage, if enabled, trims the log: Kafka 4.2 topic config
+    docs). Dovecote does not compact such a topic (compaction runs only when
+    ``compact`` is listed), but its retention pass still applies
+    ``retention.ms``/``retention.bytes`` as it does for every policy: set them
+    to -1 for Kafka's unbounded log."""
     parts = [p.strip() for p in value.split(",") if p.strip()]
     if any(p not in ("delete", "compact") for p in parts):
         raise InvalidConfig(f"{value!r} is not a valid cleanup.policy (delete, compact)")
@@ -210,14 +214,12 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             _int(0),
             str(DAY_MS),
             "how long compaction keeps tombstones",
-            applied=False,
         ),
         TopicConfigDef(
             "min.compaction.lag.ms",
             _int(0),
             "0",
             "records younger than this are not compacted",
-            applied=False,
         ),
         TopicConfigDef(
             "unclean.leader.election.enable",
