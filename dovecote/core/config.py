@@ -25,17 +25,69 @@ FLUSH_NEVER = "never"  # the OS writes back when it likes
 FLUSH_POLICIES = (FLUSH_ACK, FLUSH_INTERVAL, FLUSH_NEVER)
 
 
-def _int(lo: int | None = None) -> Callable[[str], int]:
+LONG_MAX = (1 << 63) - 1
+INT_MAX = (1 << 31) - 1
+
+
+def _int(
+    lo: int | None = None, hi: int | None = None, bits: int = 64, also: int | None = None
+) -> Callable[[str], int]:
+    """Kafka's INT (32 bits) or LONG (64 bits) with an optional range;
+    ``also`` is one extra value allowed outside it (gzip's -1)."""
+    top = (1 << (bits - 1)) - 1
+
     def parse(value: str) -> int:
         try:
-            number = int(value)
-        except (TypeError, ValueError):
+            number = int(value.strip())
+        except (TypeError, ValueError, AttributeError):
             raise InvalidConfig(f"{value!r} is not an integer") from None
+        if not -top - 1 <= number <= top:
+            raise InvalidConfig(f"{number} does not fit in {bits} bits")
+        if number == also:
+            return number
         if lo is not None and number < lo:
             raise InvalidConfig(f"{number} is below the minimum {lo}")
+        if hi is not None and number > hi:
+            raise InvalidConfig(f"{number} is above the maximum {hi}")
         return number
 
     return parse
+
+
+def _double(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidConfig(f"{value!r} is not a number") from None
+        if not lo <= number <= hi:
+            raise InvalidConfig(f"{number} is not between {lo} and {hi}")
+        return number
+
+    return parse
+
+
+def _bool(value: str) -> bool:
+    """Kafka parses booleans case-insensitively."""
+    if value.strip().lower() not in ("true", "false"):
+        raise InvalidConfig(f"{value!r} is not a boolean (true, false)")
+    return value.strip().lower() == "true"
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _replica_list(value: str) -> str:
+    """``*`` or ``partition:broker`` pairs, as the throttled-replica configs take."""
+    text = value.strip()
+    if text in ("", "*"):
+        return text
+    for item in text.split(","):
+        part, _, broker = item.strip().partition(":")
+        if not (part.isdigit() and broker.isdigit()):
+            raise InvalidConfig(f"{value!r} is not '*' or a list of partition:broker")
+    return text
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -48,8 +100,16 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _cleanup_policy(value: str) -> str:
+    """``delete``, ``compact`` or both. An empty list is what an
+    IncrementalAlterConfigs SUBTRACT of ``delete`` from ``delete`` leaves;
+    Kafka 4.x accepts it and then neither compacts nor deletes by time or size
+    (only remote storage, if enabled, trims the log: Kafka 4.2 topic config
+    docs). Dovecote does not compact such a topic (compaction runs only when
+    ``compact`` is listed), but its retention pass still applies
+    ``retention.ms``/``retention.bytes`` as it does for every policy: set them
+    to -1 for Kafka's unbounded log."""
     parts = [p.strip() for p in value.split(",") if p.strip()]
-    if not parts or any(p not in ("delete", "compact") for p in parts):
+    if any(p not in ("delete", "compact") for p in parts):
         raise InvalidConfig(f"{value!r} is not a valid cleanup.policy (delete, compact)")
     return ",".join(parts)
 
@@ -60,7 +120,43 @@ class TopicConfigDef:
     parse: Callable[[str], Any]
     default: str
     doc: str
+    # True: Dovecote acts on it; False: stored and described back only, so
+    # Kafka clients that set it work.
+    applied: bool = True
 
+
+def _stored(name: str, parse: Callable[[str], Any], default: str, doc: str) -> TopicConfigDef:
+    return TopicConfigDef(name, parse, default, doc, applied=False)
+
+
+# Kafka 3.x/4.x topic configs Dovecote keeps and describes back without acting
+# on them (no tiered storage, no replicas, no preallocation, no down-conversion).
+# Types, ranges and defaults follow Kafka's LogConfig; deprecated ones are kept
+# because clients still send them.
+KAFKA_STORED_CONFIGS = [
+    _stored("compression.gzip.level", _int(1, 9, bits=32, also=-1), "-1", "gzip level"),
+    _stored("compression.lz4.level", _int(1, 17, bits=32), "9", "lz4 level"),
+    _stored("compression.zstd.level", _int(-131072, 22, bits=32), "3", "zstd level"),
+    _stored("file.delete.delay.ms", _int(0), "60000", "wait before deleting a file"),
+    _stored("flush.messages", _int(1), str(LONG_MAX), "fsync every this many messages"),
+    _stored("follower.replication.throttled.replicas", _replica_list, "", "throttled"),
+    _stored("leader.replication.throttled.replicas", _replica_list, "", "throttled"),
+    _stored("local.retention.bytes", _int(-2), "-2", "tiered storage: local bytes"),
+    _stored("local.retention.ms", _int(-2), "-2", "tiered storage: local age"),
+    _stored("max.compaction.lag.ms", _int(1), str(LONG_MAX), "compact records by this age"),
+    _stored("message.downconversion.enable", _bool, "true", "removed in Kafka 4.0"),
+    _stored("message.format.version", _text, "3.0-IV1", "deprecated; ignored"),
+    _stored("message.timestamp.after.max.ms", _int(0), str(LONG_MAX), "future timestamp limit"),
+    _stored("message.timestamp.before.max.ms", _int(0), str(LONG_MAX), "past timestamp limit"),
+    _stored("message.timestamp.difference.max.ms", _int(0), str(LONG_MAX), "removed in Kafka 4.0"),
+    _stored("min.cleanable.dirty.ratio", _double(0.0, 1.0), "0.5", "compaction trigger"),
+    _stored("preallocate", _bool, "false", "preallocate segment files"),
+    _stored("remote.log.copy.disable", _bool, "false", "tiered storage"),
+    _stored("remote.log.delete.on.disable", _bool, "false", "tiered storage"),
+    _stored("remote.storage.enable", _bool, "false", "tiered storage"),
+    _stored("segment.index.bytes", _int(4, bits=32), "10485760", "offset index size"),
+    _stored("segment.jitter.ms", _int(0), "0", "random segment roll jitter"),
+]
 
 TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
     d.name: d
@@ -80,7 +176,9 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
         ),
         TopicConfigDef("segment.bytes", _int(1024), str(1 << 30), "roll a segment at this size"),
         TopicConfigDef("segment.ms", _int(1), str(7 * DAY_MS), "roll a segment at this age"),
-        TopicConfigDef("max.message.bytes", _int(0), "1048588", "largest record batch accepted"),
+        TopicConfigDef(
+            "max.message.bytes", _int(0, bits=32), "1048588", "largest record batch accepted"
+        ),
         TopicConfigDef(
             "message.timestamp.type",
             _choice("CreateTime", "LogAppendTime"),
@@ -102,24 +200,33 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             _choice("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
             "producer",
             "batches are stored as produced whatever this says",
+            applied=False,
         ),
         TopicConfigDef(
             "min.insync.replicas",
             _int(1),
             "1",
             "replicas that must have an append (single node: 1)",
+            applied=False,
         ),
         TopicConfigDef(
-            "delete.retention.ms", _int(0), str(DAY_MS), "how long compaction keeps tombstones"
+            "delete.retention.ms",
+            _int(0),
+            str(DAY_MS),
+            "how long compaction keeps tombstones",
         ),
         TopicConfigDef(
-            "min.compaction.lag.ms", _int(0), "0", "records younger than this are not compacted"
+            "min.compaction.lag.ms",
+            _int(0),
+            "0",
+            "records younger than this are not compacted",
         ),
         TopicConfigDef(
             "unclean.leader.election.enable",
-            _choice("true", "false"),
+            _bool,
             "false",
             "accepted for compatibility",
+            applied=False,
         ),
         TopicConfigDef(
             "retention.acked",
@@ -127,6 +234,7 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
             "false",
             "delete segments every subscription has settled (queues: disk use follows depth)",
         ),
+        *KAFKA_STORED_CONFIGS,
     ]
 }
 

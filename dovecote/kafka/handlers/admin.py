@@ -29,7 +29,28 @@ CONFIG_TYPES = {
     "min.compaction.lag.ms": 5,
     "cleanup.policy": 7,
     "unclean.leader.election.enable": 1,
-}  # 1 boolean, 2 string, 3 int, 5 long, 7 list
+    "compression.gzip.level": 3,
+    "compression.lz4.level": 3,
+    "compression.zstd.level": 3,
+    "file.delete.delay.ms": 5,
+    "flush.messages": 5,
+    "follower.replication.throttled.replicas": 7,
+    "leader.replication.throttled.replicas": 7,
+    "local.retention.bytes": 5,
+    "local.retention.ms": 5,
+    "max.compaction.lag.ms": 5,
+    "message.downconversion.enable": 1,
+    "message.timestamp.after.max.ms": 5,
+    "message.timestamp.before.max.ms": 5,
+    "message.timestamp.difference.max.ms": 5,
+    "min.cleanable.dirty.ratio": 6,
+    "preallocate": 1,
+    "remote.log.copy.disable": 1,
+    "remote.log.delete.on.disable": 1,
+    "remote.storage.enable": 1,
+    "segment.index.bytes": 3,
+    "segment.jitter.ms": 5,
+}  # 1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list
 
 
 def _outcome(err: BaseException | None) -> tuple[ErrorCode, str | None]:
