@@ -44,8 +44,8 @@ class SubscriptionConfig:
     max_deliveries: int | None = None  # dead-letter instead of delivering more often
     message_ttl_ms: int | None = None  # per-subscription TTL from the record timestamp
     ordered: bool = False  # one in flight per record key
-    # ordered: records without a key are one group too (SQS FIFO, AMQP); False
-    # leaves them unordered (Pub/Sub: only messages with an ordering key are)
+    # ordered: records without a key are one group too (every record in order);
+    # False leaves them unordered (only keyed records are ordered)
     order_unkeyed: bool = True
     priority: bool = False  # partitions are priority levels, highest index first
     delivery_delay_ms: int = 0  # records become deliverable this long after their timestamp
@@ -55,7 +55,7 @@ class SubscriptionConfig:
     redelivery_delay: RedeliveryDelay | None = None
     # Ordered: a nack (or an expired lease) of a keyed record also gives back
     # the key's later records still leased (their tokens go stale), so they
-    # are delivered again after it, in order (Pub/Sub; SQS FIFO keeps them).
+    # are delivered again after it, in order (False: they stay leased).
     requeue_following: bool = False
 
 

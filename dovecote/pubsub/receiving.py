@@ -95,11 +95,7 @@ class Receiving:
     async def modify_ack_deadline(self, request: Any, context: Any) -> Any:
         entry = self.subscriptions.existing(request.subscription)
         seconds = request.ack_deadline_seconds
-        if not 0 <= seconds <= MAX_ACK_DEADLINE_S:
-            raise invalid(
-                f"Invalid ack deadline given (ack_deadline={seconds}). "
-                "The ack deadline must be between 0 and 600 seconds."
-            )
+        check_ack_deadline(seconds)
         sub = self.subscriptions.core_subscription(entry)
         if entry.pb.enable_exactly_once_delivery:
             error = settle_exactly_once(
@@ -110,6 +106,15 @@ class Receiving:
         else:
             modify_deadlines(sub, parse_ack_ids(request.ack_ids), seconds)
         return Empty()
+
+
+def check_ack_deadline(seconds: int) -> None:
+    """A modack's deadline: 0 (a nack) to 600 seconds."""
+    if not 0 <= seconds <= MAX_ACK_DEADLINE_S:
+        raise invalid(
+            f"Invalid ack deadline given (ack_deadline={seconds}). "
+            "The ack deadline must be between 0 and 600 seconds."
+        )
 
 
 def modify_deadlines(sub: Any, tokens: list[DeliveryToken], seconds: int) -> Settled:

@@ -28,6 +28,7 @@ from dovecote.pubsub.messages import received_message, set_subscription_properti
 from dovecote.pubsub.methods import SUBSCRIBER_METHODS
 from dovecote.pubsub.receiving import (
     MAX_ACK_DEADLINE_S,
+    check_ack_deadline,
     end_stream_leases,
     modify_deadlines,
     parse_ack_ids,
@@ -265,10 +266,7 @@ def _settle_from_request(sub: Any, request: Any) -> None:
         )
     by_deadline: dict[int, list[str]] = {}
     for ack_id, deadline in zip(ids, seconds, strict=True):
-        if not 0 <= deadline <= MAX_ACK_DEADLINE_S:
-            raise invalid(
-                f"Invalid ack deadline given: {deadline}. It must be between 0 and 600 seconds."
-            )
+        check_ack_deadline(deadline)
         by_deadline.setdefault(deadline, []).append(ack_id)
     for deadline, group in by_deadline.items():
         modify_deadlines(sub, parse_ack_ids(group), deadline)
